@@ -1,0 +1,1 @@
+"""Importing `persoma_tasks` registers persoma's SeqIO tasks (see persoma/seqio_tasks)."""
