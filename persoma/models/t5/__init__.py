@@ -1,1 +1,5 @@
-"""persoma."""
+"""T5X-compatible Flax T5 v1.1 (config, layers incl. LoRA dense, network, decoding, losses)."""
+from persoma.models.t5.config import PRESETS, T5Config, get_config
+from persoma.models.t5.network import Transformer, encoder_mask
+
+__all__ = ["PRESETS", "T5Config", "Transformer", "encoder_mask", "get_config"]
