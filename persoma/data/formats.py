@@ -1,0 +1,113 @@
+"""Item text formats, the target string and the text-prompting history rendering.
+
+Formats (per rated item):
+  * ``uem`` (3 texts): ``The movie {title} is listed with genres {genres}``,
+    ``The movie is rated with {rating} stars``, the description.
+  * ``complete`` (1 text): title, description and rating.
+  * ``title_score`` (1 text): title and rating.
+  * ``description_score`` (1 text): description and rating.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+FORMATS: tuple[str, ...] = ("uem", "complete", "title_score", "description_score")
+NUM_TEXTS: dict[str, int] = {"uem": 3, "complete": 1, "title_score": 1, "description_score": 1}
+NO_DESCRIPTION = "No description available."
+TASK_INSTRUCTION = ("Given the movies a user rated, predict the genres the user likes and "
+                    "dislikes.")
+TARGET_TEMPLATE = "Liked Genres: {liked}. Not Liked Genres: {disliked}"
+EMPTY_SIDE = "None"
+
+
+def check_format(fmt: str) -> str:
+  """``fmt`` if known, else ValueError listing the valid formats."""
+  if fmt not in NUM_TEXTS:
+    raise ValueError(f"unknown item format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+  return fmt
+
+
+def format_rating(rating: float) -> str:
+  """``4`` for 4.0, ``3.5`` for 3.5 (no trailing zeros)."""
+  return f"{float(rating):g}"
+
+
+def _desc(description: str) -> str:
+  return description.strip() or NO_DESCRIPTION
+
+
+def item_texts(fmt: str, title: str, genres: Sequence[str], description: str,
+               rating: float) -> tuple[str, ...]:
+  """The text(s) of one rated item: 3 for ``uem``, 1 otherwise."""
+  check_format(fmt)
+  r = format_rating(rating)
+  if fmt == "uem":
+    genre_text = ", ".join(genres) if genres else "unknown"
+    return (f"The movie {title} is listed with genres {genre_text}",
+            f"The movie is rated with {r} stars", _desc(description))
+  if fmt == "complete":
+    return (f"The movie {title}: {_desc(description)} It is rated with {r} stars.",)
+  if fmt == "title_score":
+    return (f"The movie {title} is rated with {r} stars",)
+  return (f"{_desc(description)} The movie is rated with {r} stars",)
+
+
+def format_target(liked: Sequence[str], disliked: Sequence[str]) -> str:
+  """``Liked Genres: A, B. Not Liked Genres: C`` (``None`` for an empty side)."""
+  return TARGET_TEMPLATE.format(liked=", ".join(liked) or EMPTY_SIDE,
+                                disliked=", ".join(disliked) or EMPTY_SIDE)
+
+
+def history_line(fmt: str, title: str, genres: Sequence[str], description: str,
+                 rating: float) -> str:
+  """One text-prompting line, e.g. ``Title: T, Description: D, Rating: 4``.
+
+  ``uem`` adds ``Genres: ...``; ``title_score`` drops the description;
+  ``description_score`` drops the title.
+  """
+  check_format(fmt)
+  parts = []
+  if fmt != "description_score":
+    parts.append(f"Title: {title}")
+  if fmt == "uem":
+    parts.append(f"Genres: {', '.join(genres) if genres else 'unknown'}")
+  if fmt != "title_score":
+    parts.append(f"Description: {_desc(description)}")
+  parts.append(f"Rating: {format_rating(rating)}")
+  return ", ".join(parts)
+
+
+def render_history_text(fmt: str, titles: Sequence[str], genres: Sequence[Sequence[str]],
+                        descriptions: Sequence[str], ratings: Sequence[float],
+                        instruction: str | None = TASK_INSTRUCTION) -> str:
+  """The text-prompting input: the instruction, then one ``history_line`` per item."""
+  n = len(titles)
+  if not len(genres) == len(descriptions) == len(ratings) == n:
+    raise ValueError("render_history_text: titles, genres, descriptions and ratings must have "
+                     f"equal lengths, got {n}, {len(genres)}, {len(descriptions)}, {len(ratings)}")
+  lines = [history_line(fmt, t, g, d, r)
+           for t, g, d, r in zip(titles, genres, descriptions, ratings)]
+  head = [instruction] if instruction else []
+  return "\n".join(head + lines)
+
+
+def history_text(data, positions, fmt: str = "complete",
+                 instruction: str | None = TASK_INSTRUCTION) -> str:
+  """``render_history_text`` for rating ``positions`` of a MovieLensData."""
+  cat, rt = data.catalog, data.ratings
+  idx = [int(rt.movie_idx[p]) for p in positions]
+  return render_history_text(fmt, [cat.titles[i] for i in idx], [cat.genres[i] for i in idx],
+                             [cat.descriptions[i] for i in idx],
+                             [float(rt.rating[p]) for p in positions], instruction)
+
+
+def positions_texts(data, positions, fmt: str) -> list[tuple[str, ...]]:
+  """``item_texts`` of each rating position (``[n]`` tuples of NUM_TEXTS[fmt] strings)."""
+  cat, rt = data.catalog, data.ratings
+  out = []
+  for p in positions:
+    i = int(rt.movie_idx[p])
+    out.append(item_texts(fmt, cat.titles[i], cat.genres[i], cat.descriptions[i],
+                          float(rt.rating[p])))
+  return out
