@@ -1,0 +1,202 @@
+"""orbax checkpoints for training: periodic keep-N, best-on-validation-F1, exact resume.
+
+Layout under the model directory:
+
+  MODEL_DIR/checkpoints/<step>/{state,meta}   periodic, the newest `keep` kept
+  MODEL_DIR/best/<step>/{state,meta}          the best validation F1 so far (`keep_best` kept)
+
+`state` is the train state pytree (`{'step', 'params', 'opt_state'}`), `meta` a JSON dict of
+trainer bookkeeping (best F1, early-stopping counter, ...). orbax writes each step into a
+temporary directory and renames it when complete, so a save interrupted by a kill never shows up
+as a step. A step that exists but cannot be read (corrupt files) is skipped with a warning and
+the previous good one is restored instead. `PreemptionGuard` turns SIGTERM (TPU preemption)
+into a flag the training loop polls, so it can save before exiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+LATEST_SUBDIR = "checkpoints"
+BEST_SUBDIR = "best"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+  """Attributes:
+    save_every_steps: periodic save interval (the final step is always saved).
+    keep: periodic checkpoints kept (newest first).
+    keep_best: best checkpoints kept.
+    async_save: let orbax write in the background.
+  """
+
+  save_every_steps: int = 500
+  keep: int = 2
+  keep_best: int = 1
+  async_save: bool = False
+
+  def __post_init__(self):
+    if self.save_every_steps < 1 or self.keep < 1 or self.keep_best < 1:
+      raise ValueError(f"CheckpointConfig values must be >= 1: {self}")
+
+
+def abstract_like(tree: Any) -> Any:
+  """`jax.ShapeDtypeStruct` tree (with shardings) to restore into the layout of `tree`."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _args_save(state, meta):
+  return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+
+
+def _args_restore(abstract_state):
+  return ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                            meta=ocp.args.JsonRestore())
+
+
+def _manager(directory: str, keep: int, async_save: bool) -> ocp.CheckpointManager:
+  opts = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                      enable_async_checkpointing=async_save)
+  return ocp.CheckpointManager(directory, options=opts, item_names=("state", "meta"))
+
+
+def restore_with_fallback(manager: ocp.CheckpointManager, abstract_state: Any,
+                          steps: list[int] | None = None) -> tuple[Any, dict, int] | None:
+  """Restores the newest readable step; returns `(state, meta, step)` or None if no step."""
+  steps = sorted(manager.all_steps() if steps is None else steps, reverse=True)
+  errors = []
+  for step in steps:
+    try:
+      restored = manager.restore(step, args=_args_restore(abstract_state))
+    except Exception as e:  # corrupt / partial / incompatible
+      errors.append(f"step {step}: {type(e).__name__}: {str(e)[:300]}")
+      logging.warning(
+          "Checkpoint step %d in %s is unreadable (%s: %s); falling back to the previous "
+          "good checkpoint.", step, manager.directory, type(e).__name__, str(e)[:300])
+      continue
+    if errors:
+      logging.warning("Restored step %d from %s after skipping %d unreadable checkpoint(s).",
+                      step, manager.directory, len(errors))
+    return restored.state, dict(restored.meta), step
+  if errors:
+    raise RuntimeError(
+        f"No readable checkpoint in {manager.directory}: " + "; ".join(errors))
+  return None
+
+
+class Checkpointer:
+  """Periodic + best checkpoint managers for one model directory."""
+
+  def __init__(self, model_dir: str, config: CheckpointConfig = CheckpointConfig()):
+    self.model_dir = os.fspath(model_dir)
+    self.config = config
+    self.latest = _manager(os.path.join(self.model_dir, LATEST_SUBDIR), config.keep,
+                           config.async_save)
+    self.best = _manager(os.path.join(self.model_dir, BEST_SUBDIR), config.keep_best,
+                         config.async_save)
+
+  def save(self, step: int, state: Any, meta: dict) -> bool:
+    """Periodic save of `state` at `step` (no-op if that step already exists)."""
+    if step in self.latest.all_steps():
+      return False
+    self.latest.save(step, args=_args_save(state, dict(meta, step=int(step))))
+    return True
+
+  def save_best(self, step: int, state: Any, meta: dict) -> bool:
+    """Saves a new best checkpoint (call only when validation F1 improved)."""
+    if step in self.best.all_steps():
+      return False
+    self.best.save(step, args=_args_save(state, dict(meta, step=int(step))))
+    return True
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
+    """Newest readable periodic checkpoint, or None for a fresh run."""
+    return restore_with_fallback(self.latest, abstract_state)
+
+  def restore_best(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
+    return restore_with_fallback(self.best, abstract_state)
+
+  def close(self) -> None:
+    self.wait()
+    self.latest.close()
+    self.best.close()
+
+
+def restore_from_path(path: str, abstract_state: Any) -> tuple[Any, dict, int]:
+  """Restores from a model dir (its best checkpoint, else its newest periodic one), a
+  `checkpoints/` or `best/` dir, or a single step dir (`.../<step>` holding `state/`)."""
+  path = os.fspath(path).rstrip("/")
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"checkpoint path {path!r} does not exist")
+  if os.path.isdir(os.path.join(path, "state")):  # one step
+    parent, name = os.path.split(path)
+    if not name.isdigit():
+      raise ValueError(f"checkpoint dir {path!r} holds state/ but is not named by a step")
+    mgr = _manager(parent, 1000, False)
+    try:
+      restored = mgr.restore(int(name), args=_args_restore(abstract_state))
+    finally:
+      mgr.close()
+    return restored.state, dict(restored.meta), int(name)
+  candidates = [os.path.join(path, BEST_SUBDIR), os.path.join(path, LATEST_SUBDIR), path]
+  for c in candidates:
+    if not os.path.isdir(c):
+      continue
+    mgr = _manager(c, 1000, False)
+    try:
+      if not mgr.all_steps():
+        continue
+      out = restore_with_fallback(mgr, abstract_state)
+    finally:
+      mgr.close()
+    if out is not None:
+      logging.info("Restored step %d from %s", out[2], c)
+      return out
+  raise FileNotFoundError(
+      f"no checkpoint found under {path!r} (looked in {BEST_SUBDIR}/, {LATEST_SUBDIR}/ and "
+      f"step directories)")
+
+
+class PreemptionGuard:
+  """Context manager: SIGTERM/SIGINT set `.requested` instead of killing the process.
+
+  The training loop polls `requested` after every step, saves a checkpoint and exits.
+  A second signal restores the default behaviour (kills immediately).
+  """
+
+  def __init__(self, signals=(signal.SIGTERM,)):
+    self.signals = signals
+    self.requested: int | None = None
+    self._old = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    logging.warning("Received signal %d: will save a checkpoint and exit after this step.",
+                    signum)
+    self.requested = signum
+    for s in self.signals:
+      signal.signal(s, self._old.get(s, signal.SIG_DFL))
+
+  def __enter__(self):
+    try:
+      for s in self.signals:
+        self._old[s] = signal.signal(s, self._handle)
+    except ValueError:  # not the main thread
+      self._old = {}
+    return self
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)
+    return False

@@ -1,0 +1,358 @@
+"""The training loop: jitted sharded train step, periodic validation F1, early stopping,
+best-checkpoint selection, exact resume, SIGTERM saves, and the final test evaluation.
+
+The model is anything with T5X's `BaseModel` interface:
+  `get_initial_variables(rng, input_shapes, input_types) -> {'params': ...}` (params may be
+  boxed with logical axis names), `loss_fn(params, batch, dropout_rng) -> (loss, aux)`,
+  `predict_batch_with_aux(params, batch, rng=None) -> (tokens [B, T], aux)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from persoma.train import checkpointing as ckpt_lib
+from persoma.train import data as data_lib
+from persoma.train import evaluation
+from persoma.train import optim
+from persoma.train import partitioning
+
+# Model-batch features that go to devices (DESIGN.md "Model batch").
+MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
+                  "decoder_loss_weights", "history_embeddings", "history_mask")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+  """Attributes:
+    train_steps: total optimizer steps.
+    batch_size: global batch size (paper: 32).
+    eval_every_steps: validation interval (0 = only at the end).
+    eval_batch_size: global batch size for decoding.
+    early_stopping_patience: stop after this many validations without improvement
+      (None = never stop early).
+    max_eval_examples: cap validation examples decoded during training (None = all).
+    log_every_steps: log line / TensorBoard interval.
+    seed: parameter-init, dropout and data-order seed.
+  """
+
+  train_steps: int = 1000
+  batch_size: int = 32
+  eval_every_steps: int = 200
+  eval_batch_size: int = 32
+  early_stopping_patience: int | None = 5
+  max_eval_examples: int | None = None
+  log_every_steps: int = 20
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.train_steps < 1:
+      raise ValueError(f"TrainerConfig.train_steps={self.train_steps} must be >= 1")
+    if self.batch_size < 1 or self.eval_batch_size < 1:
+      raise ValueError("TrainerConfig batch sizes must be >= 1")
+
+
+def device_features(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  return {k: np.asarray(v) for k, v in arrays.items() if k in MODEL_FEATURES}
+
+
+def _fmt_secs(s: float) -> str:
+  if not math.isfinite(s):
+    return "?"
+  s = int(s)
+  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Trainer:
+  """Owns the sharded train state of one run.
+
+  Args:
+    model: T5X-interface model (see module doc).
+    partitioner: mesh + logical rules.
+    optimizer_config: optax settings.
+    config: loop settings.
+    model_dir: output directory (checkpoints, TensorBoard events, eval JSON).
+    example_batch: one host batch (`{feature: [B, ...]}`) to size the model.
+    training_mode: 'frozen' | 'lora' | 'full' (`persoma.models.training_modes`; None: all
+      params train).
+    load_initial_params: params -> params (e.g. restore a pretrained T5X checkpoint).
+    checkpoint_config: orbax settings.
+    decode_fn: tokens `[B, T]` -> list of texts (the output vocabulary).
+    score_fn: (predicted texts, target texts) -> {'f1','precision','recall'}
+      (default: `persoma.train.evaluation.score_texts`).
+  """
+
+  def __init__(self, model, partitioner: partitioning.Partitioner,
+               optimizer_config: optim.OptimizerConfig, config: TrainerConfig,
+               model_dir: str, example_batch: Mapping[str, np.ndarray], *,
+               training_mode: str | None = None,
+               load_initial_params: Callable[[Any], Any] | None = None,
+               checkpoint_config: ckpt_lib.CheckpointConfig = ckpt_lib.CheckpointConfig(),
+               decode_fn: Callable[[np.ndarray], list[str]] | None = None,
+               score_fn: Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
+               | None = None):
+    self.model = model
+    self.partitioner = partitioner
+    self.config = config
+    self.model_dir = os.fspath(model_dir)
+    self.decode_fn = decode_fn
+    self.score_fn = score_fn or evaluation.score_texts
+    partitioner.check_batch_size(config.batch_size)
+    partitioner.check_batch_size(config.eval_batch_size, "eval_batch_size")
+    example = device_features(example_batch)
+    shapes = {k: (config.batch_size,) + v.shape[1:] for k, v in example.items()}
+    types = {k: v.dtype for k, v in example.items()}
+    self.input_shapes, self.input_types = shapes, types
+
+    rng = jax.random.PRNGKey(config.seed)
+    init_rng, self.dropout_base = jax.random.split(rng)
+
+    def init_params(r):
+      return model.get_initial_variables(r, shapes, types)["params"]
+
+    boxed = jax.eval_shape(init_params, init_rng)
+    self.param_shardings = partitioner.shardings_for(boxed)
+    abstract_params = nn.unbox(boxed)
+    params = jax.jit(lambda r: nn.unbox(init_params(r)),
+                     out_shardings=self.param_shardings)(init_rng)
+    if load_initial_params is not None:
+      params = load_initial_params(params)
+      params = jax.device_put(params, self.param_shardings)
+    self.training_mode = training_mode
+    self.trainable_mask = optim.trainable_mask(params, training_mode)
+    n_train, n_total = optim.count_params(params, self.trainable_mask)
+    logging.info("Parameters: %s trainable of %s total (mode %s)", f"{n_train:,}",
+                 f"{n_total:,}", training_mode or "all")
+    self.tx = optim.make_optimizer(optimizer_config, config.train_steps, params,
+                                   training_mode)
+    abstract_opt = jax.eval_shape(self.tx.init, abstract_params)
+    opt_shardings = partitioner.opt_state_shardings(abstract_opt, abstract_params,
+                                                    self.param_shardings)
+    opt_state = jax.jit(self.tx.init, out_shardings=opt_shardings)(params)
+    self.state_shardings = {"step": partitioner.replicated, "params": self.param_shardings,
+                            "opt_state": opt_shardings}
+    self.state = {"step": jax.device_put(jnp.zeros((), jnp.int32), partitioner.replicated),
+                  "params": params, "opt_state": opt_state}
+    self.batch_shardings = {k: partitioner.batch_sharding(len(s)) for k, s in shapes.items()}
+    self._train_step = jax.jit(
+        self._step_fn,
+        in_shardings=(self.state_shardings, self.batch_shardings),
+        out_shardings=(self.state_shardings, partitioner.replicated),
+        donate_argnums=(0,))
+    self._predict = jax.jit(
+        lambda params, batch: model.predict_batch_with_aux(params, batch)[0],
+        in_shardings=(self.param_shardings, self.batch_shardings),
+        out_shardings=partitioner.replicated)
+
+  # ---- steps ---------------------------------------------------------------------------
+  def _step_fn(self, state, batch):
+    rng = jax.random.fold_in(self.dropout_base, state["step"])
+
+    def loss_of(p):
+      loss, _ = self.model.loss_fn(p, batch, rng)
+      return loss
+
+    loss, grads = jax.value_and_grad(loss_of)(state["params"])
+    updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
+    if self.trainable_mask is None:
+      params = optax.apply_updates(state["params"], updates)
+    else:  # frozen leaves returned untouched (bit-identical)
+      params = jax.tree.map(lambda m, p, u: optax.apply_updates(p, u) if m else p,
+                            self.trainable_mask, state["params"], updates)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
+
+  def train_step(self, host_batch: Mapping[str, np.ndarray]) -> dict[str, float]:
+    batch = self.partitioner.shard_batch(device_features(host_batch))
+    self.state, metrics = self._train_step(self.state, batch)
+    return metrics
+
+  @property
+  def step(self) -> int:
+    return int(jax.device_get(self.state["step"]))
+
+  def abstract_state(self) -> Any:
+    return ckpt_lib.abstract_like(self.state)
+
+  def params_numpy(self) -> Any:
+    return jax.device_get(self.state["params"])
+
+  # ---- decoding ------------------------------------------------------------------------
+  def predict_tokens(self, host_batch: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Greedy decodes of a global batch: `[B, T]` int32 (every process gets all rows)."""
+    batch = self.partitioner.shard_batch(_local_slice(device_features(host_batch)))
+    return np.asarray(jax.device_get(self._predict(self.state["params"], batch)))
+
+  def evaluate(self, arrays: Mapping[str, np.ndarray], split: str,
+               target_texts: Sequence[str], max_examples: int | None = None,
+               progress_every_secs: float = 15.0) -> dict[str, Any]:
+    """Decodes a split and scores it: `{'f1','precision','recall','split','step','users'}`."""
+    if self.decode_fn is None:
+      raise ValueError("Trainer.evaluate needs decode_fn (the output vocabulary)")
+    arrays = device_features(arrays)
+    n = data_lib._num_examples(arrays, f"split {split!r}")
+    if n == 0:
+      raise ValueError(f"split {split!r} is empty: nothing to evaluate")
+    if max_examples is not None and n > max_examples:
+      arrays = {k: v[:max_examples] for k, v in arrays.items()}
+      target_texts = list(target_texts)[:max_examples]
+      n = max_examples
+    preds: list[str] = []
+    t0 = last = time.time()
+    for batch, real in data_lib.eval_batches(arrays, self.config.eval_batch_size, split):
+      preds.extend(self.decode_fn(self.predict_tokens(batch)[:real]))
+      now = time.time()
+      if now - last > progress_every_secs:
+        rate = len(preds) / (now - t0)
+        logging.info("eval %s: %d/%d examples, %.1f ex/s, ETA %s", split, len(preds), n,
+                     rate, _fmt_secs((n - len(preds)) / max(rate, 1e-9)))
+        last = now
+    scores = self.score_fn(preds, list(target_texts)[:n])
+    out = {"f1": scores["f1"], "precision": scores["precision"],
+           "recall": scores["recall"], "split": split, "step": self.step, "users": n}
+    self.last_predictions = preds
+    return out
+
+
+def write_json(path: str, obj: Mapping[str, Any]) -> None:
+  """Atomic JSON write (tmp file + rename)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+def _local_slice(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """This process's contiguous share of a global batch."""
+  n, i = jax.process_count(), jax.process_index()
+  if n == 1:
+    return dict(batch)
+  out = {}
+  for k, v in batch.items():
+    per = v.shape[0] // n
+    out[k] = v[i * per:(i + 1) * per]
+  return out
+
+
+@dataclasses.dataclass
+class SplitData:
+  """A materialized split: device features `[E, ...]` plus the target texts `[E]`."""
+
+  arrays: Mapping[str, np.ndarray]
+  targets: Sequence[str]
+  name: str
+
+
+def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
+        test: SplitData | None = None,
+        checkpoint_config: ckpt_lib.CheckpointConfig = ckpt_lib.CheckpointConfig(),
+        writer: Any | None = None) -> dict[str, Any]:
+  """Trains (resuming from the newest readable checkpoint in `trainer.model_dir`), validates
+  every `eval_every_steps` with early stopping and best-checkpoint selection, then evaluates
+  the best checkpoint on `test`. Returns a summary dict (with `'test'` metrics if given).
+
+  On SIGTERM it saves the current step and returns `{'preempted': True, ...}`.
+  """
+  cfg = trainer.config
+  ckpt = ckpt_lib.Checkpointer(trainer.model_dir, checkpoint_config)
+  meta: dict[str, Any] = {"best_f1": None, "best_step": None, "bad_evals": 0,
+                          "stopped_early": False, "seed": cfg.seed}
+  restored = ckpt.restore_latest(trainer.abstract_state())
+  if restored is not None:
+    trainer.state, meta, step0 = restored
+    if meta.get("seed", cfg.seed) != cfg.seed:
+      raise ValueError(f"checkpoint in {trainer.model_dir} was trained with seed "
+                       f"{meta.get('seed')}, this run has seed {cfg.seed}")
+    logging.info("Resuming from step %d (%s)", step0, ckpt.latest.directory)
+  batcher = data_lib.TrainBatcher(train.arrays, cfg.batch_size, cfg.seed,
+                                  jax.process_index(), jax.process_count(), train.name)
+  start = trainer.step
+  total = cfg.train_steps
+  logging.info("Training steps %d..%d, batch %d, %d train examples (%d steps/epoch)",
+               start, total, cfg.batch_size, batcher.num_examples, batcher.steps_per_epoch)
+  summary: dict[str, Any] = {"preempted": False}
+  t_last, s_last, t_start = time.time(), start, time.time()
+  losses: list[Any] = []
+  stop = bool(meta.get("stopped_early"))
+  with ckpt_lib.PreemptionGuard() as guard:
+    step = start
+    while step < total and not stop:
+      metrics = trainer.train_step(batcher.batch(step))
+      step += 1
+      losses.append(metrics["loss"])
+      if step % cfg.log_every_steps == 0 or step == total:
+        now = time.time()
+        loss = float(np.mean(jax.device_get(losses)))
+        losses = []
+        sps = (step - s_last) / max(now - t_last, 1e-9)
+        logging.info(
+            "step %d/%d loss %.4f | %.2f steps/s %.1f examples/s | epoch %d | ETA %s",
+            step, total, loss, sps, sps * cfg.batch_size, batcher.epoch_of(step - 1),
+            _fmt_secs((total - step) / max(sps, 1e-9)))
+        if writer is not None:
+          writer.write_scalars(step, {"train/loss": loss, "train/steps_per_sec": sps,
+                                      "train/examples_per_sec": sps * cfg.batch_size,
+                                      "train/grad_norm": float(metrics["grad_norm"])})
+        t_last, s_last = now, step
+      do_eval = validation is not None and (
+          (cfg.eval_every_steps and step % cfg.eval_every_steps == 0) or step == total)
+      if do_eval:
+        res = trainer.evaluate(validation.arrays, validation.name, validation.targets,
+                               cfg.max_eval_examples)
+        logging.info("validation step %d: f1 %.4f precision %.4f recall %.4f (%d users)",
+                     step, res["f1"], res["precision"], res["recall"], res["users"])
+        if writer is not None:
+          writer.write_scalars(step, {f"{validation.name}/{k}": res[k]
+                                      for k in ("f1", "precision", "recall")})
+        if meta["best_f1"] is None or res["f1"] > meta["best_f1"]:
+          meta.update(best_f1=res["f1"], best_step=step, bad_evals=0)
+          ckpt.save_best(step, trainer.state, meta)
+        else:
+          meta["bad_evals"] += 1
+          if (cfg.early_stopping_patience is not None
+              and meta["bad_evals"] >= cfg.early_stopping_patience):
+            logging.info("Early stopping at step %d: no validation F1 gain in %d evals "
+                         "(best %.4f at step %d)", step, meta["bad_evals"],
+                         meta["best_f1"], meta["best_step"])
+            meta["stopped_early"] = stop = True
+      if (step % checkpoint_config.save_every_steps == 0 or step == total or stop
+          or guard.requested):
+        ckpt.save(step, trainer.state, meta)
+      if do_eval:
+        t_last, s_last = time.time(), step  # throughput excludes evaluation time
+      if guard.requested:
+        ckpt.wait()
+        logging.warning("Saved step %d after signal %d; exiting.", step, guard.requested)
+        summary.update(preempted=True, step=step)
+        ckpt.close()
+        return summary
+  ckpt.wait()
+  summary.update(step=trainer.step, best_f1=meta["best_f1"], best_step=meta["best_step"],
+                 stopped_early=meta["stopped_early"],
+                 train_secs=time.time() - t_start)
+  if test is not None:
+    best = ckpt.restore_best(trainer.abstract_state())
+    if best is not None:
+      trainer.state = best[0]
+    res = trainer.evaluate(test.arrays, test.name, test.targets)
+    summary["test"] = res
+    write_json(os.path.join(trainer.model_dir, f"eval_{test.name}.json"), res)
+    if best is not None:
+      write_json(os.path.join(ckpt.best.directory, f"eval_{test.name}_step{best[2]}.json"),
+                 res)
+  ckpt.close()
+  return summary
