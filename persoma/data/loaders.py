@@ -135,6 +135,7 @@ def parse_ratings(path: str | os.PathLike[str], sep: str, *, header: bool = Fals
   first_line = 2 if header else 1
   if header:
     data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+  orig = data
   delim = sep.encode()
   if len(delim) > 1:
     data = data.replace(delim, b"\t")
@@ -155,7 +156,7 @@ def parse_ratings(path: str | os.PathLike[str], sep: str, *, header: bool = Fals
     if ok.all() and not data.count(b"\n\n") and not data.startswith(b"\n"):
       return (table[:, 0].astype(np.int64), table[:, 1].astype(np.int64),
               table[:, 2].astype(np.float32), table[:, 3].astype(np.int64), 0)
-  return _parse_ratings_slow(path, data.decode("latin-1"), delim.decode(), first_line, strict)
+  return _parse_ratings_slow(path, orig.decode("latin-1"), sep, first_line, strict)
 
 
 def _parse_ratings_slow(path: Path, text: str, delim: str, first_line: int,
