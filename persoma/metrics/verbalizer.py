@@ -44,7 +44,8 @@ class Verbalized:
 
 
 def _parse_side(text: str) -> tuple[list[str], list[str], int]:
-  text = text.strip().rstrip(".").strip()
+  # A header repeated inside a section ('Liked Genres: Liked Genres: A') is a separator.
+  text = _LIKED.sub(",", _NOT_LIKED.sub(",", text)).strip().rstrip(".").strip()
   found: list[str] = []
   unknown: list[str] = []
   repeats = 0

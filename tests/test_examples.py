@@ -1,0 +1,72 @@
+"""build_examples: one example per labelled user, deterministic, split-respecting."""
+
+import numpy as np
+import pytest
+
+from persoma.data import build_examples, formats, labels, split
+from persoma.data.labels import LabelConfig
+
+
+def test_examples_match_labels_and_split(tiny_data):
+  exs = build_examples(tiny_data, split="all", history_size=10, sampler="recency")
+  labs = labels.user_labels(tiny_data)
+  assert len(exs) + exs.skipped_empty == tiny_data.num_users == exs.users_in_split
+  for ex in exs:
+    lab = labs[ex.user_index]
+    assert (ex.liked, ex.disliked) == (lab.liked, lab.disliked)
+    assert ex.targets == formats.format_target(lab.liked, lab.disliked)
+    assert ex.user_id == int(tiny_data.user_ids[ex.user_index])
+    assert ex.positions.shape == (10,)
+    own = tiny_data.user_positions(ex.user_index)
+    assert set(ex.positions.tolist()) <= set(own.tolist())
+
+
+def test_splits_are_disjoint_and_cover_all(tiny_data):
+  ids = {s: {e.user_id for e in build_examples(tiny_data, split=s, history_size=5,
+                                               sampler="random")} for s in split.SPLITS}
+  assert not ids["train"] & ids["test"] and not ids["train"] & ids["validation"]
+  everything = {e.user_id for e in build_examples(tiny_data, split="all", history_size=5,
+                                                  sampler="random")}
+  assert ids["train"] | ids["validation"] | ids["test"] == everything
+  for s, users in ids.items():
+    assert all(split.user_split(u) == s for u in users)
+
+
+def test_deterministic_and_seed_dependent(tiny_data):
+  kw = dict(split="all", history_size=6, sampler="random")
+  a = build_examples(tiny_data, seed=1, **kw)
+  b = build_examples(tiny_data, seed=1, **kw)
+  c = build_examples(tiny_data, seed=2, **kw)
+  assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+  assert any(not np.array_equal(x.positions, y.positions) for x, y in zip(a, c))
+
+
+def test_empty_users_skipped_and_counted_or_kept(tiny_data):
+  strict = LabelConfig(like_threshold=4.9, dislike_threshold=1.1)
+  skipped = build_examples(tiny_data, split="all", history_size=5, sampler="recency",
+                           label_config=strict)
+  assert skipped.skipped_empty > 0
+  assert len(skipped) + skipped.skipped_empty == tiny_data.num_users
+  kept = build_examples(tiny_data, split="all", history_size=5, sampler="recency",
+                        label_config=LabelConfig(like_threshold=4.9, dislike_threshold=1.1,
+                                                 keep_empty=True))
+  assert len(kept) == tiny_data.num_users and kept.skipped_empty == 0
+  assert sum(e.targets == "Liked Genres: None. Not Liked Genres: None" for e in kept) == (
+      skipped.skipped_empty)
+
+
+def test_shown_label_source_uses_only_shown_items(tiny_data):
+  cfg = LabelConfig(source="shown", keep_empty=True)
+  for ex in build_examples(tiny_data, split="all", history_size=8, sampler="recency",
+                           label_config=cfg):
+    lab = labels.labels_for_positions(tiny_data, ex.positions, cfg)
+    assert (ex.liked, ex.disliked) == (lab.liked, lab.disliked)
+
+
+def test_bad_arguments(tiny_data):
+  with pytest.raises(ValueError, match="valid samplers"):
+    build_examples(tiny_data, split="train", history_size=5, sampler="nope")
+  with pytest.raises(ValueError, match="history_size"):
+    build_examples(tiny_data, split="train", history_size=0, sampler="recency")
+  with pytest.raises(ValueError, match="unknown split"):
+    build_examples(tiny_data, split="dev", history_size=5, sampler="recency")

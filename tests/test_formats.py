@@ -1,0 +1,62 @@
+"""Item text formats, target string and text-prompting rendering."""
+
+import pytest
+
+from persoma.data import formats
+
+
+def test_uem_three_texts():
+  texts = formats.item_texts("uem", "Heat (1995)", ("Action", "Crime"), "Cops and robbers.", 4.0)
+  assert texts == ("The movie Heat (1995) is listed with genres Action, Crime",
+                   "The movie is rated with 4 stars", "Cops and robbers.")
+
+
+@pytest.mark.parametrize("fmt", ["complete", "title_score", "description_score"])
+def test_single_text_formats(fmt):
+  texts = formats.item_texts(fmt, "Heat (1995)", ("Action",), "Cops and robbers.", 3.5)
+  assert len(texts) == 1 == formats.NUM_TEXTS[fmt]
+  text = texts[0]
+  assert "3.5 stars" in text
+  assert ("Heat (1995)" in text) == (fmt != "description_score")
+  assert ("Cops and robbers." in text) == (fmt != "title_score")
+
+
+def test_missing_description_is_explicit():
+  assert formats.item_texts("uem", "X", (), "", 2)[2] == formats.NO_DESCRIPTION
+  assert formats.NO_DESCRIPTION in formats.item_texts("complete", "X", (), "  ", 2)[0]
+
+
+def test_unknown_format_lists_valid():
+  with pytest.raises(ValueError, match="uem, complete, title_score, description_score"):
+    formats.item_texts("fancy", "X", (), "", 3)
+
+
+def test_format_target():
+  assert formats.format_target(("Action", "Comedy"), ("Romance",)) == (
+      "Liked Genres: Action, Comedy. Not Liked Genres: Romance")
+  assert formats.format_target((), ("War",)) == "Liked Genres: None. Not Liked Genres: War"
+  assert formats.format_target(("War",), ()) == "Liked Genres: War. Not Liked Genres: None"
+
+
+def test_render_history_text_lines():
+  text = formats.render_history_text("complete", ["A (1990)", "B (1991)"], [(), ("War",)],
+                                     ["Plot a.", ""], [5.0, 2.5])
+  lines = text.split("\n")
+  assert lines[0] == formats.TASK_INSTRUCTION
+  assert lines[1] == "Title: A (1990), Description: Plot a., Rating: 5"
+  assert lines[2] == f"Title: B (1991), Description: {formats.NO_DESCRIPTION}, Rating: 2.5"
+  assert "Genres: War" in formats.history_line("uem", "B", ("War",), "", 1)
+  assert "Description" not in formats.history_line("title_score", "B", (), "d", 1)
+  assert "Title" not in formats.history_line("description_score", "B", (), "d", 1)
+  with pytest.raises(ValueError, match="equal lengths"):
+    formats.render_history_text("complete", ["A"], [], [], [])
+
+
+def test_history_text_from_data(tiny_data):
+  pos = tiny_data.user_positions(0)[:4]
+  text = formats.history_text(tiny_data, pos, "complete", instruction=None)
+  lines = text.split("\n")
+  assert len(lines) == 4
+  first = tiny_data.catalog.titles[tiny_data.ratings.movie_idx[pos[0]]]
+  assert lines[0].startswith(f"Title: {first},")
+  assert len(formats.positions_texts(tiny_data, pos, "uem")[0]) == 3

@@ -1,0 +1,95 @@
+"""History samplers: size, time order, determinism, and what each one selects."""
+
+import numpy as np
+import pytest
+
+from persoma.data import labels, samplers
+
+
+def _big_user(data):
+  return int(np.argmax(np.diff(data.ratings.user_offsets)))
+
+
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_every_sampler_returns_n_unique_own_positions_in_time_order(tiny_data, name):
+  for u in range(0, tiny_data.num_users, 7):
+    own = tiny_data.user_positions(u)
+    pos = samplers.sample(name, tiny_data, u, 10, seed=0)
+    assert pos.dtype == np.int64 and pos.shape == (10,)
+    assert len(set(pos.tolist())) == 10 and set(pos.tolist()) <= set(own.tolist())
+    assert np.all(np.diff(tiny_data.ratings.timestamp[pos]) >= 0)
+    assert np.all(np.diff(pos) > 0)
+
+
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_short_history_returns_everything(tiny_data, name):
+  own = tiny_data.user_positions(0)
+  np.testing.assert_array_equal(samplers.sample(name, tiny_data, 0, own.size + 5), own)
+
+
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_deterministic(tiny_data, name):
+  u = _big_user(tiny_data)
+  a = samplers.sample(name, tiny_data, u, 8, seed=5)
+  b = samplers.sample(name, tiny_data, u, 8, seed=5)
+  np.testing.assert_array_equal(a, b)
+
+
+def test_recency_is_latest(tiny_data):
+  u = _big_user(tiny_data)
+  np.testing.assert_array_equal(samplers.sample("recency", tiny_data, u, 6),
+                                tiny_data.user_positions(u)[-6:])
+
+
+def test_random_depends_on_seed_and_user(tiny_data):
+  u = _big_user(tiny_data)
+  draws = {tuple(samplers.sample("random", tiny_data, u, 8, seed=s)) for s in range(6)}
+  assert len(draws) > 1
+  # Roughly uniform: over many seeds every position is drawn sometimes.
+  own = tiny_data.user_positions(u)
+  hits = np.concatenate([samplers.sample("random", tiny_data, u, 8, seed=s) for s in range(300)])
+  assert set(hits.tolist()) == set(own.tolist())
+
+
+def test_long_tail_prefers_unpopular(tiny_data):
+  thr = samplers.long_tail_threshold(tiny_data)
+  assert thr == pytest.approx(np.percentile(tiny_data.catalog.popularity, 90))
+  pop = tiny_data.catalog.popularity
+  for u in range(tiny_data.num_users):
+    own = tiny_data.user_positions(u)
+    n_tail = int((pop[tiny_data.ratings.movie_idx[own]] < thr).sum())
+    pos = samplers.sample("long_tail", tiny_data, u, 10, seed=1)
+    got = pop[tiny_data.ratings.movie_idx[pos]]
+    assert int((got < thr).sum()) == min(10, n_tail)
+
+
+def test_topk_popularity_takes_most_popular(tiny_data):
+  u = _big_user(tiny_data)
+  pop = tiny_data.catalog.popularity
+  own = tiny_data.user_positions(u)
+  pos = samplers.sample("topk_popularity", tiny_data, u, 5)
+  chosen = pop[tiny_data.ratings.movie_idx[pos]]
+  rest = np.setdiff1d(own, pos)
+  assert chosen.min() >= pop[tiny_data.ratings.movie_idx[rest]].max()
+
+
+def test_genre_sampler_follows_genre_density(tiny_data):
+  u = _big_user(tiny_data)
+  own = tiny_data.user_positions(u)
+  gm = labels.movie_genre_matrix(tiny_data)[tiny_data.ratings.movie_idx[own]].astype(float)
+  weight = gm @ gm.mean(axis=0)
+  top = set(own[weight >= np.quantile(weight, 0.75)].tolist())
+  low = set(own[weight <= np.quantile(weight, 0.25)].tolist())
+  hits = np.concatenate([samplers.sample("genre", tiny_data, u, 5, seed=s) for s in range(200)])
+  n_top = sum(h in top for h in hits.tolist())
+  n_low = sum(h in low for h in hits.tolist())
+  assert n_top > 1.5 * n_low
+
+
+def test_unknown_sampler_lists_valid_names(tiny_data):
+  with pytest.raises(ValueError, match="recency.*random.*long_tail.*topk_popularity.*genre"):
+    samplers.sample("popular", tiny_data, 0, 5)
+  with pytest.raises(ValueError, match=">= 1"):
+    samplers.sample("recency", tiny_data, 0, 0)
+  with pytest.raises(ValueError, match="out of range"):
+    samplers.sample("recency", tiny_data, tiny_data.num_users, 5)
