@@ -67,21 +67,18 @@ def parse(text: str) -> Verbalized:
   """Parses one generated string (any input; non-strings count as two missing sections)."""
   if not isinstance(text, str):
     return Verbalized((), (), missing_sections=2)
-  not_m = _NOT_LIKED.search(text)
-  # The liked header must not be the tail of 'Not Liked Genres:'.
-  liked_m = None
-  for m in _LIKED.finditer(text):
-    if not_m is None or not (not_m.start() <= m.start() < not_m.end()):
-      liked_m = m
-      break
-  missing = (liked_m is None) + (not_m is None)
-  liked_text = disliked_text = ""
-  if liked_m is not None:
-    end = not_m.start() if not_m is not None and not_m.start() > liked_m.end() else len(text)
-    liked_text = text[liked_m.end():end]
-  if not_m is not None:
-    end = liked_m.start() if liked_m is not None and liked_m.start() > not_m.end() else len(text)
-    disliked_text = text[not_m.end():end]
+  nots = [(m.start(), m.end(), "disliked") for m in _NOT_LIKED.finditer(text)]
+  # A 'Liked Genres:' match inside 'Not Liked Genres:' is not a liked header.
+  likes = [(m.start(), m.end(), "liked") for m in _LIKED.finditer(text)
+           if not any(a <= m.start() < b for a, b, _ in nots)]
+  headers = sorted(nots + likes)
+  sections = {"liked": [], "disliked": []}
+  for i, (_, end, kind) in enumerate(headers):
+    stop = headers[i + 1][0] if i + 1 < len(headers) else len(text)
+    sections[kind].append(text[end:stop])
+  missing = (not likes) + (not nots)
+  liked_text = ",".join(sections["liked"])
+  disliked_text = ",".join(sections["disliked"])
   liked, unk1, rep1 = _parse_side(liked_text)
   disliked, unk2, rep2 = _parse_side(disliked_text)
   conflicts = sum(1 for g in disliked if g in liked)
