@@ -1,0 +1,170 @@
+"""SeqIO task registry: names, cheap registration, lazy data, features, settings, real data."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import seqio
+
+import persoma_tasks
+from persoma.seqio_tasks import config, tasks, vocab
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SMALL_SYNTHETIC = dict(num_users=120, num_movies=80, min_ratings_per_user=22,
+                       mean_ratings_per_user=35)
+LENGTHS = {"inputs": 48, "targets": 32}
+
+
+@pytest.fixture(scope="module")
+def small_vocab_path(tmp_path_factory):
+  """A quickly trained vocabulary (training one on a real catalog takes seconds)."""
+  from persoma.data import formats, genres
+  corpus = [formats.TASK_INSTRUCTION] + [formats.format_target((g,), (g,)) for g in genres.GENRES]
+  return str(vocab.train_sentencepiece(corpus * 5, 400, tmp_path_factory.mktemp("v"), "t"))
+
+
+@pytest.fixture
+def settings(tmp_path, small_vocab_path):
+  config.configure(encoder="hashing:16", cache_dir=str(tmp_path), synthetic=SMALL_SYNTHETIC,
+                   data_dir=None, data_dirs={}, seed=0, vocabulary_path=small_vocab_path)
+  yield
+  config.reset_config()
+
+
+def _rows(name, split="validation", lengths=LENGTHS):
+  ds = seqio.get_mixture_or_task(name).get_dataset(sequence_length=lengths, split=split,
+                                                   shuffle=False)
+  return list(ds.as_numpy_iterator())
+
+
+def test_every_task_name_is_registered():
+  names = persoma_tasks.TASK_NAMES
+  assert len(names) == len(set(names)) == 6 * 5 * 5 * 4 * 2
+  registered = set(seqio.TaskRegistry.names())
+  for ds in ("synthetic", "movielens_1m", "movielens_100k", "movielens_latest_small",
+             "movielens_20m", "movielens_25m"):
+    for fmt in ("uem", "complete", "title_score", "description_score"):
+      assert f"persoma_{ds}_h50_recency_{fmt}" in registered
+      assert f"persoma_{ds}_h100_long_tail_{fmt}_textprompt" in registered
+  assert "persoma_movielens_1m_h5_topk_popularity_uem" in registered
+  assert "persoma_movielens_1m_h10_genre_complete" in registered
+
+
+def test_name_parsing_round_trip_and_errors():
+  for spec in tasks.all_specs(datasets=["movielens_latest_small"], history_sizes=[20]):
+    assert tasks.parse_task_name(spec.name) == spec
+  spec = tasks.parse_task_name("persoma_movielens_1m_h50_topk_popularity_description_score")
+  assert (spec.dataset_name, spec.history_size, spec.sampler, spec.fmt, spec.textprompt) == (
+      "movielens/1m", 50, "topk_popularity", "description_score", False)
+  with pytest.raises(ValueError, match="sampler in"):
+    tasks.parse_task_name("persoma_movielens_1m_h50_popular_uem")
+
+
+def test_registration_reads_no_data(settings):
+  tasks.clear_caches()
+  spec = tasks.TaskSpec("movielens_25m", 7, "recency", "uem")
+  task = tasks.register_task(spec, overwrite=True)
+  try:
+    assert task.name == "persoma_movielens_25m_h7_recency_uem"
+    assert not tasks._DATA and not tasks._VOCAB_PATHS and not tasks._STORES
+  finally:
+    seqio.TaskRegistry.remove(spec.name)
+
+
+def test_get_dataset_features_match_examples_and_store(settings):
+  name = "persoma_synthetic_h10_random_uem"
+  rows = _rows(name)
+  spec = tasks.parse_task_name(name)
+  exs = tasks.get_examples(spec, "validation")
+  assert len(rows) == len(exs) > 0
+  store = tasks.get_store("synthetic", "uem")
+  data = tasks.load_data("synthetic")
+  for row, ex in zip(rows, exs):
+    assert row["user_id"].dtype == np.int64 and row["user_id"] == ex.user_id
+    assert row["history_embeddings"].shape == (10, 3 * 16)
+    assert row["history_embeddings"].dtype == np.float32
+    assert row["history_mask"].dtype == np.int32
+    emb, mask = store.history(data, ex.positions, 10)
+    np.testing.assert_array_equal(row["history_embeddings"], emb)
+    np.testing.assert_array_equal(row["history_mask"], mask)
+    assert row["history_mask"].sum() == len(ex.positions)
+    assert row["targets_pretokenized"].decode() == ex.targets
+    assert row["targets"][-1] == 1 or row["targets"].shape[0] < LENGTHS["targets"]
+    assert row["inputs"].dtype == np.int32 and row["inputs"][-1] == 1
+  v = tasks.get_vocabulary("synthetic")
+  assert v.sentencepiece_model_file == config.get_config().vocabulary_path
+  assert v.decode(rows[0]["targets"].tolist()) == exs[0].targets
+  # deterministic: a second pass gives identical rows
+  again = _rows(name)
+  for a, b in zip(rows, again):
+    for k in a:
+      np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_single_text_format_and_text_prompt(settings):
+  row = _rows("persoma_synthetic_h5_recency_title_score")[0]
+  assert row["history_embeddings"].shape == (5, 16)
+  tp = _rows("persoma_synthetic_h5_recency_title_score_textprompt", lengths={"inputs": 512,
+                                                                           "targets": 32})
+  assert "history_embeddings" not in tp[0] and "history_mask" not in tp[0]
+  text = tp[0]["inputs_pretokenized"].decode()
+  ex = tasks.get_examples(tasks.parse_task_name("persoma_synthetic_h5_recency_title_score"),
+                          "validation")[0]
+  data = tasks.load_data("synthetic")
+  title = data.catalog.titles[data.ratings.movie_idx[ex.positions[0]]]
+  assert text.count("\nTitle: ") == len(ex.positions) and f"Title: {title}" in text
+  assert tp[0]["user_id"] == ex.user_id
+
+
+def test_default_vocabulary_is_trained_on_the_catalog(settings):
+  config.configure(vocabulary_path=None, vocab_size=3000)
+  row = _rows("persoma_synthetic_h5_recency_uem")[0]
+  v = tasks.get_vocabulary("synthetic")
+  path = Path(v.sentencepiece_model_file)
+  assert path.parent == Path(config.get_config().cache_dir) / "vocab"
+  assert path.name.startswith("synthetic-v3000-")
+  assert v.decode(row["targets"].tolist()) == row["targets_pretokenized"].decode()
+  title = tasks.load_data("synthetic").catalog.titles[0]
+  assert v.unk_id not in v.encode(title) and len(v.encode(title)) < len(title) / 2
+  config.configure(vocabulary_path=config.get_config().cache_dir + "/absent.model")
+  with pytest.raises(Exception, match="absent.model"):  # settings changes re-resolve the vocab
+    v.encode("x")
+
+
+def test_settings_change_the_data(settings):
+  name = "persoma_synthetic_h5_random_complete"
+  first = _rows(name)
+  config.configure(seed=1)
+  second = _rows(name)
+  assert [r["user_id"] for r in first] == [r["user_id"] for r in second]
+  assert any(not np.array_equal(a["history_embeddings"], b["history_embeddings"])
+             for a, b in zip(first, second))
+  with pytest.raises(TypeError, match="unknown persoma data setting"):
+    config.configure(encoders="hashing")
+  with pytest.raises(ValueError, match="unknown split"):
+    tasks.get_examples(tasks.parse_task_name(name), "dev")
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+  cfg = config.PersomaDataConfig()
+  monkeypatch.delenv(config.ENV_DATA_DIR, raising=False)
+  assert cfg.resolved_data_dir("movielens/1m") is None
+  monkeypatch.setenv(config.ENV_DATA_DIR, str(tmp_path))
+  assert cfg.resolved_data_dir("movielens/1m") == str(tmp_path)
+  cfg = config.PersomaDataConfig(data_dir="/a", data_dirs={"movielens_1m": "/b"})
+  assert cfg.resolved_data_dir("movielens/1m") == "/b"
+  assert cfg.resolved_data_dir("movielens/latest-small") == "/a"
+  with pytest.raises(TypeError):
+    config.set_config({"encoder": "hashing"})
+
+
+def test_real_movielens_latest_small(settings):
+  if not (SHARED / "movielens" / "ml-latest-small" / "ratings.csv").exists():
+    pytest.skip(f"real MovieLens data not found under {SHARED / 'movielens'}")
+  config.configure(data_dir=str(SHARED / "movielens"))
+  rows = _rows("persoma_movielens_latest_small_h20_recency_uem", split="test")
+  data = tasks.load_data("movielens/latest-small")
+  assert not data.synthetic and len(data.ratings) > 50_000
+  assert rows and all(r["history_mask"].sum() == 20 for r in rows)  # pruned users have >= 20
+  assert rows[0]["history_embeddings"].shape == (20, 48)
+  assert all(r["targets_pretokenized"].startswith(b"Liked Genres: ") for r in rows)
