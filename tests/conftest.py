@@ -50,7 +50,7 @@ def movielens_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ml1m():
-  """Real ml-1m (loaded once per session), or skip."""
+  """Real ml-1m with its shared TMDB descriptions (loaded once per session), or skip."""
   root = require_movielens("ml-1m")
   from persoma.data import load_dataset  # pylint: disable=g-import-not-at-top
-  return load_dataset("movielens/1m", data_dir=root)
+  return load_dataset("movielens/1m", data_dir=root, descriptions="auto")

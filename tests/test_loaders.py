@@ -86,9 +86,20 @@ def test_release_dir_itself_and_missing_dir(tmp_path):
 
 
 def test_layout_mismatch_is_named(tmp_path):
-  _dat_release(tmp_path, _ratings_lines())
+  folder = _dat_release(tmp_path, _ratings_lines()).rename(tmp_path / "my-copy")
   with pytest.raises(DataFormatError, match="ratings.csv"):
-    load_dataset("movielens/25m", data_dir=tmp_path / "ml-1m")
+    load_dataset("movielens/25m", data_dir=folder)
+  with pytest.raises(DataFormatError, match="movielens/1m release, not movielens/25m"):
+    load_dataset("movielens/25m", data_dir=folder.rename(tmp_path / "ml-1m"))
+
+
+def test_other_release_folder_is_refused(tmp_path):
+  d = tmp_path / "ml-latest-small"
+  d.mkdir()
+  (d / "movies.csv").write_text("movieId,title,genres\n1,A (1990),Drama\n")
+  (d / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,10\n")
+  with pytest.raises(DataFormatError, match="latest-small release, not movielens/25m"):
+    load_dataset("movielens/25m", data_dir=d)
 
 
 def test_malformed_line_strict_names_file_and_line(tmp_path):
@@ -144,9 +155,8 @@ def test_unknown_dataset_name():
     load_dataset("movielens/7m")
 
 
-def test_real_ml1m_with_descriptions():
-  root = require_movielens("ml-1m")
-  data = load_dataset("movielens/1m", data_dir=root, descriptions="auto")
+def test_real_ml1m_with_descriptions(ml1m):
+  data = ml1m
   assert data.report.raw_ratings == 1_000_209 and data.report.raw_users == 6040
   # Pruning removes movies and users but keeps the vast majority of ratings.
   assert 3000 < len(data.catalog) < 3706 and 6000 < data.num_users <= 6040
@@ -159,6 +169,7 @@ def test_real_ml1m_with_descriptions():
   covered = np.mean([bool(d) for d in data.catalog.descriptions])
   assert covered > 0.9
   assert data.report.descriptions_matched > 0
+  assert data.report.files[-1].endswith("ml-1m_descriptions.csv")
 
 
 def test_real_ml_latest_small():

@@ -76,6 +76,11 @@ def find_release_dir(name: str, data_dir: str | os.PathLike[str]) -> Path | None
     layout = detect_layout(folder)
     if layout is None:
       continue
+    other = [n for n, dirs in RELEASE_DIRS.items() if folder.name in dirs and n != name]
+    if folder == root and other:
+      raise DataFormatError(f"{folder} looks like the {other[0]} release, not {name}; pass the "
+                            f"folder of {name} ({', '.join(RELEASE_DIRS.get(name, ()))}) or "
+                            "its parent")
     if name in RELEASE_DIRS and layout != expected_layout(name):
       raise DataFormatError(
           f"{folder} holds {layout!r}-layout files ({', '.join(_LAYOUT_FILES[layout])}) but "
