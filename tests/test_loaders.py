@@ -205,9 +205,16 @@ def test_tfds_source_with_mock_data(tmp_path):
         "user_rating": tf.constant(ratings["user_rating"], tf.float32),
         "timestamp": tf.constant(ratings["timestamp"], tf.int64)})
 
-  with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(tmp_path)):
-    raw = tfds_source.read_tfds("movielens/100k", data_dir=tmp_path)
+  tfds_dir = tmp_path / "tfds"
+  with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(tfds_dir)):
+    raw = tfds_source.read_tfds("movielens/100k", data_dir=tfds_dir)
+    # load_dataset routes to TFDS when data_dir holds no release files.
+    data = load_dataset("movielens/100k", data_dir=tfds_dir, min_item_ratings=1,
+                        min_user_ratings=1)
   assert {s[1] for s in seen} == {"100k-ratings", "100k-movies"}
+  assert all(s[2].startswith(str(tfds_dir)) for s in seen), seen
+  assert data.report.source == "tfds" and data.num_users == 2 and len(data.ratings) == 5
+  assert data.ratings.timestamp[:2].tolist() == [1, 3]  # user 7 in time order
   assert raw.report.source == "tfds"
   assert raw.movie_ids.tolist() == [10, 20, 30]
   # Genres map through the builder's own ClassLabel names, normalised.
