@@ -70,12 +70,16 @@ class PersomaFeatureConverter(seqio.EncDecFeatureConverter):
     lengths = {k: v for k, v in task_feature_lengths.items()
                if k in self.TASK_FEATURES or k in active}
     for k in active:
+      n = spec[k].shape[0] if spec[k].shape.rank else None
       if k not in lengths:
-        n = spec[k].shape[0] if spec[k].shape.rank else None
         if n is None:
           raise ValueError(f"PersomaFeatureConverter: feature {k!r} has no static length; "
                            f"give it in task_feature_lengths")
         lengths[k] = int(n)
+      elif n is not None and lengths[k] != n:
+        raise ValueError(f"PersomaFeatureConverter: task_feature_lengths[{k!r}] = {lengths[k]} "
+                         f"but the dataset's history has N = {n} items (the task's history "
+                         f"size); omit it or give {n}")
     conv = copy.copy(self)
     conv._passthrough_features = active  # pylint: disable=protected-access
     return seqio.EncDecFeatureConverter.__call__(conv, ds, lengths)
