@@ -79,3 +79,20 @@ def test_module_entry_point_without_jax_or_tensorflow():
   lines = out.stdout.strip().split("\n")
   assert lines[-1] == "False"
   assert json.loads(lines[-2])["baseline"] == "counting"
+
+
+def test_other_modules_register_subcommands(monkeypatch, capsys):
+  """persoma.embeddings.cli.register(subparsers) plugs 'embed' into persoma-data."""
+  import types  # pylint: disable=g-import-not-at-top
+  fake = types.ModuleType("persoma.embeddings.cli")
+
+  def register(subparsers):
+    p = subparsers.add_parser("embed")
+    cli.add_dataset_args(p)
+    p.set_defaults(func=lambda args: {"embedded": cli.load_from_args(args).num_users})
+
+  fake.register = register
+  monkeypatch.setitem(sys.modules, "persoma.embeddings.cli", fake)
+  assert cli.main(["embed", "--json"]) == 0
+  res, _ = _last_json(capsys)
+  assert res["embedded"] > 100

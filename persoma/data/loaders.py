@@ -140,6 +140,9 @@ def parse_ratings(path: str | os.PathLike[str], sep: str, *, header: bool = Fals
   first_line = 2 if header else 1
   if header:
     data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+  if not data.strip():
+    empty = np.zeros(0, np.int64)
+    return empty, empty.copy(), np.zeros(0, np.float32), empty.copy(), 0
   orig = data
   delim = sep.encode()
   if len(delim) > 1:
