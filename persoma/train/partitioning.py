@@ -140,7 +140,7 @@ class Partitioner:
     def to_sharding(spec, leaf):
       if not isinstance(spec, PartitionSpec):
         spec = PartitionSpec()
-      mesh_spec = nn.logical_to_mesh_axes(tuple(spec), self.logical_axis_rules)
+      mesh_spec = logical_to_mesh_spec(tuple(spec), self.logical_axis_rules)
       mesh_spec = _drop_indivisible(mesh_spec, getattr(leaf, "shape", ()), self.mesh)
       return NamedSharding(self.mesh, mesh_spec)
 
@@ -180,6 +180,24 @@ class Partitioner:
       v = np.asarray(v)
       out[k] = jax.make_array_from_process_local_data(self.batch_sharding(v.ndim), v)
     return out
+
+
+def logical_to_mesh_spec(names: Sequence[str | None], rules: LogicalRules) -> PartitionSpec:
+  """Logical axis names -> mesh `PartitionSpec` by the first matching rule. A mesh axis is
+  used at most once per array (a repeated one, e.g. an `('mlp', 'mlp')` kernel, is replicated
+  on its later dims); unknown names are replicated."""
+  table: dict[str, str | None] = {}
+  for name, axis in rules:
+    table.setdefault(name, axis)
+  used, out = set(), []
+  for n in names:
+    axis = table.get(n) if n is not None else None
+    if axis is not None and axis in used:
+      axis = None
+    if axis is not None:
+      used.add(axis)
+    out.append(axis)
+  return PartitionSpec(*out)
 
 
 def _path_key(path) -> tuple[str, ...]:

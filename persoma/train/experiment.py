@@ -1,0 +1,193 @@
+"""What a run trains on and with: the task (data) and the model, as gin-bound dataclasses.
+
+`gin/experiment.gin` binds these from macros, so each choice is one `--gin.` binding:
+`DATASET`, `HISTORY_SIZE`, `SAMPLER`, `FORMAT`, `ENCODER`, `TEXT_PROMPT` (the task) and
+`MODEL_SIZE`, `ADAPTER`, `COMPOSITION`, `LORA_RANK`, `TRAINING_MODE`,
+`INITIAL_CHECKPOINT_PATH` (the model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+
+from persoma.train import trainer as trainer_lib
+
+LOUD_RANDOM_LM = (
+    "\n" + "!" * 78 + "\n"
+    "!! WARNING: training mode {mode!r} without INITIAL_CHECKPOINT_PATH: the T5 language model\n"
+    "!! is RANDOMLY INITIALISED and {what}. Results will be meaningless unless that is intended.\n"
+    "!! Set --gin.INITIAL_CHECKPOINT_PATH=\"'/path/to/t5x/checkpoint'\" (e.g. FlanT5 on GCS).\n"
+    + "!" * 78)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskData:
+  """A persoma SeqIO task and its sequence lengths.
+
+  Attributes:
+    dataset: dataset slug (`synthetic`, `movielens_1m`, ...; `movielens/1m` also accepted).
+    history_size: N.
+    sampler: history sampler.
+    fmt: item text format (`uem`, `complete`, `title_score`, `description_score`).
+    text_prompt: the text-prompting variant (history rendered into the input).
+    inputs_length, targets_length: token lengths L and T.
+    data_config: a `persoma.seqio_tasks.PersomaDataConfig` to install (None: keep current).
+  """
+
+  dataset: str = "synthetic"
+  history_size: int = 50
+  sampler: str = "recency"
+  fmt: str = "uem"
+  text_prompt: bool = False
+  inputs_length: int = 64
+  targets_length: int = 32
+  data_config: Any = None
+
+  @property
+  def slug(self) -> str:
+    return self.dataset.replace("/", "_").replace("-", "_")
+
+  @property
+  def task_name(self) -> str:
+    name = f"persoma_{self.slug}_h{self.history_size}_{self.sampler}_{self.fmt}"
+    return name + ("_textprompt" if self.text_prompt else "")
+
+  def install(self) -> None:
+    """Installs `data_config` (if any) as the SeqIO tasks' settings."""
+    if self.data_config is not None:
+      from persoma.seqio_tasks import config  # pylint: disable=g-import-not-at-top
+      config.set_config(self.data_config)
+
+  def spec(self):
+    from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+    return tasks.parse_task_name(self.task_name)
+
+  def vocabulary(self):
+    from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+    return tasks.get_vocabulary(self.spec().dataset_name)
+
+  def load(self, split: str) -> trainer_lib.SplitData:
+    """Materializes `split`: model features `[E, ...]` and target texts `[E]`."""
+    from persoma.seqio_tasks import materialize, tasks  # pylint: disable=g-import-not-at-top
+    spec = self.spec()
+    arrays = materialize(self.task_name, split,
+                         {"inputs": self.inputs_length, "targets": self.targets_length})
+    examples = tasks.get_examples(spec, split)
+    targets = [ex.targets for ex in examples]
+    if not targets:
+      raise ValueError(f"task {self.task_name}: split {split!r} is empty (no users); "
+                       "use a larger dataset or other split fractions")
+    return trainer_lib.SplitData(arrays, targets, split)
+
+  def dataset_object(self):
+    from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+    return tasks.load_data(self.spec().dataset_name)
+
+
+def make_decoder(vocabulary):
+  """tokens `[B, T]` -> texts (cut at EOS)."""
+  eos = vocabulary.eos_id
+
+  def decode(tokens: np.ndarray) -> list[str]:
+    out = []
+    for row in np.asarray(tokens):
+      ids = [int(t) for t in row]
+      if eos in ids:
+        ids = ids[:ids.index(eos)]
+      out.append(vocabulary.decode([t for t in ids if t > 0]))
+    return out
+
+  return decode
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """How to build the `PersomaModel` (sizes from the data fill in `vocab_size`, `input_dim`).
+
+  Attributes:
+    size: T5 preset (`tiny`, `small`, `base`, `large`, `xl`, `xxl`).
+    t5_overrides: extra `T5Config` fields (e.g. `{'dropout_rate': 0.1}`).
+    composition: `persoma` | `uem` | `text` (text prompting: no adapter).
+    adapter: `mlp` | `transformer` | `perceiver` | `uem` (ignored for `text`).
+    adapter_fields: per-adapter dataclass fields, keyed by adapter name.
+    task_prompt_length: learned task prompt tokens (paper: 20).
+    task_prompt_init: `TaskPrompt` init fields.
+    lora_rank, lora_alpha: LoRA (rank 0 = none).
+    vocab_size: T5 vocabulary size; None -> the task vocabulary's size (rounded up to 128).
+    z_loss, loss_normalizing_factor: T5X loss settings.
+  """
+
+  size: str = "small"
+  t5_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  composition: str = "persoma"
+  adapter: str = "mlp"
+  adapter_fields: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+  task_prompt_length: int = 20
+  task_prompt_init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
+  vocab_size: int | None = None
+  z_loss: float = 1e-4
+  loss_normalizing_factor: Any = "NUM_REAL_TARGET_TOKENS"
+
+  def build(self, vocab_size: int, input_dim: int | None):
+    """The `PersomaModel` for a vocabulary of `vocab_size` and history width `input_dim`."""
+    from persoma.models import model as model_lib  # pylint: disable=g-import-not-at-top
+    from persoma.models import persoma_net, prompts, registry  # pylint: disable=g-import-not-at-top
+    from persoma.models.t5 import config as t5_config  # pylint: disable=g-import-not-at-top
+    vs = self.vocab_size or int(-(-vocab_size // 128) * 128)
+    if vs < vocab_size:
+      raise ValueError(f"ModelSpec.vocab_size={vs} is smaller than the task vocabulary "
+                       f"({vocab_size})")
+    cfg = t5_config.get_config(self.size, vocab_size=vs, lora_rank=self.lora_rank,
+                               lora_alpha=self.lora_alpha, **dict(self.t5_overrides))
+    adapter = None
+    if self.composition != "text":
+      if input_dim is None:
+        raise ValueError(f"composition {self.composition!r} needs history embeddings, but the "
+                         "task has none (a _textprompt task?)")
+      fields = dict(self.adapter_fields.get(self.adapter, {}))
+      adapter = registry.get_adapter(self.adapter, input_dim=input_dim, **fields)
+    net = persoma_net.PersomaNetwork(
+        cfg, adapter=adapter, task_prompt_length=self.task_prompt_length,
+        task_prompt=prompts.TaskPrompt(**dict(self.task_prompt_init)) if self.task_prompt_init
+        else None, composition=self.composition)
+    return model_lib.PersomaModel(net, z_loss=self.z_loss,
+                                  loss_normalizing_factor=self.loss_normalizing_factor)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """Task + model + training mode (+ optional pretrained T5X checkpoint)."""
+
+  task: TaskData = TaskData()
+  model: ModelSpec = ModelSpec()
+  training_mode: str = "full"
+  initial_checkpoint_path: str | None = None
+
+  def build_model(self, example: Mapping[str, np.ndarray], vocab_size: int):
+    emb = example.get("history_embeddings")
+    return self.model.build(vocab_size, None if emb is None else int(emb.shape[-1]))
+
+  def initial_params_loader(self):
+    """params -> params restored from `initial_checkpoint_path` (None: from scratch), and
+    a loud warning when a frozen/lora run would train on a random LM."""
+    if not self.initial_checkpoint_path:
+      if self.training_mode in ("frozen", "lora"):
+        what = ("FROZEN: only the adapter and task prompt learn" if self.training_mode ==
+                "frozen" else "only LoRA factors, adapter and task prompt learn")
+        logging.warning(LOUD_RANDOM_LM.format(mode=self.training_mode, what=what))
+      return None
+    path = self.initial_checkpoint_path
+
+    def load(params):
+      from persoma.models import checkpoints  # pylint: disable=g-import-not-at-top
+      restored, report = checkpoints.restore_params(params, path)
+      logging.info("Initial checkpoint %s: %s", path, report)
+      return restored
+
+    return load

@@ -1,0 +1,143 @@
+"""T5X-style gin flags shared by `persoma-train`, `persoma-eval` and `persoma-infer`.
+
+  --gin_file=FILE            repeatable; resolved against --gin_search_paths, then the cwd
+  --gin.KEY=VALUE            repeatable binding (e.g. --gin.MODEL_DIR="'/tmp/run'")
+  --gin_bindings=KEY=VALUE   the same, T5X's older spelling
+  --gin_search_paths=A,B     comma-separated directories for --gin_file and `include`
+
+Later files and bindings win. The repository's `gin/` directory is always on the search path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import gin
+
+REPO_GIN_DIR = Path(__file__).resolve().parents[2] / "gin"
+
+
+def split_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+  """Pulls `--gin.KEY=VALUE` out of argv: returns (bindings, remaining argv)."""
+  bindings, rest = [], []
+  it = iter(argv)
+  for arg in it:
+    if arg.startswith("--gin."):
+      body = arg[len("--gin."):]
+      if "=" not in body:
+        try:
+          body = f"{body}={next(it)}"
+        except StopIteration:
+          raise SystemExit(f"error: {arg} needs a value (--gin.KEY=VALUE)") from None
+      bindings.append(body)
+    else:
+      rest.append(arg)
+  return bindings, rest
+
+
+def add_gin_flags(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--gin_file", action="append", default=[],
+                      help="gin file (repeatable; later files win)")
+  parser.add_argument("--gin_bindings", action="append", default=[],
+                      help="gin binding KEY=VALUE (repeatable); same as --gin.KEY=VALUE")
+  parser.add_argument("--gin_search_paths", default="",
+                      help="comma-separated directories searched for gin files")
+
+
+def search_paths(arg: str) -> list[str]:
+  paths = [p for p in arg.split(",") if p] + [str(REPO_GIN_DIR), os.getcwd()]
+  out = []
+  for p in paths:
+    p = os.path.abspath(os.path.expanduser(p))
+    if p not in out:
+      out.append(p)
+  return out
+
+
+def _resolve(f: str, paths: list[str]) -> str:
+  if os.path.isfile(f):
+    return f
+  for p in paths:
+    cand = os.path.join(p, f)
+    if os.path.isfile(cand):
+      return cand
+    if f.startswith("gin/") and os.path.isfile(os.path.join(p, f[4:])):
+      return os.path.join(p, f[4:])
+  raise SystemExit(f"error: gin file {f!r} not found; searched {paths} "
+                   "(add a directory with --gin_search_paths)")
+
+
+def parse(files: Sequence[str], bindings: Sequence[str], search: str,
+          skip_unknown: bool = False) -> list[str]:
+  """Parses gin files + bindings with clear errors; returns the resolved file paths."""
+  paths = search_paths(search)
+  for p in paths:
+    gin.add_config_file_search_path(p)
+  resolved = [_resolve(f, paths) for f in files]
+  try:
+    gin.parse_config_files_and_bindings(resolved, list(bindings), skip_unknown=skip_unknown)
+  except (ValueError, KeyError, IOError, SyntaxError, ImportError) as e:
+    msg = str(e)
+    hint = ""
+    m = re.search(r"No configurable matching '([^']+)'", msg)
+    if m:
+      hint = (f"\n  unknown gin key {m.group(1)!r}: check the spelling and that its module "
+              "is imported in the gin file (`from persoma.train import ...`).")
+    raise SystemExit(f"error: bad gin configuration: {type(e).__name__}: {msg}{hint}\n"
+                     f"  files: {resolved}\n  bindings: {list(bindings)}\n"
+                     f"  search path: {paths}") from None
+  return resolved
+
+
+def check_model_dir_config(model_dir: str, config_str: str) -> None:
+  """Refuses to reuse a model dir that holds a different `config.gin`; writes it otherwise."""
+  path = os.path.join(model_dir, "config.gin")
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+    if old != config_str:
+      diff = "\n".join(list(difflib.unified_diff(
+          old.splitlines(), config_str.splitlines(), "config.gin (saved)", "this run",
+          lineterm="", n=0))[:40])
+      raise SystemExit(
+          f"error: model dir {model_dir} holds a run with a different configuration "
+          f"({path}). Use a new MODEL_DIR, or delete the directory to start over.\n{diff}")
+    return
+  os.makedirs(model_dir, exist_ok=True)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config_str)
+  os.replace(tmp, path)
+
+
+class _DropOrbaxInfo(logging.Filter):
+  """Drops orbax INFO chatter and gin's search-path probing lines."""
+
+  def filter(self, record):
+    msg = str(record.msg)
+    if msg.startswith(("Path not found", "system_path_file_exists")):
+      return False
+    return record.levelno >= logging.WARNING or "orbax" not in record.pathname
+
+
+def setup_logging(verbose: bool = False) -> None:
+  """Readable INFO lines on stderr (orbax's chatter only at WARNING+ unless verbose)."""
+  logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                      format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S")
+  if not verbose:
+    for h in logging.getLogger().handlers:
+      h.addFilter(_DropOrbaxInfo())
+  for name in ("jax._src.xla_bridge", "absl"):
+    logging.getLogger(name).setLevel(logging.WARNING if name != "absl" else logging.INFO)
+  try:
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+    absl_logging.use_python_logging()
+  except Exception:  # pragma: no cover
+    pass

@@ -1,0 +1,134 @@
+"""`persoma-train`: gin-configured sharded training (T5X's flag style).
+
+  persoma-train --gin_file=gin/perceiver_frozen.gin --gin.MODEL_DIR="'/tmp/run'" \
+      [--gin_file=...] [--gin.ADAPTER="'mlp'"] [--gin_search_paths=DIR,...]
+
+Writes into MODEL_DIR: `config.gin` (the resolved configuration; a dir holding a different one
+is refused), `checkpoints/`, `best/`, TensorBoard events, `eval_test.json`. Restarting the same
+command resumes from the newest readable checkpoint with the same data order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from persoma.train import partitioning
+
+
+def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer: Any = None,
+          trainer: Any = None, checkpoint: Any = None, baselines: Sequence[str] = (),
+          writer: str = "tensorboard") -> dict[str, Any]:
+  """Trains `experiment` into `model_dir`; returns the summary (with `'test'` metrics).
+
+  Args:
+    model_dir: output directory (gin macro MODEL_DIR).
+    experiment: `persoma.train.experiment.Experiment` (task + model + mode).
+    partitioner: `persoma.train.partitioning.Partitioner` (default: all devices on `data`).
+    optimizer: `persoma.train.optim.OptimizerConfig`.
+    trainer: `persoma.train.trainer.TrainerConfig`.
+    checkpoint: `persoma.train.checkpointing.CheckpointConfig`.
+    baselines: names from `persoma.baselines` to score on the same test split and print
+      beside the model (e.g. ('counting', 'rule')).
+    writer: 'tensorboard' (clu TensorBoard events + log lines) or 'none'.
+  """
+  from persoma.train import checkpointing, optim  # pylint: disable=g-import-not-at-top
+  from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  t0 = time.time()
+  partitioner = partitioner or partitioning.Partitioner()
+  optimizer = optimizer or optim.OptimizerConfig()
+  trainer_cfg = trainer or trainer_lib.TrainerConfig()
+  checkpoint = checkpoint or checkpointing.CheckpointConfig()
+  task = experiment.task
+  task.install()
+  logging.info("Task %s (%s), model %s/%s, mode %s", task.task_name, task.dataset,
+               experiment.model.size, experiment.model.composition, experiment.training_mode)
+  splits = {s: task.load(s) for s in ("train", "validation", "test")}
+  for s, d in splits.items():
+    logging.info("split %s: %d examples", s, len(d.targets))
+  vocab = task.vocabulary()
+  model = experiment.build_model(splits["train"].arrays, vocab.vocab_size)
+  tr = trainer_lib.Trainer(
+      model, partitioner, optimizer, trainer_cfg, model_dir, splits["train"].arrays,
+      training_mode=experiment.training_mode,
+      load_initial_params=experiment.initial_params_loader(),
+      decode_fn=experiment_lib.make_decoder(vocab))
+  mw = None
+  if writer == "tensorboard":
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+    import jax  # pylint: disable=g-import-not-at-top
+    mw = metric_writers.create_default_writer(
+        os.path.join(model_dir, "tensorboard"), just_logging=jax.process_index() > 0,
+        asynchronous=False)
+  summary = trainer_lib.fit(tr, splits["train"], splits["validation"], splits["test"],
+                            checkpoint, writer=mw)
+  if mw is not None:
+    mw.flush()
+  if summary.get("preempted"):
+    return summary
+  test = summary["test"]
+  rows = [(f"persoma ({experiment.model.composition}/{experiment.model.adapter}, "
+           f"{experiment.training_mode})", test)]
+  if baselines:
+    from persoma import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
+    data = task.dataset_object()
+    seed = getattr(task.data_config, "seed", 0) if task.data_config is not None else 0
+    for name in baselines:
+      rows.append((f"baseline {name}", baselines_lib.evaluate_baseline(
+          name, data, split="test", history_size=task.history_size, sampler=task.sampler,
+          seed=seed)))
+    summary["baselines"] = {name: r for name, (_, r) in zip(baselines, rows[1:])}
+  synthetic = " (SYNTHETIC data)" if task.slug == "synthetic" else ""
+  lines = [f"Test results on {task.task_name}{synthetic}, {test['users']} users, "
+           f"best step {summary.get('best_step')}:",
+           f"  {'method':44s} {'F1':>7s} {'P':>7s} {'R':>7s}"]
+  for name, r in rows:
+    lines.append(f"  {name:44s} {r['f1']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f}")
+  lines.append(f"  wall time {time.time() - t0:.1f}s")
+  summary["table"] = "\n".join(lines)
+  return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
+  argv = list(sys.argv[1:] if argv is None else argv)
+  bindings, rest = gin_cli.split_gin_args(argv)
+  p = argparse.ArgumentParser(prog="persoma-train", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  gin_cli.add_gin_flags(p)
+  p.add_argument("--verbose", action="store_true", help="also log orbax INFO lines")
+  a = p.parse_args(rest)
+  gin_cli.setup_logging(a.verbose)
+  partitioning.maybe_initialize_distributed()
+  import gin  # pylint: disable=g-import-not-at-top
+  if not a.gin_file:
+    raise SystemExit("error: persoma-train needs --gin_file (e.g. gin/quickstart.gin)")
+  gin_cli.parse(a.gin_file, list(a.gin_bindings) + bindings, a.gin_search_paths)
+  try:
+    model_dir = gin.query_parameter("%MODEL_DIR")
+  except ValueError:
+    model_dir = None
+  if not model_dir or not isinstance(model_dir, str):
+    raise SystemExit("error: set the output directory: --gin.MODEL_DIR=\"'/path/to/run'\"")
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    gin_cli.check_model_dir_config(model_dir, gin.config_str())
+  from persoma.train import main_train as this  # pylint: disable=g-import-not-at-top
+  summary = gin.get_configurable(this.train)()  # (not `train`: __main__ under python -m)
+  if summary.get("preempted"):
+    print(json.dumps({"preempted": True, "step": summary.get("step")}), flush=True)
+    return 0
+  print(summary["table"], flush=True)
+  print(json.dumps({k: summary["test"][k] for k in
+                    ("f1", "precision", "recall", "split", "step", "users")}), flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
