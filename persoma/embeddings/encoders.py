@@ -90,8 +90,10 @@ class HashingEncoder(_Counting):
     self.name = f"hashing-d{self.dim}-s{self.seed}"
     self._key = f"persoma-hashing-{self.seed}".encode()
     self._memo: dict[str, tuple[int, float]] = {}
+    self._word_memo: dict[str, tuple[list[int], list[float]]] = {}
 
   def _feature(self, feat: str) -> tuple[int, float]:
+    """(bucket, sign) of one feature string (keyed blake2b; memoised)."""
     hit = self._memo.get(feat)
     if hit is None:
       digest = hashlib.blake2b(feat.encode("utf-8"), digest_size=8, key=self._key).digest()
@@ -101,26 +103,44 @@ class HashingEncoder(_Counting):
         self._memo[feat] = hit
     return hit
 
-  def _features(self, text: str) -> list[str]:
-    words = _TOKEN_RE.findall(text.lower())
-    feats = ["w:" + w for w in words]
-    feats += [f"b:{a} {b}" for a, b in zip(words, words[1:])]
-    for w in words:
+  def _word(self, w: str) -> tuple[list[int], list[float]]:
+    """Buckets and signs of a word's own feature and its padded character trigrams."""
+    hit = self._word_memo.get(w)
+    if hit is None:
       padded = f"<{w}>"
-      feats += ["c:" + padded[i:i + 3] for i in range(len(padded) - 2)]
-    return feats
+      feats = ["w:" + w] + ["c:" + padded[i:i + 3] for i in range(len(padded) - 2)]
+      pairs = [self._feature(f) for f in feats]
+      hit = ([i for i, _ in pairs], [g for _, g in pairs])
+      if len(self._word_memo) < 1_000_000:
+        self._word_memo[w] = hit
+    return hit
 
   def encode(self, texts: Sequence[str]) -> np.ndarray:
-    """Embeds texts; returns ``[n, dim]`` float32, rows L2-normalised (zero for empty text)."""
+    """Embeds texts; returns ``[n, dim]`` float32, rows L2-normalised (zero for empty text).
+
+    Features per text: each lower-cased word, each word bigram, and each word's padded
+    character trigrams; every feature adds its sign at its bucket.
+    """
     if isinstance(texts, str):
       raise TypeError("encode expects a sequence of texts, got a single str")
     out = np.zeros((len(texts), self.dim), dtype=np.float64)
     for row, text in enumerate(texts):
       if not isinstance(text, str):
         raise TypeError(f"encode: text #{row} is {type(text).__name__}, expected str")
-      for feat in self._features(text):
-        idx, sign = self._feature(feat)
-        out[row, idx] += sign
+      words = _TOKEN_RE.findall(text.lower())
+      if not words:
+        continue
+      idx: list[int] = []
+      sign: list[float] = []
+      for w in words:
+        i, g = self._word(w)
+        idx += i
+        sign += g
+      for a, b in zip(words, words[1:]):
+        i, g = self._feature(f"b:{a} {b}")
+        idx.append(i)
+        sign.append(g)
+      out[row] = np.bincount(idx, weights=sign, minlength=self.dim)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     out = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
     self._count(len(texts))
