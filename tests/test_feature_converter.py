@@ -6,7 +6,8 @@ import seqio
 import tensorflow as tf
 
 import persoma_tasks  # noqa: F401  (registers the tasks)
-from persoma.seqio_tasks import PersomaFeatureConverter, config, materialize, tasks, vocab
+from persoma.seqio_tasks import (PersomaFeatureConverter, config, gather_history, history_table,
+                                 materialize, tasks, vocab)
 
 SMALL_SYNTHETIC = dict(num_users=120, num_movies=80, min_ratings_per_user=22,
                        mean_ratings_per_user=35)
@@ -103,3 +104,17 @@ def test_materialize_equals_get_dataset_plus_converter(settings, name, lengths):
     assert arrays["history_embeddings"].shape[1:] == (10, 3 * 8)
     assert not arrays["history_embeddings"][arrays["history_mask"] == 0].any()
   assert (arrays["decoder_loss_weights"] == (arrays["decoder_target_tokens"] > 0)).all()
+
+
+def test_materialize_history_as_index_saves_memory_and_matches(settings):
+  name, lengths = "persoma_synthetic_h10_recency_complete", {"inputs": 24, "targets": 12}
+  full = materialize(name, "train", lengths)
+  small = materialize(name, "train", lengths, history_as_index=True)
+  assert "history_embeddings" not in small and small["history_index"].shape[1:] == (10, 1)
+  table = history_table(name)
+  np.testing.assert_array_equal(gather_history(table, small["history_index"]),
+                                full["history_embeddings"])
+  np.testing.assert_array_equal(small["history_mask"], full["history_mask"])
+  assert small["history_index"].nbytes < full["history_embeddings"].nbytes / 4
+  with pytest.raises(ValueError, match="text-prompting"):
+    history_table(name + "_textprompt")

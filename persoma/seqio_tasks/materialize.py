@@ -32,7 +32,8 @@ def _tokens(texts: Sequence[str], vocabulary, length: int) -> np.ndarray:
 
 
 def materialize(task_name: str, split: str, sequence_length: Mapping[str, int], *,
-                with_user_id: bool = False) -> dict[str, np.ndarray]:
+                with_user_id: bool = False, history_as_index: bool = False
+                ) -> dict[str, np.ndarray]:
   """The whole ``split`` of ``task_name`` as model-batch arrays.
 
   Args:
@@ -40,6 +41,9 @@ def materialize(task_name: str, split: str, sequence_length: Mapping[str, int], 
     split: 'train' | 'validation' | 'test'.
     sequence_length: ``{'inputs': L, 'targets': T}``.
     with_user_id: also return ``user_id`` ``[E]`` int64 (not a model feature).
+    history_as_index: memory saver for large splits: instead of ``history_embeddings`` return
+      ``history_index`` ``[E, N, k]`` int32 rows of :func:`history_table` (padding = its last,
+      zero row); :func:`gather_history` turns a batch of it into ``[B, N, k*D]``.
 
   Returns:
     ``encoder_input_tokens`` ``[E, L]`` int32, ``decoder_input_tokens`` / ``decoder_target_tokens``
@@ -61,10 +65,31 @@ def materialize(task_name: str, split: str, sequence_length: Mapping[str, int], 
   }
   if not spec.textprompt:
     store = tasks_lib.get_store(spec.dataset_name, spec.fmt)
-    emb, mask = store.histories(tasks_lib.load_data(spec.dataset_name),
-                                [ex.positions for ex in examples], spec.history_size)
-    out["history_embeddings"] = emb
-    out["history_mask"] = mask
+    positions = [ex.positions for ex in examples]
+    if history_as_index:
+      idx = store.history_index(positions, spec.history_size)
+      out["history_index"] = idx
+      out["history_mask"] = (idx[:, :, 0] < len(store.texts)).astype(np.int32)
+    else:
+      emb, mask = store.histories(tasks_lib.load_data(spec.dataset_name), positions,
+                                  spec.history_size)
+      out["history_embeddings"] = emb
+      out["history_mask"] = mask
   if with_user_id:
     out["user_id"] = np.asarray([ex.user_id for ex in examples], np.int64)
   return out
+
+
+def history_table(task_name: str) -> np.ndarray:
+  """``[V+1, D]`` float32 catalog text embeddings of an embedding task (last row zeros)."""
+  spec = tasks_lib.parse_task_name(task_name)
+  if spec.textprompt:
+    raise ValueError(f"{task_name} is a text-prompting task: it has no history embeddings")
+  return tasks_lib.get_store(spec.dataset_name, spec.fmt).padded_table()
+
+
+def gather_history(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+  """``table [V+1, D]`` at ``index [..., N, k]`` -> ``[..., N, k*D]`` history embeddings."""
+  index = np.asarray(index)
+  out = np.asarray(table)[index]
+  return out.reshape(index.shape[:-1] + (index.shape[-1] * out.shape[-1],))
