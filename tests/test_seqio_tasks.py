@@ -168,3 +168,24 @@ def test_real_movielens_latest_small(settings):
   assert rows and all(r["history_mask"].sum() == 20 for r in rows)  # pruned users have >= 20
   assert rows[0]["history_embeddings"].shape == (20, 48)
   assert all(r["targets_pretokenized"].startswith(b"Liked Genres: ") for r in rows)
+
+
+def test_settings_from_gin_dynamic_registration():
+  import gin
+  with gin.unlock_config():
+    gin.parse_config("""
+from __gin__ import dynamic_registration
+from persoma.seqio_tasks import config
+config.PersomaDataConfig:
+  encoder = 'hashing:32'
+  data_dirs = {'movielens/1m': '/x'}
+  seed = 3
+config.set_config.config = @config.PersomaDataConfig()
+""")
+  try:
+    cfg = gin.get_configurable(config.set_config)()
+    assert config.get_config() is cfg
+    assert (cfg.encoder, cfg.seed, cfg.resolved_data_dir("movielens/1m")) == ("hashing:32", 3, "/x")
+  finally:
+    gin.clear_config()
+    config.reset_config()
