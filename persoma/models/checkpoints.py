@@ -341,6 +341,16 @@ def restore_params(template: Any, path: str | os.PathLike | None = None, *,
                  f"{_examples(unused_backbone)}.")
     raise CheckpointError(" ".join(msg))
 
+  mismatched = []
+  for key, leaf in flat_t.items():
+    value = leaf.value if isinstance(leaf, meta.AxisMetadata) else leaf
+    if key in checkpoint and tuple(checkpoint[key].shape) != tuple(value.shape):
+      mismatched.append(f"{key!r}: model expects {tuple(value.shape)}, checkpoint has "
+                        f"{tuple(checkpoint[key].shape)}")
+  if mismatched:
+    raise CheckpointError(f"Shape mismatch for {len(mismatched)} param(s) restoring from "
+                          f"{source}: " + "; ".join(mismatched))
+
   new_flat, restored, kept, cast = {}, [], [], []
   for key, leaf in flat_t.items():
     if key not in checkpoint:
@@ -350,9 +360,6 @@ def restore_params(template: Any, path: str | os.PathLike | None = None, *,
     is_box = isinstance(leaf, meta.AxisMetadata)
     value = leaf.value if is_box else leaf
     arr = checkpoint[key]
-    if tuple(arr.shape) != tuple(value.shape):
-      raise CheckpointError(f"Shape mismatch for param {key!r}: model expects "
-                            f"{tuple(value.shape)}, checkpoint {source} has {tuple(arr.shape)}")
     if np.dtype(arr.dtype) != np.dtype(value.dtype):
       cast.append(key)
       arr = arr.astype(value.dtype)
