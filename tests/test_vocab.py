@@ -109,3 +109,9 @@ def test_lazy_vocabulary_resolves_on_first_use_only(tmp_path):
   assert r.calls == 2
   clone = pickle.loads(pickle.dumps(lazy))
   assert clone == lazy and clone.decode(clone.encode(LABELS[1])) == LABELS[1]
+
+
+def test_vocab_size_below_the_corpus_floor_is_raised_to_it(tmp_path, capsys):
+  v = vocab.get_vocabulary(corpus=LABELS, vocab_size=20, cache_dir=tmp_path)
+  assert "below this corpus's minimum" in capsys.readouterr().err
+  assert v.vocab_size > 256 and v.decode(v.encode(LABELS[1])) == LABELS[1]

@@ -201,7 +201,7 @@ def _save_cache(path: Path, emb: np.ndarray, corpus_hash: str, meta: dict[str, s
     raise
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class EmbeddingStore:
   """Embeddings of a catalog's distinct texts plus the index to assemble histories.
 

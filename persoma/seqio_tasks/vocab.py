@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -109,12 +110,26 @@ def train_sentencepiece(corpus: Sequence[str], vocab_size: int = DEFAULT_VOCAB_S
     _log(f"cached vocabulary {path} is corrupt; retraining it")
   buf = io.BytesIO()
   _log(f"training a {vocab_size}-piece SentencePiece vocabulary on {len(corpus)} sentences")
-  spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(corpus), model_writer=buf, vocab_size=int(vocab_size),
-      model_type="unigram", hard_vocab_limit=False, character_coverage=1.0,
-      byte_fallback=True, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-      input_sentence_size=max_sentences, shuffle_input_sentence=False,
-      num_threads=min(2, os.cpu_count() or 1), minloglevel=2, seed_sentencepiece_size=200_000)
+  size = int(vocab_size)
+  for _ in range(2):
+    try:
+      spm.SentencePieceTrainer.train(
+          sentence_iterator=iter(corpus), model_writer=buf, vocab_size=size,
+          model_type="unigram", hard_vocab_limit=False, character_coverage=1.0,
+          byte_fallback=True, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+          input_sentence_size=max_sentences, shuffle_input_sentence=False,
+          num_threads=min(2, os.cpu_count() or 1), minloglevel=2,
+          seed_sentencepiece_size=200_000)
+      break
+    except RuntimeError as e:
+      # Below the floor (256 byte pieces + every character + specials): raise to the floor.
+      m = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(e))
+      if not m or size >= int(m.group(1)):
+        raise
+      size = int(m.group(1))
+      buf = io.BytesIO()
+      _log(f"vocab_size={vocab_size} is below this corpus's minimum {size} (byte fallback + "
+           f"its characters); training {size} pieces instead")
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
   with os.fdopen(fd, "wb") as f:
