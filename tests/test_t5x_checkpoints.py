@@ -187,6 +187,14 @@ def test_other_architecture_is_a_clear_error(fixture):
     restore_params({"adapter": {"w": jnp.zeros(3)}}, LEGACY)
 
 
+def _writable_copy(src: Path, dst: Path) -> Path:
+  """Copies a (read-only) fixture dir so the test may damage it."""
+  shutil.copytree(src, dst)
+  for p in [dst, *dst.rglob("*")]:
+    p.chmod(0o755 if p.is_dir() else 0o644)
+  return dst
+
+
 def test_missing_and_corrupt_checkpoints(fixture, tmp_path):
   with pytest.raises(CheckpointError, match="does not exist"):
     load_t5x_checkpoint(tmp_path / "nope")
@@ -199,16 +207,20 @@ def test_missing_and_corrupt_checkpoints(fixture, tmp_path):
   with pytest.raises(CheckpointError, match=r"bad_msgpack/checkpoint: not a valid T5X msgpack"):
     load_t5x_checkpoint(bad)
   # A damaged zarr chunk names the param.
-  legacy = tmp_path / "legacy"
-  shutil.copytree(LEGACY, legacy)
+  legacy = _writable_copy(LEGACY, tmp_path / "legacy")
   chunk = legacy / "target.encoder.layers_1.mlp.wo.kernel" / "0.0"
-  chunk.chmod(0o644)
   chunk.write_bytes(b"garbage")
   with pytest.raises(CheckpointError, match="encoder/layers_1/mlp/wo/kernel"):
     load_t5x_checkpoint(legacy)
   shutil.rmtree(legacy / "target.decoder.decoder_norm.scale")
   with pytest.raises(CheckpointError, match="decoder/decoder_norm/scale"):
     load_t5x_checkpoint(legacy)
+  # Damaged orbax OCDBT data files.
+  orbax_bad = _writable_copy(ORBAX, tmp_path / "orbax_bad")
+  for data in (orbax_bad / "state").rglob("d/*"):
+    data.write_bytes(b"\0" * 64)
+  with pytest.raises(CheckpointError, match=r"Could not read param '.*' from .*orbax_bad"):
+    load_t5x_checkpoint(orbax_bad)
   # Broken orbax metadata.
   orbax = tmp_path / "orbax"
   (orbax / "state").mkdir(parents=True)

@@ -127,16 +127,36 @@ def locate_checkpoint(path: str | os.PathLike) -> CheckpointLocation:
 
 # ----------------------------------------------------------------------------- array reading
 
-def _open_zarr(spec: dict, what: str) -> np.ndarray:
+def _read_zarr_arrays(jobs: dict[str, tuple[dict, str]]) -> dict[str, np.ndarray]:
+  """Reads `{name: (tensorstore spec, description)}` concurrently -> `{name: array}`."""
   import tensorstore as ts
-  try:
-    return np.asarray(ts.open(spec, open=True, read=True).result().read().result())
-  except Exception as e:  # tensorstore raises ValueError/RuntimeError with status text
-    raise CheckpointError(f"Could not read {what}: {e}") from e
+
+  def fail(what, e):
+    return CheckpointError(f"Could not read {what}: {e}")
+
+  opened = {}
+  for name, (spec, what) in jobs.items():
+    try:
+      opened[name] = (ts.open(spec, open=True, read=True), what)
+    except Exception as e:  # invalid spec
+      raise fail(what, e) from e
+  reads = {}
+  for name, (future, what) in opened.items():
+    try:
+      reads[name] = (future.result().read(), what)
+    except Exception as e:  # missing/corrupt .zarray, unreachable store
+      raise fail(what, e) from e
+  out = {}
+  for name, (future, what) in reads.items():
+    try:
+      out[name] = np.asarray(future.result())
+    except Exception as e:  # corrupt or missing chunk data
+      raise fail(what, e) from e
+  return out
 
 
-def _legacy_array(spec: dict, checkpoint_dir: str, name: str) -> np.ndarray:
-  """Reads a tensorstore-backed leaf of a legacy checkpoint. Accepts the local form
+def _legacy_spec(spec: dict, checkpoint_dir: str, name: str) -> tuple[dict, str]:
+  """The spec to open a tensorstore-backed leaf of a legacy checkpoint. Accepts the local form
   (`kvstore: {driver: file, path: <rel>}`) and the gcs form (`kvstore: {driver: gcs, bucket},
   path: <rel>`); relative paths are resolved against the checkpoint dir."""
   kv = spec.get("kvstore", {})
@@ -147,14 +167,9 @@ def _legacy_array(spec: dict, checkpoint_dir: str, name: str) -> np.ndarray:
     location = rel
   else:
     location = _join(checkpoint_dir, rel)
-  driver = spec.get("driver", "zarr")
-  arr = _open_zarr({"driver": driver, "kvstore": _kvstore(location.rstrip("/") + "/")},
-                   f"param {name!r} from {location}")
-  want = (spec.get("metadata") or {}).get("shape")
-  if want is not None and tuple(want) != arr.shape:
-    raise CheckpointError(f"{name}: array at {location} has shape {arr.shape} but the "
-                          f"checkpoint msgpack says {tuple(want)} (corrupt checkpoint?)")
-  return arr
+  open_spec = {"driver": spec.get("driver", "zarr"),
+               "kvstore": _kvstore(location.rstrip("/") + "/")}
+  return open_spec, f"param {name!r} from {location}"
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -205,15 +220,21 @@ def _load_legacy(loc: CheckpointLocation, prefix: str) -> dict[str, np.ndarray]:
     raise CheckpointError(f"{loc.path}: no '{prefix}' entry (found {sorted(state)})")
   flat: dict[str, Any] = {}
   _flatten(state[prefix], "", flat)
-  out = {}
+  out, jobs = {}, {}
   for name, leaf in flat.items():
     if _is_ts_spec(leaf):
-      out[name] = _legacy_array(leaf, loc.checkpoint_dir, name)
+      jobs[name] = _legacy_spec(leaf, loc.checkpoint_dir, name)
     elif isinstance(leaf, dict):
       out[name] = _unchunk(leaf)
     else:
       out[name] = np.asarray(leaf)
-  return out
+  out.update(_read_zarr_arrays(jobs))
+  for name, leaf in flat.items():
+    want = (leaf.get("metadata") or {}).get("shape") if _is_ts_spec(leaf) else None
+    if want is not None and tuple(want) != out[name].shape:
+      raise CheckpointError(f"{name}: stored array has shape {out[name].shape} but the "
+                            f"checkpoint msgpack says {tuple(want)} (corrupt checkpoint?)")
+  return {name: out[name] for name in flat}
 
 
 def _load_orbax(loc: CheckpointLocation, prefix: str) -> dict[str, np.ndarray]:
@@ -229,7 +250,7 @@ def _load_orbax(loc: CheckpointLocation, prefix: str) -> dict[str, np.ndarray]:
   driver = "zarr3" if meta.get("use_zarr3") else "zarr"
   ocdbt = bool(meta.get("use_ocdbt", False))
   base = _kvstore(loc.path.rstrip("/") + "/")
-  out = {}
+  jobs = {}
   for entry in tree.values():
     keys = [str(k["key"]) for k in entry.get("key_metadata", [])]
     if not keys or keys[0] != prefix:
@@ -239,11 +260,11 @@ def _load_orbax(loc: CheckpointLocation, prefix: str) -> dict[str, np.ndarray]:
       kv = {"driver": "ocdbt", "base": base, "path": dotted}
     else:
       kv = _kvstore(_join(loc.path, dotted) + "/")
-    out["/".join(keys[1:])] = _open_zarr({"driver": driver, "kvstore": kv},
-                                         f"param {'/'.join(keys[1:])!r} from {loc.path}")
-  if not out:
+    name = "/".join(keys[1:])
+    jobs[name] = ({"driver": driver, "kvstore": kv}, f"param {name!r} from {loc.path}")
+  if not jobs:
     raise CheckpointError(f"{meta_path}: no '{prefix}/...' arrays in the orbax tree metadata")
-  return out
+  return _read_zarr_arrays(jobs)
 
 
 def load_t5x_checkpoint(path: str | os.PathLike, prefix: str = "target"
