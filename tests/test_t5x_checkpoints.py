@@ -155,6 +155,9 @@ def test_partial_restore_keeps_fresh_lora_and_adapter(fixture):
   assert len(lora) == 2 * (2 * 7 + 2 * 11)
   assert "adapter/dense/kernel" in report.kept_from_template
   assert set(report.kept_from_template) == set(lora) | {"adapter/dense/kernel"}
+  assert str(report).startswith("restored 52 params from ")
+  assert "73 not in the checkpoint keep their fresh init: " in str(report)
+  assert "adapter/dense/kernel" in str(report)
   assert len(report.restored) == 52
   np.testing.assert_array_equal(params["adapter"]["dense"]["kernel"], adapter)
   q = params["encoder"]["layers_0"]["attention"]["query"]

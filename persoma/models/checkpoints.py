@@ -289,6 +289,18 @@ class RestoreReport:
   unused_in_checkpoint: tuple[str, ...]
   cast: tuple[str, ...]  # restored with a dtype change (e.g. bfloat16 -> float32)
 
+  def __str__(self) -> str:
+    parts = [f"restored {len(self.restored)} params from {self.checkpoint}"]
+    if self.kept_from_template:
+      parts.append(f"{len(self.kept_from_template)} not in the checkpoint keep their fresh init: "
+                   + ", ".join(self.kept_from_template))
+    if self.unused_in_checkpoint:
+      parts.append(f"{len(self.unused_in_checkpoint)} checkpoint params unused: "
+                   + _examples(list(self.unused_in_checkpoint)))
+    if self.cast:
+      parts.append(f"{len(self.cast)} cast to the model dtype")
+    return "; ".join(parts)
+
 
 def _flatten_template(node: Any, prefix: str, out: dict[str, Any]) -> None:
   if hasattr(node, "items") and not hasattr(node, "shape"):
