@@ -107,6 +107,8 @@ def test_lazy_vocabulary_resolves_on_first_use_only(tmp_path):
   lazy.unresolve()
   lazy.encode(LABELS[1])
   assert r.calls == 2
+  other = vocab.LazySentencePieceVocabulary(lambda: (str(path), 3))
+  assert other == lazy and other == plain and lazy != vocab.get_vocabulary(path)
   clone = pickle.loads(pickle.dumps(lazy))
   assert clone == lazy and clone.decode(clone.encode(LABELS[1])) == LABELS[1]
 

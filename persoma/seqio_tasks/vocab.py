@@ -184,12 +184,16 @@ class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
     return state
 
   def __eq__(self, other):
-    if isinstance(other, LazySentencePieceVocabulary):
-      return self._resolver == other._resolver
-    return super().__eq__(other)
+    """Same resolver, or (resolving both) the same model file and extra ids."""
+    if isinstance(other, LazySentencePieceVocabulary) and self._resolver == other._resolver:
+      return True
+    if not isinstance(other, seqio.SentencePieceVocabulary):
+      return False
+    return (self.sentencepiece_model_file == other.sentencepiece_model_file
+            and self.extra_ids == other.extra_ids)
 
   def __hash__(self):
-    return hash(repr(self._resolver))
+    return hash(type(self).__name__)  # equal objects may have different resolvers
 
   def __repr__(self) -> str:
     return f"LazySentencePieceVocabulary({self._resolver!r})"
