@@ -1,0 +1,1 @@
+"""Helpers of benchmarks/reproduce.py: plan, on-disk state, execution, measurements, report."""

@@ -1,0 +1,200 @@
+"""Running one planned run: `persoma-train` subprocesses, baselines, the base-checkpoint export.
+
+A train run is `python -m persoma.train.main_train <gin file> <bindings> --gin.MODEL_DIR=...`
+in a subprocess (its own gin state and memory), its output appended to `runs/<id>/log.txt` and
+condensed on the console. Restarting the same command resumes from the run's last checkpoint
+(the runner does that); Ctrl-C sends the child SIGTERM so it saves before exiting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from repro import plan as plan_lib
+from repro import state as state_lib
+
+ECHO_RE = re.compile(r"( step \d+/\d+ | validation step |Resuming|Early stopping|Parameters:|"
+                     r"Traceback|Error|error:|WARNING: training mode|Test results|preempted)")
+NOISE_RE = re.compile(r"(cuInit|cuda_platform|cudart_stub)")
+PARAMS_RE = re.compile(r"Parameters: ([\d,]+) trainable of ([\d,]+) total")
+BEST_RE = re.compile(r"best step (\d+|None)")
+
+Echo = Callable[[str], None]
+
+
+def _last_json(lines: list[str]) -> dict | None:
+  for line in reversed(lines):
+    line = line.strip()
+    if line.startswith("{") and line.endswith("}"):
+      try:
+        obj = json.loads(line)
+      except ValueError:
+        continue
+      if isinstance(obj, dict):
+        return obj
+  return None
+
+
+def train_command(run: plan_lib.Run, model_dir: Path,
+                  initial_checkpoint: str | None = None) -> list[str]:
+  """The `persoma-train` command of a train run (run from the repository root)."""
+  cmd = [sys.executable, "-m", "persoma.train.main_train"] + run.gin_args()
+  if initial_checkpoint:
+    cmd.append(f"--gin.INITIAL_CHECKPOINT_PATH={initial_checkpoint!r}")
+  cmd.append(f"--gin.MODEL_DIR={str(model_dir)!r}")
+  return cmd
+
+
+def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
+              initial_checkpoint: str | None = None, echo: Echo = print,
+              verbose: bool = False, settings: plan_lib.Settings | None = None
+              ) -> dict[str, Any]:
+  """Trains (or resumes) `run`; returns its result dict (written by the caller).
+
+  Raises RuntimeError (with the log path) when the runner fails or is preempted, after
+  recording the attempt in the run's progress file; KeyboardInterrupt after the child saved.
+  """
+  model_dir = store.model_dir(run.run_id)
+  model_dir.parent.mkdir(parents=True, exist_ok=True)
+  cmd = train_command(run, model_dir, initial_checkpoint)
+  log_path = store.log_path(run.run_id)
+  lines: list[str] = []
+  t0 = time.time()
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  with open(log_path, "a") as log:
+    log.write(f"\n===== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
+              + " ".join(cmd) + "\n")
+    log.flush()
+    proc = subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+      assert proc.stdout is not None
+      for line in proc.stdout:
+        log.write(line)
+        lines.append(line.rstrip("\n"))
+        if verbose or (ECHO_RE.search(line) and not NOISE_RE.search(line)):
+          echo(f"  [{run.run_id}] {line.rstrip()}")
+      rc = proc.wait()
+    except KeyboardInterrupt:
+      echo(f"  [{run.run_id}] interrupted: asking the runner to save (SIGTERM) ...")
+      proc.send_signal(signal.SIGTERM)
+      try:
+        proc.wait(timeout=300)
+      except subprocess.TimeoutExpired:
+        proc.kill()
+      store.record_attempt(run.run_id, fingerprint, time.time() - t0, error=None,
+                           interrupted=True)
+      raise
+  wall = time.time() - t0
+  out = _last_json(lines[-20:])
+  if rc != 0 or out is None or out.get("preempted") or "f1" not in out:
+    why = ("preempted (checkpoint saved)" if out and out.get("preempted") else
+           f"exit code {rc}" if rc != 0 else "no result line")
+    store.record_attempt(run.run_id, fingerprint, wall, error=f"{why}; see {log_path}")
+    raise RuntimeError(f"{run.run_id}: {why}; log: {log_path}")
+  prog = store.record_attempt(run.run_id, fingerprint, wall, error=None)
+  text = "\n".join(lines)
+  params = PARAMS_RE.findall(text)
+  best = BEST_RE.findall(text)
+  eval_json = model_dir / "eval_test.json"
+  test = json.loads(eval_json.read_text()) if eval_json.exists() else out
+  return {
+      "run_id": run.run_id, "fingerprint": fingerprint, "kind": "train", "method": run.method,
+      "label": run.label, "history_size": run.history_size, "sampler": run.sampler,
+      "fmt": run.fmt, "mode": run.mode or "full", "init_from": run.init_from,
+      "f1": float(test["f1"]), "precision": float(test["precision"]),
+      "recall": float(test["recall"]), "users": test.get("users"),
+      "best_step": int(best[-1]) if best and best[-1] != "None" else test.get("step"),
+      "steps_trained": store.last_step(run.run_id),
+      "params_trainable": int(params[-1][0].replace(",", "")) if params else None,
+      "params_total": int(params[-1][1].replace(",", "")) if params else None,
+      "bindings": {k: plan_lib.gin_literal(v) for k, v in run.bindings},
+      "gin_file": run.gin_file, "initial_checkpoint": initial_checkpoint,
+      "wall_secs": prog["wall_secs"], "attempts": prog["attempts"],
+      "dataset": (settings.dataset if settings else None),
+      "synthetic": bool(settings and settings.dataset == "synthetic"),
+      "command": " ".join(cmd), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+  }
+
+
+_DATA_CACHE: dict[tuple, Any] = {}
+
+
+def load_data(settings: plan_lib.Settings):
+  """The pruned dataset the tasks use (cached per process)."""
+  key = (settings.dataset_name, settings.data_dir)
+  if key not in _DATA_CACHE:
+    import persoma.data as data_lib  # pylint: disable=g-import-not-at-top
+    if settings.dataset == "synthetic":
+      _DATA_CACHE[key] = data_lib.load_dataset("synthetic")
+    else:
+      _DATA_CACHE[key] = data_lib.load_dataset(settings.dataset_name, settings.data_dir,
+                                               descriptions="auto")
+  return _DATA_CACHE[key]
+
+
+def run_baseline(run: plan_lib.Run, store: state_lib.Store, fingerprint: str,
+                 settings: plan_lib.Settings) -> dict[str, Any]:
+  """`persoma.baselines.evaluate_baseline` on the test split of the run's task."""
+  from persoma import baselines  # pylint: disable=g-import-not-at-top
+  t0 = time.time()
+  res = baselines.evaluate_baseline(run.method, load_data(settings), split="test",
+                                    history_size=run.history_size, sampler=run.sampler,
+                                    seed=settings.seed)
+  prog = store.record_attempt(run.run_id, fingerprint, time.time() - t0)
+  return {
+      "run_id": run.run_id, "fingerprint": fingerprint, "kind": "baseline",
+      "method": run.method, "label": run.label, "history_size": run.history_size,
+      "sampler": run.sampler, "fmt": "", "mode": "", "f1": float(res["f1"]),
+      "precision": float(res["precision"]), "recall": float(res["recall"]),
+      "users": res["users"], "skipped_users": res.get("skipped_users"),
+      "dataset": res.get("dataset"), "synthetic": bool(res.get("synthetic")),
+      "wall_secs": prog["wall_secs"], "attempts": prog["attempts"],
+      "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+  }
+
+
+def best_state_dir(model_dir: Path) -> tuple[Path, int]:
+  """`best/<step>/state` of a finished run (the newest best step)."""
+  best = model_dir / "best"
+  steps = sorted(int(p.name) for p in best.iterdir() if p.name.isdigit()) if best.is_dir() \
+      else []
+  if not steps:
+    raise FileNotFoundError(f"no best checkpoint under {best}")
+  return best / str(steps[-1]) / "state", steps[-1]
+
+
+def export_base(model_dir: Path, out_root: Path) -> Path:
+  """Writes the T5 params of a persoma run's best checkpoint as a T5X-layout orbax checkpoint
+  (`{'target': params}`) that INITIAL_CHECKPOINT_PATH accepts; returns `.../checkpoint_<step>`.
+
+  Only the T5 backbone (token_embedder/, encoder/, decoder/) is exported: the adapter, task
+  prompt and LoRA factors of the dependent run start fresh.
+  """
+  state_dir, step = best_state_dir(model_dir)
+  out = out_root / f"checkpoint_{step}"
+  if (out / "_METADATA").exists():
+    return out
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from persoma.models import checkpoints  # pylint: disable=g-import-not-at-top
+  flat = checkpoints.load_t5x_checkpoint(str(state_dir), prefix="params")
+  keep = {tuple(k.split("/")): v for k, v in flat.items()
+          if k.split("/", 1)[0] in checkpoints.T5_TOP_LEVEL
+          and k.rsplit("/", 1)[-1] not in checkpoints.LORA_LEAVES}
+  if not keep:
+    raise ValueError(f"{state_dir}: no T5 params to export")
+  tmp = out_root / f".tmp_checkpoint_{step}_{os.getpid()}"
+  out_root.mkdir(parents=True, exist_ok=True)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(tmp.resolve(), {"target": traverse_util.unflatten_dict(keep)})
+  os.replace(tmp, out)
+  return out

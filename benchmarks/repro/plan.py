@@ -1,0 +1,303 @@
+"""The experiment plan of issue 5: every run as (gin file + bindings) under a stable run id.
+
+A run is one of
+  * ``train``: a `persoma-train` run of a gin file under ``gin/experiments/`` plus ``--gin.``
+    bindings (history size, sampler, format, mode, initial checkpoint, overrides);
+  * ``baseline``: a `persoma.baselines` evaluation (counting / rule) on the same test users and
+    sampled histories;
+  * ``cost``: the input-cost measurement of the paper's Table 2 (encoder tokens per example and
+    the train-step time of one method at one N).
+
+Run ids are derived from what a run is (method, N, sampler, format, mode, base), never from its
+position in the plan, so a run shared by several groups (e.g. PERSOMA-MLP at N=50, recency, uem)
+is planned, trained and stored once. The fingerprint hashes everything that changes the numbers
+(the gin file's text, the bindings, the base run), so a finished result is only reused for the
+same configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+GIN_DIR = REPO / "gin" / "experiments"
+
+GROUPS: dict[str, str] = {
+    "history": "1. History size N (recency sampling, uem format)",
+    "samplers": "2. Sampling strategies (N = 50)",
+    "formats": "3. Item formats (N = 10)",
+    "modes": "4. Training modes for PERSOMA-MLP (N = 50) on a task-adapted base",
+    "cost": "5. Input cost (the paper's Table 2)",
+}
+HISTORY_SIZES = (5, 10, 50, 100)
+TEXT_HISTORY_SIZES = (5, 10, 50)
+SAMPLERS = ("recency", "random", "long_tail", "topk_popularity", "genre")
+FORMATS = ("uem", "complete", "title_score", "description_score")
+EMBEDDING_METHODS = ("uem", "persoma_mlp", "persoma_transformer", "persoma_perceiver")
+BASELINES = ("counting", "rule")
+COST_METHODS = ("textprompt", "persoma_mlp", "persoma_perceiver")
+LORA_RANK = 4
+NOT_IDENTITY = ("DATA_DIR",)  # bindings that locate data but do not change the numbers
+BASE_N = 10  # the task-adapted base: text prompting at N = 10, uem format
+
+METHOD_LABELS: dict[str, str] = {
+    "counting": "Counting baseline",
+    "rule": "Rule baseline (label rule on shown history)",
+    "textprompt": "Text prompting",
+    "uem": "UEM",
+    "persoma_mlp": "PERSOMA-MLP",
+    "persoma_transformer": "PERSOMA-Transformer",
+    "persoma_perceiver": "PERSOMA-Perceiver",
+}
+GIN_FILES: dict[str, str] = {
+    "textprompt": "text_prompt.gin",
+    "uem": "uem.gin",
+    "persoma_mlp": "persoma_mlp.gin",
+    "persoma_transformer": "persoma_transformer.gin",
+    "persoma_perceiver": "persoma_perceiver.gin",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """What the whole program runs on (flags of benchmarks/reproduce.py).
+
+  Attributes:
+    dataset: task dataset slug (`movielens_1m`; `synthetic` for smoke runs).
+    data_dir: folder with `ml-1m/` and `descriptions/` (None for synthetic).
+    work_dir: run directories, result JSONs, caches of measurements (never inside the repo).
+    model_size, train_steps, eval_every, max_eval_examples, batch_size, encoder, patience:
+      overrides of `gin/experiments/repro_common.gin` (None: the gin value).
+    max_inputs_length: the longest encoder input (tokens) a text-prompting run may use; longer
+      rendered histories are reported as not fitting instead of being truncated.
+    seed: data and model seed (SEED and DATA_SEED).
+  """
+
+  dataset: str = "movielens_1m"
+  data_dir: str | None = None
+  work_dir: str = "~/persoma_repro"
+  model_size: str | None = None
+  train_steps: int | None = None
+  eval_every: int | None = None
+  max_eval_examples: int | None = None
+  batch_size: int | None = None
+  encoder: str | None = None
+  patience: int | None = None
+  max_inputs_length: int = 2048
+  seed: int = 0
+
+  def overrides(self) -> dict[str, Any]:
+    """gin macro bindings every train run gets (only the ones that are set)."""
+    out: dict[str, Any] = {"DATA_DIR": self.data_dir}
+    if self.dataset != "movielens_1m":
+      out["DATASET"] = self.dataset
+    for macro, value in (("MODEL_SIZE", self.model_size), ("TRAIN_STEPS", self.train_steps),
+                         ("EVAL_EVERY_STEPS", self.eval_every),
+                         ("SAVE_EVERY_STEPS", self.eval_every),
+                         ("MAX_EVAL_EXAMPLES", self.max_eval_examples),
+                         ("BATCH_SIZE", self.batch_size), ("ENCODER", self.encoder),
+                         ("PATIENCE", self.patience)):
+      if value is not None:
+        out[macro] = value
+    if self.seed:
+      out["SEED"] = out["DATA_SEED"] = self.seed
+    return out
+
+  @property
+  def dataset_name(self) -> str:
+    """The `persoma.data.load_dataset` name."""
+    return {"movielens_1m": "movielens/1m", "synthetic": "synthetic",
+            "movielens_latest_small": "movielens/latest-small",
+            "movielens_100k": "movielens/100k"}.get(self.dataset, self.dataset)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One planned run.
+
+  Attributes:
+    run_id: stable id (`persoma_mlp-h50-recency-uem-full`, `rule-h5-recency`, `cost-...`).
+    kind: `train` | `baseline` | `cost`.
+    method: key of METHOD_LABELS.
+    groups: the plan groups (keys of GROUPS) that report this run.
+    history_size, sampler, fmt: the task.
+    mode: training mode (`full`, `lora`, `frozen`; '' for baselines / cost).
+    init_from: run id whose best checkpoint initialises the T5 (the task-adapted base).
+    gin_file: path under the repo (train runs).
+    bindings: sorted (macro, value) pairs passed as `--gin.MACRO=repr(value)`.
+    skip_reason: why the run cannot run here (e.g. the rendered history does not fit).
+  """
+
+  run_id: str
+  kind: str
+  method: str
+  groups: tuple[str, ...]
+  history_size: int
+  sampler: str = "recency"
+  fmt: str = "uem"
+  mode: str = ""
+  init_from: str | None = None
+  gin_file: str | None = None
+  bindings: tuple[tuple[str, Any], ...] = ()
+  skip_reason: str | None = None
+
+  @property
+  def label(self) -> str:
+    return METHOD_LABELS.get(self.method, self.method)
+
+  def gin_args(self) -> list[str]:
+    """`--gin_file=...` and `--gin.MACRO=VALUE` flags (without MODEL_DIR)."""
+    args = [f"--gin_file={self.gin_file}"] if self.gin_file else []
+    return args + [f"--gin.{k}={gin_literal(v)}" for k, v in self.bindings]
+
+  def fingerprint(self, base_fingerprint: str | None = None) -> str:
+    """sha256 (16 hex) of the run's configuration: kind, method, task, bindings, gin text."""
+    gin_text = ""
+    if self.gin_file:
+      path = REPO / self.gin_file
+      gin_text = path.read_text() if path.exists() else f"<missing {self.gin_file}>"
+    blob = json.dumps({
+        "kind": self.kind, "method": self.method, "n": self.history_size,
+        "sampler": self.sampler, "fmt": self.fmt, "mode": self.mode,
+        "bindings": [[k, gin_literal(v)] for k, v in self.bindings if k not in NOT_IDENTITY],
+        "gin": gin_text, "base": base_fingerprint}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def gin_literal(value: Any) -> str:
+  """A Python value as a gin literal (`'text'`, `None`, `True`, `12`, `1e-3`)."""
+  if isinstance(value, (str, bool, int, float, type(None), tuple, list)):
+    return repr(value)
+  raise TypeError(f"cannot bind {value!r} ({type(value).__name__}) in gin")
+
+
+def inputs_length_for(max_tokens: int) -> int:
+  """The text-prompt INPUTS_LENGTH covering `max_tokens` (EOS included), in steps of 64."""
+  return int(math.ceil(max_tokens / 64.0) * 64)
+
+
+def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
+             init_from: str | None = None) -> str:
+  mode_tag = f"lora{LORA_RANK}" if mode == "lora" else mode
+  rid = f"{method}-h{n}-{sampler}-{fmt}-{mode_tag}"
+  if init_from:
+    rid += "-on-" + init_from.split("-", 1)[0] + "_h" + init_from.split("-h", 1)[1].split("-")[0]
+  return rid
+
+
+def base_run_id() -> str:
+  return train_id("textprompt", BASE_N, "recency", "uem")
+
+
+TextTokens = Callable[[int, str], int]
+
+
+def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, str], int]
+               ) -> list[Run]:
+  """Every run of the five groups, deduplicated by run id (groups merged), in run order.
+
+  Args:
+    settings: the program settings.
+    text_tokens: (N, fmt) -> the longest rendered text-prompt input of that task, in tokens of
+      the run's vocabulary (EOS included): decides INPUTS_LENGTH and whether N fits.
+  """
+  if isinstance(text_tokens, Mapping):
+    table = dict(text_tokens)
+    text_tokens = lambda n, fmt: table[(n, fmt)]  # noqa: E731
+  common = settings.overrides()
+  runs: dict[str, Run] = {}
+
+  def add(run: Run) -> None:
+    if run.run_id in runs:
+      old = runs[run.run_id]
+      groups = old.groups + tuple(g for g in run.groups if g not in old.groups)
+      runs[run.run_id] = dataclasses.replace(old, groups=groups)
+    else:
+      runs[run.run_id] = run
+
+  def train(method: str, group: str, n: int, sampler: str = "recency", fmt: str = "uem",
+            mode: str = "full", init_from: str | None = None) -> None:
+    b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
+    skip = None
+    if method == "textprompt":
+      tokens = int(text_tokens(n, fmt))
+      length = inputs_length_for(tokens)
+      if length > settings.max_inputs_length:
+        skip = (f"the rendered history needs up to {tokens} tokens, over the "
+                f"{settings.max_inputs_length}-token input limit of this program")
+      b["INPUTS_LENGTH"] = length
+    if mode != "full":
+      b["TRAINING_MODE"] = mode
+      b["LORA_RANK"] = LORA_RANK if mode == "lora" else 0
+    add(Run(train_id(method, n, sampler, fmt, mode, init_from), "train", method, (group,), n,
+            sampler, fmt, mode, init_from, f"gin/experiments/{GIN_FILES[method]}",
+            tuple(sorted(b.items())), skip))
+
+  def baseline(method: str, group: str, n: int, sampler: str = "recency") -> None:
+    add(Run(f"{method}-h{n}-{sampler}", "baseline", method, (group,), n, sampler, "",
+            bindings=tuple(sorted({"DATASET": settings.dataset, "DATA_DIR": settings.data_dir,
+                                   "SEED": settings.seed}.items()))))
+
+  # 1. history size
+  for n in HISTORY_SIZES:
+    for m in BASELINES:
+      baseline(m, "history", n)
+    if n in TEXT_HISTORY_SIZES:
+      train("textprompt", "history", n)
+    for m in EMBEDDING_METHODS:
+      train(m, "history", n)
+  # 2. samplers
+  for s in SAMPLERS:
+    train("persoma_mlp", "samplers", 50, s)
+    for m in BASELINES:
+      baseline(m, "samplers", 50, s)
+  # 3. item formats
+  for f in FORMATS:
+    train("persoma_mlp", "formats", 10, fmt=f)
+    train("textprompt", "formats", 10, fmt=f)
+  # 4. training modes on the task-adapted base (+ the from-scratch full run for reference)
+  base = base_run_id()
+  train("textprompt", "modes", BASE_N)
+  train("persoma_mlp", "modes", 50)
+  for mode in ("full", "lora", "frozen"):
+    train("persoma_mlp", "modes", 50, mode=mode, init_from=base)
+  # 5. input cost
+  for n in HISTORY_SIZES:
+    for m in COST_METHODS:
+      b = dict(common, HISTORY_SIZE=n)
+      add(Run(f"cost-{m}-h{n}", "cost", m, ("cost",), n, "recency", "uem",
+              gin_file=f"gin/experiments/{GIN_FILES[m]}", bindings=tuple(sorted(b.items()))))
+  # bases first so dependants can start in the same invocation
+  order = {base: 0}
+  return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),
+                                              {"baseline": 0, "train": 1, "cost": 2}[r.kind]))
+
+
+def select(runs: Sequence[Run], only: Iterable[str] | None) -> list[Run]:
+  """Runs matching any of `only` (group names, run ids or fnmatch patterns of run ids).
+
+  A selected run that depends on a base pulls the base in too. Raises ValueError naming an
+  entry that matches nothing.
+  """
+  if not only:
+    return list(runs)
+  by_id = {r.run_id: r for r in runs}
+  chosen: set[str] = set()
+  for item in only:
+    hit = {r.run_id for r in runs if item in r.groups or r.run_id == item
+           or fnmatch.fnmatchcase(r.run_id, item)}
+    if not hit:
+      raise ValueError(f"--only {item!r} matches no group or run id; groups: "
+                       f"{', '.join(GROUPS)}; see --list for run ids")
+    chosen |= hit
+  for rid in list(chosen):
+    base = by_id[rid].init_from
+    if base:
+      chosen.add(base)
+  return [r for r in runs if r.run_id in chosen]

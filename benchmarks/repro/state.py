@@ -1,0 +1,189 @@
+"""On-disk bookkeeping of the reproduction: result JSONs, per-run progress, run status.
+
+Layout under the work dir (never inside the repository):
+
+  results/<run_id>.json        the finished run's figures + metadata (what "done" means)
+  results/archive/...          results of an older configuration, moved aside (never deleted)
+  runs/<run_id>/model/         MODEL_DIR of a train run (checkpoints, config.gin, eval JSON)
+  runs/<run_id>/progress.json  attempts, accumulated wall time, last error, fingerprint
+  runs/<run_id>/log.txt        the run's full output (appended per attempt)
+  measure/*.json               cached measurements (token lengths, step times)
+  results.json                 every valid result, collected
+
+A result is valid when it parses, names the run, carries the fingerprint of the run's current
+configuration and finite F1 / precision / recall in [0, 1] (cost runs: their token counts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from repro import plan as plan_lib
+
+STATUSES = ("done", "pending", "interrupted", "failed", "stale", "invalid", "blocked",
+            "skipped")
+
+
+def write_json(path: Path, obj: Any) -> None:
+  """Atomic JSON write (tmp + rename)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+  os.replace(tmp, path)
+
+
+def _finite01(x: Any) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) \
+      and 0.0 <= x <= 1.0
+
+
+def result_problem(obj: Any, run_id: str, fingerprint: str) -> str | None:
+  """Why `obj` is not a valid result of `run_id` at `fingerprint` (None: valid)."""
+  if not isinstance(obj, dict):
+    return "not a JSON object"
+  if obj.get("run_id") != run_id:
+    return f"names run {obj.get('run_id')!r}"
+  if obj.get("fingerprint") != fingerprint:
+    return (f"configuration changed (fingerprint {obj.get('fingerprint')} != {fingerprint})")
+  if obj.get("kind") == "cost":
+    if not isinstance(obj.get("encoder_tokens"), (int, float)):
+      return "cost result without encoder_tokens"
+    return None
+  for k in ("f1", "precision", "recall"):
+    if not _finite01(obj.get(k)):
+      return f"{k}={obj.get(k)!r} is not a number in [0, 1]"
+  return None
+
+
+class Store:
+  """Result and progress files of one work dir."""
+
+  def __init__(self, work_dir: str | os.PathLike):
+    self.root = Path(work_dir).expanduser().resolve()
+
+  # paths
+  def result_path(self, run_id: str) -> Path:
+    return self.root / "results" / f"{run_id}.json"
+
+  def run_dir(self, run_id: str) -> Path:
+    return self.root / "runs" / run_id
+
+  def model_dir(self, run_id: str) -> Path:
+    return self.run_dir(run_id) / "model"
+
+  def log_path(self, run_id: str) -> Path:
+    return self.run_dir(run_id) / "log.txt"
+
+  def measure_path(self, name: str) -> Path:
+    return self.root / "measure" / f"{name}.json"
+
+  # results
+  def read_result(self, run_id: str) -> tuple[dict | None, str | None]:
+    """(result, None), (None, None) when absent, or (None, problem) when unreadable."""
+    path = self.result_path(run_id)
+    if not path.exists():
+      return None, None
+    try:
+      return json.loads(path.read_text()), None
+    except (OSError, ValueError) as e:
+      return None, f"{path}: unreadable ({e})"
+
+  def write_result(self, run_id: str, obj: Mapping[str, Any]) -> Path:
+    path = self.result_path(run_id)
+    write_json(path, dict(obj))
+    return path
+
+  def archive(self, run_id: str, why: str) -> list[Path]:
+    """Moves an old result and run dir aside (`.../archive/<run_id>.<time>`); returns them."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = []
+    for src, dst in ((self.result_path(run_id),
+                      self.root / "results" / "archive" / f"{run_id}.{stamp}.json"),
+                     (self.run_dir(run_id), self.root / "runs" / "archive" / f"{run_id}.{stamp}")):
+      if src.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dst))
+        moved.append(dst)
+    if moved:
+      write_json(moved[-1] / "ARCHIVED.json" if moved[-1].is_dir() else
+                 moved[-1].with_suffix(".why.json"), {"run_id": run_id, "why": why})
+    return moved
+
+  # progress
+  def progress(self, run_id: str) -> dict[str, Any]:
+    path = self.run_dir(run_id) / "progress.json"
+    try:
+      return json.loads(path.read_text())
+    except (OSError, ValueError):
+      return {}
+
+  def record_attempt(self, run_id: str, fingerprint: str, wall_secs: float,
+                     error: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Adds one attempt's wall time (and its error, if any) to the run's progress file."""
+    p = self.progress(run_id)
+    if p.get("fingerprint") not in (None, fingerprint):
+      p = {}
+    p.update(fingerprint=fingerprint, attempts=int(p.get("attempts", 0)) + 1,
+             wall_secs=float(p.get("wall_secs", 0.0)) + float(wall_secs),
+             last_error=error, last_attempt=time.strftime("%Y-%m-%dT%H:%M:%S"), **extra)
+    write_json(self.run_dir(run_id) / "progress.json", p)
+    return p
+
+  def has_checkpoints(self, run_id: str) -> bool:
+    ck = self.model_dir(run_id) / "checkpoints"
+    return ck.is_dir() and any(c.name.isdigit() for c in ck.iterdir())
+
+  # status
+  def status(self, run: plan_lib.Run, fingerprint: str,
+             base_done: bool = True) -> tuple[str, str]:
+    """(status, detail) of `run` under its current `fingerprint` (see STATUSES)."""
+    if run.skip_reason:
+      return "skipped", run.skip_reason
+    obj, problem = self.read_result(run.run_id)
+    if problem:
+      return "invalid", problem
+    if obj is not None:
+      problem = result_problem(obj, run.run_id, fingerprint)
+      if problem is None:
+        if run.kind == "cost":
+          return "done", f"{obj.get('encoder_tokens'):.0f} encoder tokens"
+        return "done", f"F1 {obj['f1']:.4f}"
+      if problem.startswith("configuration changed"):
+        return "stale", problem
+      return "invalid", problem
+    prog = self.progress(run.run_id)
+    same = prog.get("fingerprint") == fingerprint
+    if not base_done:
+      return "blocked", f"waits for {run.init_from}"
+    if same and prog.get("last_error"):
+      return "failed", f"attempt {prog.get('attempts')}: {prog['last_error']}"
+    if self.has_checkpoints(run.run_id) or (same and prog.get("attempts")):
+      step = self.last_step(run.run_id)
+      return "interrupted", (f"resumes from step {step}" if step is not None
+                             else "restarts (no checkpoint yet)")
+    return "pending", ""
+
+  def last_step(self, run_id: str) -> int | None:
+    ck = self.model_dir(run_id) / "checkpoints"
+    if not ck.is_dir():
+      return None
+    steps = [int(c.name) for c in ck.iterdir() if c.name.isdigit()]
+    return max(steps) if steps else None
+
+  def collect(self, runs: list[plan_lib.Run], fingerprints: Mapping[str, str]
+              ) -> list[dict[str, Any]]:
+    """The valid results of `runs` (plan order), each with its groups from the plan."""
+    out = []
+    for run in runs:
+      obj, problem = self.read_result(run.run_id)
+      if obj is None or problem or result_problem(obj, run.run_id,
+                                                  fingerprints[run.run_id]) is not None:
+        continue
+      out.append(dict(obj, groups=list(run.groups)))
+    return out

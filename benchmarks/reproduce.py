@@ -1,0 +1,370 @@
+"""Reproduce the papers' experiments on real MovieLens 1M (issue 5), resumably, in one command.
+
+  python benchmarks/reproduce.py --data_dir ../shared/movielens          # everything
+  python benchmarks/reproduce.py --list                                   # plan + status
+  python benchmarks/reproduce.py --only history --only 'persoma_mlp-*'    # a subset
+  python benchmarks/reproduce.py --budget --only persoma_mlp-h50-recency-uem-full
+  python benchmarks/reproduce.py --plot_only                              # RESULTS.md + PNG
+  # smoke run of the harness (synthetic data, tiny T5, a few steps):
+  python benchmarks/reproduce.py --dataset synthetic --work_dir /tmp/repro_smoke \
+      --model_size tiny --max_steps 4 --eval_every 2 --max_eval_examples 16 --encoder hashing
+
+Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
+(`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
+skipped; interrupted ones resume from their last checkpoint; results of an older configuration
+are moved to an archive folder, never deleted. Every result is collected into
+`<work_dir>/results.json`, and `docs/RESULTS.md` + `docs/results_f1_vs_history.png` are written
+from them (for non-MovieLens-1M data they go under `<work_dir>/docs/` unless --docs_dir says).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from repro import execute, measure, report  # noqa: E402
+from repro import plan as plan_lib  # noqa: E402
+from repro import state as state_lib  # noqa: E402
+
+REPO = plan_lib.REPO
+DEFAULT_DATA = REPO.parent / "shared" / "movielens"
+DEFAULT_WORK = "~/persoma_repro"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--data_dir", default=str(DEFAULT_DATA),
+                 help="folder holding ml-1m/ and descriptions/ (default ../shared/movielens)")
+  p.add_argument("--work_dir", default=DEFAULT_WORK,
+                 help="runs, results and caches (never inside the repository)")
+  p.add_argument("--dataset", default="movielens_1m",
+                 help="task dataset slug: movielens_1m (the program) or synthetic (smoke run)")
+  p.add_argument("--only", action="append", default=[],
+                 help="group (history|samplers|formats|modes|cost), run id or fnmatch pattern; "
+                 "repeatable or comma-separated")
+  p.add_argument("--list", action="store_true", help="print the plan with run ids and status")
+  p.add_argument("--dry_run", action="store_true", help="print what would run, run nothing")
+  p.add_argument("--plot_only", action="store_true",
+                 help="only regenerate results.json, RESULTS.md and the plot")
+  p.add_argument("--budget", action="store_true",
+                 help="measure one train step per run configuration and project wall time")
+  p.add_argument("--max_steps", type=int, help="TRAIN_STEPS override (smoke runs)")
+  p.add_argument("--eval_every", type=int, help="EVAL_EVERY_STEPS (and SAVE_EVERY_STEPS)")
+  p.add_argument("--max_eval_examples", type=int, help="validation decoding cap in training")
+  p.add_argument("--model_size", help="T5 size override (tiny|small|base|...)")
+  p.add_argument("--batch_size", type=int, help="BATCH_SIZE override")
+  p.add_argument("--patience", type=int, help="early-stopping PATIENCE override")
+  p.add_argument("--encoder", help="ENCODER override (e.g. hashing for smoke runs)")
+  p.add_argument("--max_inputs_length", type=int, default=2048,
+                 help="longest text-prompt encoder input allowed (tokens)")
+  p.add_argument("--cost_batch", type=int, default=8, help="batch of the input-cost step times")
+  p.add_argument("--cost_steps", type=int, default=3, help="timed steps per cost measurement")
+  p.add_argument("--docs_dir", help="where RESULTS.md and the PNG go")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--verbose", action="store_true", help="echo every line of the runs")
+  a = p.parse_args(argv)
+  a.only = [x for item in a.only for x in item.split(",") if x]
+  return a
+
+
+def check_dirs(a: argparse.Namespace) -> None:
+  work = Path(a.work_dir).expanduser().resolve()
+  if work == REPO or REPO in work.parents:
+    raise SystemExit(f"error: --work_dir {work} is inside the repository {REPO}; MovieLens-derived "
+                     "files must never land there. Use e.g. ~/persoma_repro.")
+  if a.dataset == "synthetic":
+    a.data_dir = None
+    return
+  d = Path(a.data_dir).expanduser()
+  if not d.is_dir():
+    raise SystemExit(f"error: data folder {d} does not exist. Pass --data_dir=FOLDER holding "
+                     "ml-1m/ (and descriptions/ml-1m_descriptions.csv), e.g. ../shared/movielens "
+                     "(see its README.md), or --dataset synthetic for a smoke run.")
+  if a.dataset == "movielens_1m" and not ((d / "ml-1m" / "ratings.dat").exists()
+                                          or (d / "ratings.dat").exists()):
+    raise SystemExit(f"error: {d} holds no ml-1m release (expected {d / 'ml-1m' / 'ratings.dat'})")
+  a.data_dir = str(d.resolve())
+
+
+def settings_of(a: argparse.Namespace) -> plan_lib.Settings:
+  return plan_lib.Settings(
+      dataset=a.dataset, data_dir=a.data_dir, work_dir=a.work_dir, model_size=a.model_size,
+      train_steps=a.max_steps, eval_every=a.eval_every, max_eval_examples=a.max_eval_examples,
+      batch_size=a.batch_size, encoder=a.encoder, patience=a.patience,
+      max_inputs_length=a.max_inputs_length, seed=a.seed)
+
+
+def gin_default(name: str, files=("gin/experiments/repro_common.gin", "gin/runs/train.gin")):
+  """A macro's value in the reproduction's gin files (first file that sets it)."""
+  for f in files:
+    m = re.search(rf"^{name}\s*=\s*(.+)$", (REPO / f).read_text(), re.M)
+    if m:
+      return m.group(1).strip().strip("'")
+  return None
+
+
+def program_meta(s: plan_lib.Settings, planned: int, a: argparse.Namespace) -> dict[str, Any]:
+  labels = {"movielens_1m": "MovieLens 1M (GroupLens ml-1m, pruned: movies and users with "
+                            ">= 20 ratings) with TMDB overviews as descriptions",
+            "synthetic": "SYNTHETIC MovieLens-like data (built-in generator)"}
+  cmd = "python benchmarks/reproduce.py"
+  if s.dataset != "movielens_1m":
+    cmd += f" --dataset {s.dataset}"
+  if s.data_dir:
+    cmd += " --data_dir ../shared/movielens"
+  cmd += f" --work_dir {a.work_dir}"
+  for flag, v in (("max_steps", s.train_steps), ("eval_every", s.eval_every),
+                  ("max_eval_examples", s.max_eval_examples), ("model_size", s.model_size),
+                  ("batch_size", s.batch_size), ("encoder", s.encoder)):
+    if v is not None:
+      cmd += f" --{flag} {v}"
+  return {"dataset": s.dataset, "dataset_label": labels.get(s.dataset, s.dataset),
+          "model_size": s.model_size or gin_default("MODEL_SIZE"),
+          "train_steps": s.train_steps or gin_default("TRAIN_STEPS"),
+          "batch_size": s.batch_size or gin_default("BATCH_SIZE"),
+          "learning_rate": gin_default("LEARNING_RATE"),
+          "eval_every": s.eval_every or gin_default("EVAL_EVERY_STEPS"),
+          "encoder": s.encoder or gin_default("ENCODER"), "planned": planned, "command": cmd}
+
+
+class Program:
+  """The plan of one invocation with its fingerprints and the work-dir store."""
+
+  def __init__(self, a: argparse.Namespace):
+    self.a = a
+    self.settings = settings_of(a)
+    self.store = state_lib.Store(a.work_dir)
+    self.tokens = measure.TokenCache(self.settings, self.store.measure_path("text_tokens"))
+    self.tokens.stats([(n, "uem") for n in plan_lib.TEXT_HISTORY_SIZES]
+                      + [(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])  # one measuring pass
+    self.plan = plan_lib.build_plan(self.settings, self.tokens.max_tokens)
+    self.by_id = {r.run_id: r for r in self.plan}
+    self.fp: dict[str, str] = {}
+    for r in self.plan:  # bases come first in the plan
+      self.fp[r.run_id] = r.fingerprint(self.fp.get(r.init_from) if r.init_from else None)
+    self.selected = plan_lib.select(self.plan, a.only)
+
+  def status(self, run: plan_lib.Run) -> tuple[str, str]:
+    base_done = True
+    if run.init_from:
+      base_done = self.status(self.by_id[run.init_from])[0] == "done"
+    return self.store.status(run, self.fp[run.run_id], base_done)
+
+  # ---- publishing -----------------------------------------------------------------------
+  def publish(self) -> tuple[Path, Path | None]:
+    results = self.store.collect(self.plan, self.fp)
+    state_lib.write_json(self.store.root / "results.json", {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "settings": {k: v for k, v in vars(self.settings).items()}, "runs": results})
+    docs = Path(self.a.docs_dir).expanduser() if self.a.docs_dir else (
+        REPO / "docs" if self.settings.dataset == "movielens_1m" else self.store.root / "docs")
+    docs.mkdir(parents=True, exist_ok=True)
+    png = docs / report.PLOT_NAME
+    title = f"F1 against history size ({self.settings.dataset}, T5 " \
+            f"{self.settings.model_size or gin_default('MODEL_SIZE')})"
+    has_plot = report.plot(results, str(png), title)
+    missing = [(r.run_id, *self.status(r)) for r in self.plan
+               if r.run_id not in {x["run_id"] for x in results}]
+    md = report.render(results, meta=program_meta(self.settings, len(self.plan), self.a),
+                       missing=missing, plot_file=report.PLOT_NAME if has_plot else None)
+    (docs / "RESULTS.md").write_text(md)
+    return docs / "RESULTS.md", png if has_plot else None
+
+  # ---- listing --------------------------------------------------------------------------
+  def list(self) -> None:
+    counts: dict[str, int] = {}
+    print(f"{'run id':58s} {'kind':8s} {'groups':22s} status")
+    for r in self.selected:
+      st, det = self.status(r)
+      counts[st] = counts.get(st, 0) + 1
+      print(f"{r.run_id:58s} {r.kind:8s} {','.join(r.groups):22s} {st}"
+            + (f": {det}" if det else ""))
+      if self.a.verbose and r.kind == "train":
+        print("    " + " ".join(execute.train_command(r, self.store.model_dir(r.run_id))[1:]))
+    print(f"{len(self.selected)} runs: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+
+  # ---- running --------------------------------------------------------------------------
+  def run_all(self) -> int:
+    failed: list[str] = []
+    todo = self.selected
+    t_all = last_publish = time.time()
+    for i, run in enumerate(todo, 1):
+      st, det = self.status(run)
+      head = f"[{i}/{len(todo)}] {run.run_id}"
+      if st == "done":
+        print(f"{head}: done ({det}), skipping", flush=True)
+        continue
+      if st == "skipped":
+        print(f"{head}: not runnable here: {det}", flush=True)
+        continue
+      if st == "blocked":
+        if self.a.dry_run:
+          print(f"{head}: would run once {run.init_from} has a result", flush=True)
+        else:
+          print(f"{head}: blocked: {run.init_from} has no result", flush=True)
+          failed.append(run.run_id)
+        continue
+      if self.a.dry_run:
+        cmd = (" ".join(execute.train_command(run, self.store.model_dir(run.run_id)))
+               if run.kind == "train" else f"({run.kind} measurement in-process)")
+        print(f"{head}: {st}{(': ' + det) if det else ''}\n    would run: {cmd}", flush=True)
+        continue
+      if st in ("stale", "invalid") or (
+          st in ("interrupted", "failed")
+          and self.store.progress(run.run_id).get("fingerprint") not in (None, self.fp[run.run_id])):
+        moved = self.store.archive(run.run_id, det or st)
+        print(f"{head}: {st} ({det}); moved aside: {', '.join(map(str, moved))}", flush=True)
+      print(f"{head}: {st}{(' (' + det + ')') if det else ''} -> running", flush=True)
+      t0 = time.time()
+      try:
+        result = self.execute(run)
+      except KeyboardInterrupt:
+        print(f"{head}: interrupted; rerun the same command to resume.", flush=True)
+        self.publish()
+        return 130
+      except Exception as e:  # pylint: disable=broad-except
+        print(f"{head}: FAILED after {time.time() - t0:.0f}s: {e}", flush=True)
+        failed.append(run.run_id)
+        continue
+      self.store.write_result(run.run_id, result)
+      figs = (f"F1 {result['f1']:.4f} P {result['precision']:.4f} R {result['recall']:.4f}"
+              if "f1" in result else f"{result.get('encoder_tokens', 0):.1f} encoder tokens")
+      print(f"{head}: done in {time.time() - t0:.0f}s: {figs}", flush=True)
+      if time.time() - last_publish > 300:  # keep the page current during long programs
+        self.publish()
+        last_publish = time.time()
+    if self.a.dry_run:
+      print(f"dry run: {len(todo)} runs considered, nothing run or written")
+      return 0
+    md, png = self.publish()
+    print(f"{len(todo)} runs considered in {time.time() - t_all:.0f}s; "
+          f"{len(failed)} failed or blocked{': ' + ', '.join(failed) if failed else ''}")
+    print(f"results: {self.store.root / 'results.json'}\npage: {md}" + (f"\nplot: {png}" if png else ""))
+    return 1 if failed else 0
+
+  def execute(self, run: plan_lib.Run) -> dict[str, Any]:
+    fp = self.fp[run.run_id]
+    if run.kind == "baseline":
+      return execute.run_baseline(run, self.store, fp, self.settings)
+    if run.kind == "cost":
+      return self.run_cost(run, fp)
+    init = None
+    if run.init_from:
+      init = str(execute.export_base(self.store.model_dir(run.init_from),
+                                     self.store.run_dir(run.init_from) / "t5x_export"))
+    return execute.run_train(run, self.store, fp, initial_checkpoint=init,
+                             verbose=self.a.verbose, settings=self.settings)
+
+  def run_cost(self, run: plan_lib.Run, fp: str) -> dict[str, Any]:
+    t0 = time.time()
+    n = run.history_size
+    out: dict[str, Any] = {"run_id": run.run_id, "fingerprint": fp, "kind": "cost",
+                           "method": run.method, "label": run.label, "history_size": n,
+                           "sampler": run.sampler, "fmt": run.fmt, "mode": "",
+                           "cost_batch": self.a.cost_batch}
+    args = run.gin_args()
+    if run.method == "textprompt":
+      st = self.tokens.stats([(n, "uem")])[f"{n}/uem"]
+      length = plan_lib.inputs_length_for(st["max"])
+      out.update(encoder_tokens=st["mean_test"], encoder_tokens_max=st["max"],
+                 encoder_length=length)
+      if length > self.settings.max_inputs_length:
+        out.update(step_secs=None, step_skip_reason=f"L={length} > "
+                   f"{self.settings.max_inputs_length}")
+        return self._cost_done(run, fp, out, t0)
+      args = args + [f"--gin.INPUTS_LENGTH={length}"]
+    fig = measure.step_time(args, self.a.cost_batch, self.a.cost_steps, predict=False)
+    if run.method != "textprompt":
+      instr = measure.instruction_tokens(self.settings)
+      prompt = int(gin_default("TASK_PROMPT_LENGTH"))
+      prefix = n if run.method != "persoma_perceiver" else int(
+          gin_default("NUM_LATENTS", ("gin/adapters/perceiver.gin",)))
+      out.update(encoder_tokens=float(prefix + prompt + instr), encoder_length=
+                 prefix + prompt + fig["inputs_length"], instruction_tokens=instr)
+    out.update(step_secs=fig["step_secs"], compile_secs=fig["compile_secs"],
+               model_size=fig["size"])
+    return self._cost_done(run, fp, out, t0)
+
+  def _cost_done(self, run, fp, out, t0):
+    prog = self.store.record_attempt(run.run_id, fp, time.time() - t0)
+    out.update(wall_secs=prog["wall_secs"], attempts=prog["attempts"],
+               synthetic=self.settings.dataset == "synthetic",
+               finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return out
+
+  # ---- budget ---------------------------------------------------------------------------
+  def budget(self) -> int:
+    """Measures one train step (+ one decode batch) per distinct run configuration and
+    projects the wall time of the selected train runs (steps x step + validation decodes)."""
+    cache_path = self.store.measure_path("step_times")
+    try:
+      cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+      cache = {}
+    steps = int(self.settings.train_steps or gin_default("TRAIN_STEPS"))
+    every = int(self.settings.eval_every or gin_default("EVAL_EVERY_STEPS"))
+    batch = int(self.settings.batch_size or gin_default("BATCH_SIZE"))
+    eval_batch = int(gin_default("EVAL_BATCH_SIZE"))
+    from persoma.data import split as split_lib  # pylint: disable=g-import-not-at-top
+    data = execute.load_data(self.settings)
+    users = [split_lib.user_split(int(u)) for u in data.user_ids]
+    n_val, n_test = users.count("validation"), users.count("test")
+    rows, total = [], 0.0
+    for run in self.selected:
+      if run.kind != "train" or run.skip_reason:
+        continue
+      b = dict(run.bindings)
+      key = json.dumps([run.method, run.history_size, run.fmt, run.mode,
+                        b.get("INPUTS_LENGTH"), self.settings.model_size, batch,
+                        self.settings.dataset])
+      if key not in cache:
+        print(f"measuring a train step of {run.run_id} at batch {batch} ...", flush=True)
+        cache[key] = measure.step_time(run.gin_args(), batch, steps=2, predict=True)
+        state_lib.write_json(cache_path, cache)
+      fig = cache[key]
+      pred = fig["predict_secs"] * eval_batch / batch  # decode cost ~ linear in batch
+      evals = steps // every
+      secs = (steps * fig["step_secs"] + evals * math.ceil(n_val / eval_batch) * pred
+              + math.ceil(n_test / eval_batch) * pred)
+      total += secs
+      rows.append((run.run_id, fig["step_secs"], fig["predict_secs"], secs))
+    print(f"\nBudget: {steps} steps max per run at batch {batch}, validation every {every} "
+          f"steps on {n_val} users, test on {n_test} users (early stopping can only shorten)")
+    print(f"{'run id':58s} {'step s':>8s} {'decode s':>9s} {'projected':>10s}")
+    for rid, s, p, secs in rows:
+      print(f"{rid:58s} {s:8.3f} {p:9.2f} {secs / 3600:9.2f}h")
+    print(f"TOTAL projected wall time of {len(rows)} train runs: {total / 3600:.1f} h "
+          f"(one process at a time on this machine)")
+    return 0
+
+
+def main(argv=None) -> int:
+  a = parse_args(argv)
+  check_dirs(a)
+  try:
+    prog = Program(a)
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
+  if a.list:
+    prog.list()
+    return 0
+  if a.plot_only:
+    md, png = prog.publish()
+    print(f"page: {md}" + (f"\nplot: {png}" if png else "\n(no group-1 results to plot yet)"))
+    return 0
+  if a.budget:
+    return prog.budget()
+  return prog.run_all()
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,341 @@
+"""The issue-5 reproduction harness (benchmarks/reproduce.py): planning, run ids and
+fingerprints, skip-finished / resume / stale bookkeeping, result collection, RESULTS.md and the
+plot, all from fake results in a tmp dir (no training, no MovieLens needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import reproduce  # noqa: E402
+from repro import plan as plan_lib  # noqa: E402
+from repro import report  # noqa: E402
+from repro import state as state_lib  # noqa: E402
+
+
+def fake_tokens(n: int, fmt: str) -> int:
+  """~70 tokens per rendered item: N=50 does not fit 2048 tokens, N<=10 does."""
+  return 70 * n + (0 if fmt == "title_score" else 20)
+
+
+def settings(**kw) -> plan_lib.Settings:
+  return plan_lib.Settings(**{"dataset": "synthetic", **kw})
+
+
+@pytest.fixture()
+def plan():
+  return plan_lib.build_plan(settings(), fake_tokens)
+
+
+# ----------------------------------------------------------------------------- planning
+def test_plan_ids_unique_and_groups_merged(plan):
+  ids = [r.run_id for r in plan]
+  assert len(ids) == len(set(ids))
+  by_id = {r.run_id: r for r in plan}
+  shared = by_id["persoma_mlp-h50-recency-uem-full"]
+  assert set(shared.groups) == {"history", "samplers", "modes"}
+  assert set(by_id["persoma_mlp-h10-recency-uem-full"].groups) == {"history", "formats"}
+  # group contents
+  hist = [r for r in plan if "history" in r.groups]
+  assert {(r.method, r.history_size) for r in hist if r.kind == "baseline"} == {
+      (m, n) for m in ("counting", "rule") for n in (5, 10, 50, 100)}
+  assert {r.history_size for r in hist if r.method == "textprompt"} == {5, 10, 50}
+  for m in plan_lib.EMBEDDING_METHODS:
+    assert {r.history_size for r in hist if r.method == m} == {5, 10, 50, 100}
+  samp = [r for r in plan if "samplers" in r.groups]
+  assert {(r.method, r.sampler) for r in samp} == {
+      (m, s) for m in ("persoma_mlp", "counting", "rule") for s in plan_lib.SAMPLERS}
+  fmts = [r for r in plan if "formats" in r.groups]
+  assert {(r.method, r.fmt) for r in fmts} == {
+      (m, f) for m in ("persoma_mlp", "textprompt") for f in plan_lib.FORMATS}
+  cost = [r for r in plan if r.kind == "cost"]
+  assert len(cost) == 12
+
+
+def test_plan_ids_are_stable_across_settings():
+  a = [r.run_id for r in plan_lib.build_plan(settings(), fake_tokens)]
+  b = [r.run_id for r in plan_lib.build_plan(settings(train_steps=7, model_size="tiny"),
+                                             fake_tokens)]
+  assert a == b
+
+
+def test_text_prompt_fit_and_inputs_length(plan):
+  by_id = {r.run_id: r for r in plan}
+  r10 = by_id["textprompt-h10-recency-uem-full"]
+  assert r10.skip_reason is None
+  length = dict(r10.bindings)["INPUTS_LENGTH"]
+  assert length % 64 == 0 and length >= fake_tokens(10, "uem") and length - 64 < fake_tokens(
+      10, "uem")
+  r50 = by_id["textprompt-h50-recency-uem-full"]
+  assert r50.skip_reason and str(fake_tokens(50, "uem")) in r50.skip_reason
+  # a larger limit makes it fit
+  big = {r.run_id: r for r in plan_lib.build_plan(settings(max_inputs_length=8192),
+                                                  fake_tokens)}
+  assert big["textprompt-h50-recency-uem-full"].skip_reason is None
+  # embedding methods get no INPUTS_LENGTH binding from the plan
+  assert "INPUTS_LENGTH" not in dict(by_id["persoma_mlp-h10-recency-uem-full"].bindings)
+
+
+def test_modes_group_uses_task_adapted_base(plan):
+  modes = [r for r in plan if "modes" in r.groups]
+  base = plan_lib.base_run_id()
+  assert plan[0].run_id == base  # bases run first
+  dependants = [r for r in modes if r.init_from]
+  assert {r.mode for r in dependants} == {"full", "lora", "frozen"}
+  assert all(r.init_from == base and r.history_size == 50 for r in dependants)
+  lora = next(r for r in dependants if r.mode == "lora")
+  assert dict(lora.bindings)["LORA_RANK"] == 4 and dict(lora.bindings)["TRAINING_MODE"] == "lora"
+  assert dict(next(r for r in dependants if r.mode == "frozen").bindings)["LORA_RANK"] == 0
+
+
+def test_gin_args_and_overrides():
+  s = settings(train_steps=5, model_size="tiny", encoder="hashing", data_dir="/data/ml")
+  run = next(r for r in plan_lib.build_plan(s, fake_tokens)
+             if r.run_id == "persoma_perceiver-h5-recency-uem-full")
+  args = run.gin_args()
+  assert args[0] == "--gin_file=gin/experiments/persoma_perceiver.gin"
+  assert "--gin.TRAIN_STEPS=5" in args and "--gin.MODEL_SIZE='tiny'" in args
+  assert "--gin.ENCODER='hashing'" in args and "--gin.DATASET='synthetic'" in args
+  assert "--gin.HISTORY_SIZE=5" in args and "--gin.DATA_DIR='/data/ml'" in args
+  cmd = reproduce.execute.train_command(run, Path("/w/runs/x/model"), "/w/base/checkpoint_3")
+  assert cmd[-1] == "--gin.MODEL_DIR='/w/runs/x/model'"
+  assert "--gin.INITIAL_CHECKPOINT_PATH='/w/base/checkpoint_3'" in cmd
+  for f in plan_lib.GIN_FILES.values():
+    assert (plan_lib.GIN_DIR / f).exists(), f
+
+
+def test_fingerprints():
+  p1 = {r.run_id: r for r in plan_lib.build_plan(settings(data_dir="/a"), fake_tokens)}
+  p2 = {r.run_id: r for r in plan_lib.build_plan(settings(data_dir="/b"), fake_tokens)}
+  p3 = {r.run_id: r for r in plan_lib.build_plan(settings(train_steps=9), fake_tokens)}
+  rid = "persoma_mlp-h50-recency-uem-full"
+  assert p1[rid].fingerprint() == p2[rid].fingerprint()  # data location is not identity
+  assert p1[rid].fingerprint() != p3[rid].fingerprint()
+  dep = "persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10"
+  assert p1[dep].fingerprint("aaa") != p1[dep].fingerprint("bbb")
+
+
+def test_select(plan):
+  assert {r.kind for r in plan_lib.select(plan, ["cost"])} == {"cost"}
+  got = {r.run_id for r in plan_lib.select(plan, ["persoma_mlp-h50-recency-uem-frozen-on-*"])}
+  assert got == {"persoma_mlp-h50-recency-uem-frozen-on-textprompt_h10",
+                 plan_lib.base_run_id()}  # the base is pulled in
+  assert len(plan_lib.select(plan, None)) == len(plan)
+  with pytest.raises(ValueError, match="nosuch"):
+    plan_lib.select(plan, ["nosuch"])
+
+
+# ----------------------------------------------------------------------------- state
+def _result(run, fp, f1=0.5, **kw):
+  return {"run_id": run.run_id, "fingerprint": fp, "kind": run.kind, "method": run.method,
+          "label": run.label, "history_size": run.history_size, "sampler": run.sampler,
+          "fmt": run.fmt, "mode": run.mode, "init_from": run.init_from, "f1": f1,
+          "precision": f1, "recall": f1, "users": 10, "wall_secs": 3.0, "attempts": 1, **kw}
+
+
+def test_status_lifecycle(tmp_path, plan):
+  store = state_lib.Store(tmp_path)
+  run = next(r for r in plan if r.run_id == "persoma_mlp-h10-recency-uem-full")
+  fp = run.fingerprint()
+  assert store.status(run, fp)[0] == "pending"
+  (store.model_dir(run.run_id) / "checkpoints" / "250").mkdir(parents=True)
+  st, det = store.status(run, fp)
+  assert st == "interrupted" and "250" in det
+  store.record_attempt(run.run_id, fp, 2.0, error="exit code 1; see log")
+  assert store.status(run, fp)[0] == "failed"
+  p = store.record_attempt(run.run_id, fp, 3.0)
+  assert p["attempts"] == 2 and p["wall_secs"] == pytest.approx(5.0)
+  assert store.status(run, fp)[0] == "interrupted"
+  store.write_result(run.run_id, _result(run, fp, 0.42))
+  st, det = store.status(run, fp)
+  assert st == "done" and "0.42" in det
+  assert store.status(run, "other")[0] == "stale"
+  store.write_result(run.run_id, _result(run, fp, float("nan")))
+  assert store.status(run, fp)[0] == "invalid"
+  store.result_path(run.run_id).write_text("{not json")
+  assert store.status(run, fp)[0] == "invalid"
+  skipped = next(r for r in plan if r.skip_reason)
+  assert store.status(skipped, skipped.fingerprint())[0] == "skipped"
+  dep = next(r for r in plan if r.init_from)
+  assert store.status(dep, "x", base_done=False)[0] == "blocked"
+
+
+def test_archive_moves_never_deletes(tmp_path, plan):
+  store = state_lib.Store(tmp_path)
+  run = plan[0]
+  store.write_result(run.run_id, _result(run, "old"))
+  (store.model_dir(run.run_id)).mkdir(parents=True)
+  (store.model_dir(run.run_id) / "config.gin").write_text("x")
+  moved = store.archive(run.run_id, "configuration changed")
+  assert len(moved) == 2 and all(m.exists() for m in moved)
+  assert not store.result_path(run.run_id).exists() and not store.run_dir(run.run_id).exists()
+  assert json.loads(moved[0].read_text())["fingerprint"] == "old"
+
+
+# ----------------------------------------------------------------------------- the program
+@pytest.fixture()
+def program_env(tmp_path, monkeypatch):
+  """reproduce.Program on synthetic settings with fake token counts and a fake executor."""
+  monkeypatch.setattr(reproduce.measure, "text_token_stats", lambda s, pairs: {
+      f"{n}/{f}": {"max": fake_tokens(n, f), "mean_test": fake_tokens(n, f) - 5.0,
+                   "examples": 9} for n, f in pairs})
+  calls: list[str] = []
+  fail: set[str] = set()
+
+  def fake_execute(self, run):
+    calls.append(run.run_id)
+    fp = self.fp[run.run_id]
+    if run.run_id in fail:
+      self.store.record_attempt(run.run_id, fp, 1.0, error="boom")
+      raise RuntimeError("boom")
+    if run.kind == "cost":
+      return {"run_id": run.run_id, "fingerprint": fp, "kind": "cost", "method": run.method,
+              "label": run.label, "history_size": run.history_size, "encoder_tokens": 30.0,
+              "step_secs": 0.1}
+    f1 = 0.2 + run.history_size / 500 + (0.1 if run.method.startswith("persoma") else 0)
+    return _result(run, fp, f1, synthetic=True)
+
+  monkeypatch.setattr(reproduce.Program, "execute", fake_execute)
+  work = tmp_path / "work"
+  base = ["--dataset", "synthetic", "--work_dir", str(work), "--docs_dir",
+          str(tmp_path / "docs")]
+  return base, calls, fail, work, tmp_path
+
+
+def test_program_skips_finished_and_retries_failed(program_env, capsys):
+  base, calls, fail, work, tmp = program_env
+  only = ["--only", "history"]
+  fail.add("uem-h5-recency-uem-full")
+  assert reproduce.main(base + only) == 1
+  first = list(calls)
+  assert "uem-h5-recency-uem-full" in first
+  assert "textprompt-h50-recency-uem-full" not in first  # does not fit: never run
+  calls.clear()
+  fail.clear()
+  assert reproduce.main(base + only) == 0
+  assert calls == ["uem-h5-recency-uem-full"]  # only the failed one runs again
+  calls.clear()
+  assert reproduce.main(base + only) == 0
+  assert calls == []
+  out = capsys.readouterr().out
+  assert "done (F1" in out and "skipping" in out
+  results = json.loads((work / "results.json").read_text())["runs"]
+  assert {r["run_id"] for r in results} == set(first)
+  assert all("history" in r["groups"] for r in results)
+
+
+def test_program_reruns_stale_runs_and_archives(program_env):
+  base, calls, _, work, _ = program_env
+  only = ["--only", "rule-h5-recency"]
+  assert reproduce.main(base + only) == 0
+  calls.clear()
+  assert reproduce.main(base + only + ["--seed", "1"]) == 0  # another configuration
+  assert calls == ["rule-h5-recency"]
+  assert list((work / "results" / "archive").glob("rule-h5-recency.*.json"))
+
+
+def test_list_and_dry_run_run_nothing(program_env, capsys):
+  base, calls, _, work, _ = program_env
+  assert reproduce.main(base + ["--list"]) == 0
+  out = capsys.readouterr().out
+  assert "persoma_mlp-h50-recency-uem-full" in out and "skipped" in out and "blocked" in out
+  assert reproduce.main(base + ["--dry_run", "--only", "persoma_mlp-h5-*"]) == 0
+  out = capsys.readouterr().out
+  assert "would run:" in out and "persoma.train.main_train" in out
+  assert calls == [] and not (work / "results").exists()
+  assert not (work / "results.json").exists()
+
+
+def test_plot_only_writes_page_and_png(program_env):
+  base, _, _, work, tmp = program_env
+  assert reproduce.main(base + ["--only", "history,cost"]) == 0
+  md = (tmp / "docs" / "RESULTS.md").read_text()
+  png = tmp / "docs" / report.PLOT_NAME
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  png.unlink()
+  (tmp / "docs" / "RESULTS.md").unlink()
+  assert reproduce.main(base + ["--plot_only"]) == 0
+  md2 = (tmp / "docs" / "RESULTS.md").read_text()
+  assert png.exists()
+  for text in (md, md2):
+    assert "SYNTHETIC" in text
+    assert "0.569†" in text  # the paper's cell beside ours
+    assert "| PERSOMA-MLP | 50 |" in text
+    assert "stands in for a pretrained checkpoint" in text
+    assert "## Not finished" in text  # samplers/formats/modes were not run
+    assert "python benchmarks/reproduce.py" in text
+
+
+# ----------------------------------------------------------------------------- report
+def _fake_results():
+  rows = []
+  for m, f1s in (("rule", (0.10, 0.20, 0.54, 0.72)), ("persoma_mlp", (0.30, 0.40, 0.58, 0.75)),
+                 ("uem", (0.3, 0.2, 0.4, 0.5))):
+    for n, f1 in zip(plan_lib.HISTORY_SIZES, f1s):
+      rows.append({"run_id": f"{m}-{n}", "kind": "baseline" if m == "rule" else "train",
+                   "method": m, "label": plan_lib.METHOD_LABELS[m], "history_size": n,
+                   "sampler": "recency", "fmt": "uem", "mode": "full", "f1": f1,
+                   "precision": f1, "recall": f1, "users": 300, "groups": ["history"]})
+  rows.append({"run_id": "textprompt-10", "kind": "train", "method": "textprompt",
+               "label": "Text prompting", "history_size": 10, "sampler": "recency",
+               "fmt": "uem", "mode": "full", "f1": 0.41, "precision": 0.4, "recall": 0.4,
+               "users": 300, "groups": ["history"]})
+  for m, tok, st in (("textprompt", 900.0, 1.0), ("persoma_mlp", 60.0, 0.2)):
+    rows.append({"run_id": f"cost-{m}-10", "kind": "cost", "method": m, "history_size": 10,
+                 "encoder_tokens": tok, "step_secs": st, "groups": ["cost"], "cost_batch": 8})
+  return rows
+
+
+def test_targets_are_judged_from_figures():
+  lines = "\n".join(report.check_targets(_fake_results()))
+  assert "N=50 reaches F1 >= 0.57: met (F1 0.5800" in lines
+  assert "beats the rule baseline at every N: met" in lines
+  assert "F1 rises with N for PERSOMA-MLP: met" in lines
+  assert "F1 rises with N for UEM: missed" in lines  # 0.3 -> 0.2 drops
+  assert "F1 rises with N for PERSOMA-Transformer: not measured yet" in lines
+  assert "15.0x fewer encoder tokens (>= 10x)" in lines and "5.0x faster" in lines
+  assert "within 0.02 or better" in lines
+
+
+def test_render_and_plot(tmp_path):
+  res = _fake_results()
+  md = report.render(res, meta={"dataset": "movielens_1m", "planned": 60, "model_size": "small"},
+                     missing=[("x-run", "pending", "")], plot_file=report.PLOT_NAME)
+  assert "SYNTHETIC" not in md
+  assert "| PERSOMA-MLP | 50 | 0.5800 | 0.5800 | 0.5800 | 300 | 0.569† |" in md
+  assert "| 10 | 900.0 | 60.0 | – | 15.0x |" in md
+  assert "`x-run` | pending" in md
+  out = tmp_path / "p.png"
+  assert report.plot(res, str(out))
+  assert out.stat().st_size > 1000
+  assert not report.plot([r for r in res if r["kind"] == "cost"], str(tmp_path / "q.png"))
+
+
+# ----------------------------------------------------------------------------- guards
+def test_work_dir_inside_repo_and_missing_data_are_refused(tmp_path):
+  with pytest.raises(SystemExit, match="inside the repository"):
+    reproduce.main(["--dataset", "synthetic", "--work_dir", str(REPO / "tmp_repro"), "--list"])
+  with pytest.raises(SystemExit, match="does not exist"):
+    reproduce.main(["--data_dir", str(tmp_path / "absent"), "--work_dir", str(tmp_path / "w"),
+                    "--list"])
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(SystemExit, match="no ml-1m release"):
+    reproduce.main(["--data_dir", str(tmp_path / "empty"), "--work_dir", str(tmp_path / "w"),
+                    "--list"])
+
+
+def test_result_problem_names_the_issue():
+  assert "fingerprint" in state_lib.result_problem({"run_id": "a", "fingerprint": "x"}, "a", "y")
+  assert "f1" in state_lib.result_problem({"run_id": "a", "fingerprint": "y", "f1": 2.0,
+                                           "precision": 0.1, "recall": 0.1}, "a", "y")
+  assert state_lib.result_problem({"run_id": "a", "fingerprint": "y", "kind": "cost",
+                                   "encoder_tokens": 3}, "a", "y") is None
+  assert not math.isnan(plan_lib.inputs_length_for(1))
+  assert plan_lib.inputs_length_for(64) == 64 and plan_lib.inputs_length_for(65) == 128
