@@ -193,3 +193,10 @@ def test_bfloat16_compute_and_tied_logits(fixture):
                                 ref["decoder_input_tokens"], ref["decoder_target_tokens"])
   assert logits.shape == (2, 6, 96) and logits.dtype == jnp.float32
   assert bool(jnp.all(jnp.isfinite(logits)))
+
+
+@pytest.mark.parametrize("preset,count", [("small", 76_961_152), ("base", 247_577_856)])
+def test_published_param_counts(preset, count):
+  """Same totals as the released T5 v1.1 / FlanT5 checkpoints (untied output projection)."""
+  from persoma.models.t5.network import param_count
+  assert param_count(_abstract_init(T5Config.preset(preset), enc_len=4, dec_len=2)) == count
