@@ -147,6 +147,9 @@ def test_bad_arguments_are_named(fixture):
   with pytest.raises(ValueError, match="greedy decoding gives one decode"):
     decoding.predict(model, {"params": params}, encoded, jnp.ones((2, 12)), 4, num_decodes=2,
                      decode_method="greedy")
+  with pytest.raises(ValueError, match="decode=True needs max_decode_length"):
+    model.apply({"params": params}, encoded, jnp.ones((2, 12)), jnp.zeros((2, 1), jnp.int32),
+                decode=True, method=model.decode, mutable=["cache"])
   step, cache = _bigram_step(_bigram_table(0), 2)
   with pytest.raises(ValueError, match="max_decode_len"):
     decoding.greedy_search(step, cache, 2, 0)

@@ -133,6 +133,8 @@ class Decoder(nn.Module):
     if encoder_valid.shape != encoded.shape[:2]:
       raise ValueError(f"encoder_mask shape {encoder_valid.shape} does not match encoded "
                        f"{encoded.shape[:2]} ([B, Lp+L])")
+    if decode and not max_decode_length:
+      raise ValueError("Decoder: decode=True needs max_decode_length (the KV cache length)")
     if decode:
       # One position at a time: causality comes from the KV cache; no target padding known.
       decoder_mask = None
