@@ -145,3 +145,26 @@ def test_progress_reports_rate_and_eta(tmp_path, capsys):
   _build(_tiny_data(), encoders.HashingEncoder(dim=8), tmp_path, progress=True, chunk_size=2)
   err = capsys.readouterr().err
   assert "items/s" in err and "ETA" in err and "/" in err
+
+
+def test_real_catalog_embeds_each_distinct_text_once(tmp_path):
+  from pathlib import Path
+  shared = Path(__file__).resolve().parents[1].parent / "shared" / "movielens"
+  if not (shared / "ml-latest-small" / "ratings.csv").exists():
+    pytest.skip(f"real MovieLens data not found under {shared}")
+  import persoma.data as data_lib
+  from persoma.data import formats
+  data = data_lib.load_dataset("movielens/latest-small", shared, descriptions="auto")
+  enc = encoders.HashingEncoder(dim=8)
+  st = store_lib.EmbeddingStore.build(data, enc, "uem", tmp_path)
+  every = formats.positions_texts(data, range(len(data.ratings)), "uem")
+  distinct = {t for item in every for t in item}
+  assert enc.num_texts == st.stats.distinct_texts == len(distinct) == len(st.texts)
+  assert st.stats.per_rating_texts == 3 * len(data.ratings) and st.stats.ratio > 50
+  # assembled rows equal a fresh embedding of that rating's own texts
+  rng = np.random.default_rng(0)
+  pos = np.sort(rng.choice(len(data.ratings), 5, replace=False))
+  emb, _ = st.history(data, pos, 5)
+  fresh = encoders.HashingEncoder(dim=8)
+  for row, p in enumerate(pos):
+    np.testing.assert_array_equal(emb[row], fresh.encode(list(every[p])).reshape(-1))
