@@ -200,3 +200,51 @@ class PreemptionGuard:
     for s, h in self._old.items():
       signal.signal(s, h)
     return False
+
+
+def _step_dirs(root: str) -> list[tuple[int, str]]:
+  if not os.path.isdir(root):
+    return []
+  out = [(int(d), os.path.join(root, d)) for d in os.listdir(root)
+         if d.isdigit() and os.path.isdir(os.path.join(root, d, "state"))]
+  return sorted(out, reverse=True)
+
+
+def candidate_step_dirs(path: str) -> list[tuple[int, str]]:
+  """Step dirs to try for `path`, best first: a single step dir; else a model dir's `best/`
+  steps then `checkpoints/` steps (newest first); else a `best/` or `checkpoints/` dir."""
+  path = os.fspath(path).rstrip("/")
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"checkpoint path {path!r} does not exist")
+  if os.path.isdir(os.path.join(path, "state")):
+    name = os.path.basename(path)
+    if not name.isdigit():
+      raise ValueError(f"checkpoint dir {path!r} holds state/ but is not named by a step")
+    return [(int(name), path)]
+  out = (_step_dirs(os.path.join(path, BEST_SUBDIR)) + _step_dirs(os.path.join(path, LATEST_SUBDIR))
+         + _step_dirs(path))
+  if not out:
+    raise FileNotFoundError(
+        f"no checkpoint found under {path!r} (looked for {BEST_SUBDIR}/<step>, "
+        f"{LATEST_SUBDIR}/<step> and <step> directories)")
+  return out
+
+
+def restore_params_from_path(path: str, abstract_params: Any) -> tuple[Any, int, str]:
+  """Only the params (no optimizer state) from `path` (see `candidate_step_dirs`), falling
+  back past unreadable steps. Returns `(params, step, step_dir)`."""
+  item = {"params": abstract_params}
+  errors = []
+  for step, d in candidate_step_dirs(path):
+    try:
+      ck = ocp.PyTreeCheckpointer()
+      out = ck.restore(os.path.join(d, "state"), args=ocp.args.PyTreeRestore(
+          item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
+          partial_restore=True))
+    except Exception as e:  # corrupt / partial / other architecture
+      errors.append(f"{d}: {type(e).__name__}: {str(e)[:300]}")
+      logging.warning("Checkpoint %s is unreadable (%s: %s); trying the previous one.", d,
+                      type(e).__name__, str(e)[:300])
+      continue
+    return out["params"], step, d
+  raise RuntimeError(f"no readable checkpoint under {path!r}: " + "; ".join(errors))

@@ -92,6 +92,7 @@ class Trainer:
     decode_fn: tokens `[B, T]` -> list of texts (the output vocabulary).
     score_fn: (predicted texts, target texts) -> {'f1','precision','recall'}
       (default: `persoma.train.evaluation.score_texts`).
+    inference_only: no optimizer state and no train step (evaluation / inference).
   """
 
   def __init__(self, model, partitioner: partitioning.Partitioner,
@@ -102,7 +103,8 @@ class Trainer:
                checkpoint_config: ckpt_lib.CheckpointConfig = ckpt_lib.CheckpointConfig(),
                decode_fn: Callable[[np.ndarray], list[str]] | None = None,
                score_fn: Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
-               | None = None):
+               | None = None,
+               inference_only: bool = False):
     self.model = model
     self.partitioner = partitioner
     self.config = config
@@ -131,6 +133,17 @@ class Trainer:
       params = load_initial_params(params)
       params = jax.device_put(params, self.param_shardings)
     self.training_mode = training_mode
+    self.batch_shardings = {k: partitioner.batch_sharding(len(s)) for k, s in shapes.items()}
+    self._predict = jax.jit(
+        lambda params, batch: model.predict_batch_with_aux(params, batch)[0],
+        in_shardings=(self.param_shardings, self.batch_shardings),
+        out_shardings=partitioner.replicated)
+    self.abstract_params = abstract_params
+    if inference_only:
+      self.trainable_mask = None
+      self.state = {"step": jax.device_put(jnp.zeros((), jnp.int32), partitioner.replicated),
+                    "params": params}
+      return
     self.trainable_mask = optim.trainable_mask(params, training_mode)
     n_train, n_total = optim.count_params(params, self.trainable_mask)
     logging.info("Parameters: %s trainable of %s total (mode %s)", f"{n_train:,}",
@@ -145,16 +158,11 @@ class Trainer:
                             "opt_state": opt_shardings}
     self.state = {"step": jax.device_put(jnp.zeros((), jnp.int32), partitioner.replicated),
                   "params": params, "opt_state": opt_state}
-    self.batch_shardings = {k: partitioner.batch_sharding(len(s)) for k, s in shapes.items()}
     self._train_step = jax.jit(
         self._step_fn,
         in_shardings=(self.state_shardings, self.batch_shardings),
         out_shardings=(self.state_shardings, partitioner.replicated),
         donate_argnums=(0,))
-    self._predict = jax.jit(
-        lambda params, batch: model.predict_batch_with_aux(params, batch)[0],
-        in_shardings=(self.param_shardings, self.batch_shardings),
-        out_shardings=partitioner.replicated)
 
   # ---- steps ---------------------------------------------------------------------------
   def _step_fn(self, state, batch):
@@ -185,6 +193,17 @@ class Trainer:
 
   def abstract_state(self) -> Any:
     return ckpt_lib.abstract_like(self.state)
+
+  def load_params_from(self, path: str) -> tuple[int, str]:
+    """Replaces the params with those of a checkpoint (model dir: its best checkpoint; or
+    one step dir), sharded like this trainer's; returns `(step, step_dir)`."""
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          self.abstract_params, self.param_shardings)
+    params, step, step_dir = ckpt_lib.restore_params_from_path(path, target)
+    self.state = dict(self.state, params=params,
+                      step=jax.device_put(jnp.asarray(step, jnp.int32),
+                                          self.partitioner.replicated))
+    return step, step_dir
 
   def params_numpy(self) -> Any:
     return jax.device_get(self.state["params"])
@@ -331,7 +350,9 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
             meta["stopped_early"] = stop = True
       if (step % checkpoint_config.save_every_steps == 0 or step == total or stop
           or guard.requested):
-        ckpt.save(step, trainer.state, meta)
+        t_save = time.time()
+        if ckpt.save(step, trainer.state, meta):
+          logging.info("saved checkpoint step %d (%.1fs)", step, time.time() - t_save)
       if do_eval:
         t_last, s_last = time.time(), step  # throughput excludes evaluation time
       if guard.requested:

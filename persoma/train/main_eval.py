@@ -1,0 +1,98 @@
+"""`persoma-eval`: decode a split with a trained checkpoint and score it.
+
+  persoma-eval --gin_file=gin/quickstart.gin --checkpoint=DIR --split=test --json \
+      [--gin.KEY=VALUE ...]
+
+DIR is a model directory (its best checkpoint, else its newest periodic one) or one step
+directory (`MODEL_DIR/checkpoints/1200`). With --json the last stdout line is
+`{"f1":..,"precision":..,"recall":..,"split":..,"step":..,"users":..}`, also written beside the
+checkpoint as `eval_<split>_step<step>.json`. If --gin_file is omitted, DIR's model dir
+`config.gin` is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+from persoma.train import partitioning
+
+
+def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partitioner: Any = None,
+             batch_size: int = 64, max_examples: int | None = None) -> dict[str, Any]:
+  """Scores `checkpoint` on `split` of the experiment's task; returns the result dict."""
+  from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from persoma.train import optim  # pylint: disable=g-import-not-at-top
+  from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  partitioner = partitioner or partitioning.Partitioner()
+  task = experiment.task
+  task.install()
+  data = task.load(split)
+  vocab = task.vocabulary()
+  model = experiment.build_model(data.arrays, vocab.vocab_size)
+  cfg = trainer_lib.TrainerConfig(train_steps=1, batch_size=batch_size, eval_batch_size=batch_size)
+  tr = trainer_lib.Trainer(model, partitioner, optim.OptimizerConfig(), cfg, "", data.arrays,
+                           decode_fn=experiment_lib.make_decoder(vocab), inference_only=True)
+  step, step_dir = tr.load_params_from(checkpoint)
+  logging.info("Evaluating %s (step %d) on %s/%s", step_dir, step, task.task_name, split)
+  res = tr.evaluate(data.arrays, split, data.targets, max_examples)
+  out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users")}
+  out["checkpoint"] = step_dir
+  out["task"] = task.task_name
+  trainer_lib.write_json(os.path.join(os.path.dirname(step_dir),
+                                      f"eval_{split}_step{step}.json"), out)
+  return out
+
+
+def _model_dir_of(path: str) -> str:
+  path = os.path.abspath(path.rstrip("/"))
+  for _ in range(3):
+    if os.path.exists(os.path.join(path, "config.gin")):
+      return path
+    path = os.path.dirname(path)
+  return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
+  argv = list(sys.argv[1:] if argv is None else argv)
+  bindings, rest = gin_cli.split_gin_args(argv)
+  p = argparse.ArgumentParser(prog="persoma-eval", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  gin_cli.add_gin_flags(p)
+  p.add_argument("--checkpoint", required=True, help="model dir or one checkpoint step dir")
+  p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+  p.add_argument("--json", action="store_true", help="print the result JSON as the last line")
+  p.add_argument("--max_examples", type=int, default=None)
+  p.add_argument("--verbose", action="store_true")
+  a = p.parse_args(rest)
+  gin_cli.setup_logging(a.verbose)
+  partitioning.maybe_initialize_distributed()
+  import gin  # pylint: disable=g-import-not-at-top
+  files = list(a.gin_file)
+  if not files:
+    md = _model_dir_of(a.checkpoint)
+    if not md:
+      raise SystemExit(f"error: no --gin_file and no config.gin found above {a.checkpoint}")
+    files = [os.path.join(md, "config.gin")]
+  # MODEL_DIR (required by runs/train.gin) is not used here.
+  gin_cli.parse(files + ["runs/eval.gin"], ["MODEL_DIR=None"] + list(a.gin_bindings) + bindings,
+                a.gin_search_paths)
+  from persoma.train import main_eval as this  # pylint: disable=g-import-not-at-top
+  out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
+                                            max_examples=a.max_examples)
+  line = {k: out[k] for k in ("f1", "precision", "recall", "split", "step", "users")}
+  if a.json:
+    print(json.dumps(line), flush=True)
+  else:
+    print(f"{out['task']} {a.split} step {out['step']}: f1 {out['f1']:.4f} precision "
+          f"{out['precision']:.4f} recall {out['recall']:.4f} ({out['users']} users)")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
