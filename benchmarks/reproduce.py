@@ -68,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="longest text-prompt encoder input allowed (tokens)")
   p.add_argument("--cost_batch", type=int, default=8, help="batch of the input-cost step times")
   p.add_argument("--cost_steps", type=int, default=3, help="timed steps per cost measurement")
+  p.add_argument("--budget_batch", type=int,
+                 help="measure budget step times at this batch and scale linearly to the runs' "
+                 "batch (saves memory on a shared machine)")
   p.add_argument("--docs_dir", help="where RESULTS.md and the PNG go")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--verbose", action="store_true", help="echo every line of the runs")
@@ -303,8 +306,10 @@ class Program:
 
   # ---- budget ---------------------------------------------------------------------------
   def budget(self) -> int:
-    """Measures one train step (+ one decode batch) per distinct run configuration and
-    projects the wall time of the selected train runs (steps x step + validation decodes)."""
+    """Measures one train step (+ one decode batch) of each selected train run (cached per
+    configuration) and projects the wall time of EVERY runnable train run of the plan: measured
+    configurations exactly, the others from the measured run of the same method (else the same
+    family, text or embedding) with the nearest encoder length, scaled by the length ratio."""
     cache_path = self.store.measure_path("step_times")
     try:
       cache = json.loads(cache_path.read_text())
@@ -313,37 +318,62 @@ class Program:
     steps = int(self.settings.train_steps or gin_default("TRAIN_STEPS"))
     every = int(self.settings.eval_every or gin_default("EVAL_EVERY_STEPS"))
     batch = int(self.settings.batch_size or gin_default("BATCH_SIZE"))
+    mbatch = int(self.a.budget_batch or batch)
     eval_batch = int(gin_default("EVAL_BATCH_SIZE"))
     from persoma.data import split as split_lib  # pylint: disable=g-import-not-at-top
     data = execute.load_data(self.settings)
     users = [split_lib.user_split(int(u)) for u in data.user_ids]
     n_val, n_test = users.count("validation"), users.count("test")
-    rows, total = [], 0.0
-    for run in self.selected:
-      if run.kind != "train" or run.skip_reason:
-        continue
+
+    def key(run):
+      return json.dumps([run.method, run.history_size, run.fmt, run.mode,
+                         dict(run.bindings).get("INPUTS_LENGTH"), self.settings.model_size,
+                         mbatch, self.settings.dataset])
+
+    def enc_len(run):
       b = dict(run.bindings)
-      key = json.dumps([run.method, run.history_size, run.fmt, run.mode,
-                        b.get("INPUTS_LENGTH"), self.settings.model_size, batch,
-                        self.settings.dataset])
-      if key not in cache:
-        print(f"measuring a train step of {run.run_id} at batch {batch} ...", flush=True)
-        cache[key] = measure.step_time(run.gin_args(), batch, steps=2, predict=True)
+      if run.method == "textprompt":
+        return int(b["INPUTS_LENGTH"])
+      prefix = 20 if run.method == "persoma_perceiver" else run.history_size
+      return prefix + int(gin_default("TASK_PROMPT_LENGTH")) + int(gin_default("INPUTS_LENGTH"))
+
+    runnable = [r for r in self.plan if r.kind == "train" and not r.skip_reason]
+    for run in self.selected:
+      if run in runnable and key(run) not in cache:
+        print(f"measuring a train step of {run.run_id} at batch {mbatch} ...", flush=True)
+        cache[key(run)] = dict(measure.step_time(run.gin_args(), mbatch, steps=2, predict=True),
+                               encoder_length=enc_len(run), method=run.method)
         state_lib.write_json(cache_path, cache)
-      fig = cache[key]
-      pred = fig["predict_secs"] * eval_batch / batch  # decode cost ~ linear in batch
-      evals = steps // every
-      secs = (steps * fig["step_secs"] + evals * math.ceil(n_val / eval_batch) * pred
+    measured = {k: v for k, v in cache.items() if json.loads(k)[5:] == [
+        self.settings.model_size, mbatch, self.settings.dataset]}
+    if not measured:
+      raise SystemExit("error: nothing measured yet: select runs to measure with --only")
+    rows, total = [], 0.0
+    for run in runnable:
+      fig, how = measured.get(key(run)), "measured"
+      if fig is None:
+        fam = [v for v in measured.values() if v["method"] == run.method] or [
+            v for v in measured.values()
+            if (v["method"] == "textprompt") == (run.method == "textprompt")] or list(
+                measured.values())
+        ref = min(fam, key=lambda v: abs(v["encoder_length"] - enc_len(run)))
+        r = enc_len(run) / ref["encoder_length"]
+        fig = dict(ref, step_secs=ref["step_secs"] * r, predict_secs=ref["predict_secs"] * r)
+        how = f"est. from {ref['method']} L={ref['encoder_length']}"
+      step_s = fig["step_secs"] * batch / mbatch  # CPU step time ~ linear in batch
+      pred = fig["predict_secs"] * eval_batch / mbatch
+      secs = (steps * step_s + (steps // every) * math.ceil(n_val / eval_batch) * pred
               + math.ceil(n_test / eval_batch) * pred)
       total += secs
-      rows.append((run.run_id, fig["step_secs"], fig["predict_secs"], secs))
-    print(f"\nBudget: {steps} steps max per run at batch {batch}, validation every {every} "
-          f"steps on {n_val} users, test on {n_test} users (early stopping can only shorten)")
-    print(f"{'run id':58s} {'step s':>8s} {'decode s':>9s} {'projected':>10s}")
-    for rid, s, p, secs in rows:
-      print(f"{rid:58s} {s:8.3f} {p:9.2f} {secs / 3600:9.2f}h")
-    print(f"TOTAL projected wall time of {len(rows)} train runs: {total / 3600:.1f} h "
-          f"(one process at a time on this machine)")
+      rows.append((run.run_id, enc_len(run), step_s, pred, secs, how))
+    print(f"\nBudget: {steps} steps max per run at batch {batch} (step times measured at "
+          f"batch {mbatch}, scaled linearly), validation every {every} steps on {n_val} users, "
+          f"test on {n_test} users, eval batch {eval_batch}; early stopping can only shorten")
+    print(f"{'run id':56s} {'L':>5s} {'step s':>7s} {'decode s':>8s} {'hours':>6s}  basis")
+    for rid, length, st, p, secs, how in rows:
+      print(f"{rid:56s} {length:5d} {st:7.2f} {p:8.2f} {secs / 3600:6.2f}  {how}")
+    print(f"TOTAL projected wall time of the {len(rows)} train runs: {total / 3600:.1f} h "
+          f"(one run at a time on this machine; baselines and cost runs add minutes)")
     return 0
 
 

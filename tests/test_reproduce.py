@@ -339,3 +339,39 @@ def test_result_problem_names_the_issue():
                                    "encoder_tokens": 3}, "a", "y") is None
   assert not math.isnan(plan_lib.inputs_length_for(1))
   assert plan_lib.inputs_length_for(64) == 64 and plan_lib.inputs_length_for(65) == 128
+
+
+def test_experiment_gin_files_parse_and_bind_the_run():
+  """Each gin/experiments file + the harness's bindings gives the intended Experiment."""
+  gin = pytest.importorskip("gin")
+  from persoma.train import experiment as exp_lib  # pylint: disable=g-import-not-at-top
+  from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
+  runs = {r.run_id: r for r in plan_lib.build_plan(settings(data_dir="/d", model_size="tiny"),
+                                                   fake_tokens)}
+  want = {"persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10": ("persoma", "mlp", "lora", 50),
+          "persoma_perceiver-h5-recency-uem-full": ("persoma", "perceiver", "full", 5),
+          "persoma_transformer-h100-recency-uem-full": ("persoma", "transformer", "full", 100),
+          "uem-h10-recency-uem-full": ("uem", "uem", "full", 10),
+          "textprompt-h10-recency-title_score-full": ("text", None, "full", 10)}
+  try:
+    for rid, (comp, adapter, mode, n) in want.items():
+      run = runs[rid]
+      gin.clear_config()
+      args = run.gin_args()
+      gin_cli.parse([args[0].split("=", 1)[1]],
+                    [a[len("--gin."):] for a in args[1:]] + ["MODEL_DIR='/tmp/x'"], "")
+      exp = gin.get_configurable(exp_lib.Experiment)()
+      assert exp.model.composition == comp and exp.training_mode == mode, rid
+      assert exp.model.size == "tiny" and exp.task.history_size == n
+      assert exp.task.data_config.data_dir == "/d"
+      if adapter:
+        assert exp.model.adapter == adapter
+      if mode == "lora":
+        assert exp.model.lora_rank == plan_lib.LORA_RANK
+      if comp == "text":
+        assert exp.task.text_prompt and exp.task.fmt == "title_score"
+        assert exp.task.inputs_length == plan_lib.inputs_length_for(
+            fake_tokens(10, "title_score"))
+      assert exp.task.task_name.startswith(f"persoma_synthetic_h{n}_recency_")
+  finally:
+    gin.clear_config()

@@ -71,6 +71,10 @@ def _order(method: str) -> int:
   return list(plan_lib.METHOD_LABELS).index(method) if method in plan_lib.METHOD_LABELS else 99
 
 
+def _index(seq: Sequence[str], x: Any) -> int:
+  return seq.index(x) if x in seq else len(seq)
+
+
 def check_targets(results: Sequence[Mapping[str, Any]]) -> list[str]:
   """The issue's targets, each as `met` / `missed` / `not measured yet`, with the figures."""
   g1 = [r for r in results if "history" in r["groups"] and r["kind"] != "cost"]
@@ -187,8 +191,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += ["## Targets (issue 5)", ""] + check_targets(results) + [""]
   by_group = {g: sorted((r for r in results if g in r["groups"]),
                         key=lambda r: (_order(r["method"]), r["history_size"],
-                                       r.get("sampler", ""), r.get("fmt", ""),
-                                       r.get("init_from") or "", r.get("mode", "")))
+                                       _index(plan_lib.SAMPLERS, r.get("sampler")),
+                                       _index(plan_lib.FORMATS, r.get("fmt")),
+                                       r.get("init_from") or "",
+                                       _index(("full", "lora", "frozen"), r.get("mode"))))
               for g in plan_lib.GROUPS}
   L += [f"## {plan_lib.GROUPS['history']}", ""]
   if plot_file:
