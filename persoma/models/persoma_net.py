@@ -111,10 +111,12 @@ class PersomaNetwork(nn.Module):
             jnp.concatenate(masks, axis=1))
 
   # ---- T5-style entry points ----------------------------------------------------------------
-  def encode_with_mask(self, encoder_input_tokens: Array, history_embeddings: Optional[Array] = None,
+  def encode_with_mask(self, encoder_input_tokens: Array,
+                       history_embeddings: Optional[Array] = None,
                        history_mask: Optional[Array] = None, enable_dropout: bool = False
                        ) -> tuple[Array, Array]:
-    """``encoder_input_tokens [B, L]`` (+ history) -> (encoded ``[B, Lp+L, H]``, mask ``[B, Lp+L]``)."""
+    """``encoder_input_tokens [B, L]`` (+ history) -> (encoded ``[B, Lp+L, H]``, mask
+    ``[B, Lp+L]`` int32)."""
     prefix, prefix_mask = self.prefix(encoder_input_tokens.shape[0], history_embeddings,
                                       history_mask, enable_dropout)
     encoded = self.t5.encode(encoder_input_tokens, prefix, prefix_mask, enable_dropout)
