@@ -149,7 +149,8 @@ class Program:
     self.tokens = measure.TokenCache(self.settings, self.store.measure_path("text_tokens"))
     self.tokens.stats([(n, "uem") for n in plan_lib.TEXT_HISTORY_SIZES]
                       + [(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])  # one measuring pass
-    self.plan = plan_lib.build_plan(self.settings, self.tokens.max_tokens)
+    self.plan = plan_lib.build_plan(self.settings, self.tokens.max_tokens,
+                                    self.tokens.instruction_tokens())
     self.by_id = {r.run_id: r for r in self.plan}
     self.fp: dict[str, str] = {}
     for r in self.plan:  # bases come first in the plan
@@ -287,7 +288,7 @@ class Program:
       args = args + [f"--gin.INPUTS_LENGTH={length}"]
     fig = measure.step_time(args, self.a.cost_batch, self.a.cost_steps, predict=False)
     if run.method != "textprompt":
-      instr = measure.instruction_tokens(self.settings)
+      instr = self.tokens.instruction_tokens()
       prompt = int(gin_default("TASK_PROMPT_LENGTH"))
       prefix = n if run.method != "persoma_perceiver" else int(
           gin_default("NUM_LATENTS", ("gin/adapters/perceiver.gin",)))
@@ -335,7 +336,8 @@ class Program:
       if run.method == "textprompt":
         return int(b["INPUTS_LENGTH"])
       prefix = 20 if run.method == "persoma_perceiver" else run.history_size
-      return prefix + int(gin_default("TASK_PROMPT_LENGTH")) + int(gin_default("INPUTS_LENGTH"))
+      return prefix + int(gin_default("TASK_PROMPT_LENGTH")) + int(
+          b.get("INPUTS_LENGTH") or gin_default("INPUTS_LENGTH"))
 
     runnable = [r for r in self.plan if r.kind == "train" and not r.skip_reason]
     for run in self.selected:

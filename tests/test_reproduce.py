@@ -79,8 +79,12 @@ def test_text_prompt_fit_and_inputs_length(plan):
   big = {r.run_id: r for r in plan_lib.build_plan(settings(max_inputs_length=8192),
                                                   fake_tokens)}
   assert big["textprompt-h50-recency-uem-full"].skip_reason is None
-  # embedding methods get no INPUTS_LENGTH binding from the plan
+  # embedding methods: INPUTS_LENGTH covers the measured instruction (multiple of 8)
   assert "INPUTS_LENGTH" not in dict(by_id["persoma_mlp-h10-recency-uem-full"].bindings)
+  with_instr = {r.run_id: r for r in plan_lib.build_plan(settings(), fake_tokens, 34)}
+  assert dict(with_instr["persoma_mlp-h10-recency-uem-full"].bindings)["INPUTS_LENGTH"] == 40
+  assert dict(with_instr["cost-persoma_perceiver-h50"].bindings)["INPUTS_LENGTH"] == 40
+  assert dict(with_instr["textprompt-h10-recency-uem-full"].bindings)["INPUTS_LENGTH"] == length
 
 
 def test_modes_group_uses_task_adapted_base(plan):
@@ -186,6 +190,7 @@ def program_env(tmp_path, monkeypatch):
   monkeypatch.setattr(reproduce.measure, "text_token_stats", lambda s, pairs: {
       f"{n}/{f}": {"max": fake_tokens(n, f), "mean_test": fake_tokens(n, f) - 5.0,
                    "examples": 9} for n, f in pairs})
+  monkeypatch.setattr(reproduce.measure, "instruction_tokens", lambda s: 21)
   calls: list[str] = []
   fail: set[str] = set()
 

@@ -111,6 +111,13 @@ class TokenCache:
       self._save()
     return {f"{n}/{f}": self.table[f"{n}/{f}"] for n, f in pairs}
 
+  def instruction_tokens(self) -> int:
+    """`instruction_tokens(settings)`, cached like the text lengths."""
+    if "instruction" not in self.table:
+      self.table["instruction"] = int(instruction_tokens(self.settings))
+      self._save()
+    return int(self.table["instruction"])
+
   def max_tokens(self, n: int, fmt: str) -> int:
     return int(self.stats([(n, fmt)])[f"{n}/{fmt}"]["max"])
 

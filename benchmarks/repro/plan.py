@@ -198,15 +198,19 @@ def base_run_id() -> str:
 TextTokens = Callable[[int, str], int]
 
 
-def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, str], int]
-               ) -> list[Run]:
+def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, str], int],
+               instruction_tokens: int | None = None) -> list[Run]:
   """Every run of the five groups, deduplicated by run id (groups merged), in run order.
 
   Args:
     settings: the program settings.
     text_tokens: (N, fmt) -> the longest rendered text-prompt input of that task, in tokens of
       the run's vocabulary (EOS included): decides INPUTS_LENGTH and whether N fits.
+    instruction_tokens: tokens of the task instruction X + EOS; the embedding methods get
+      INPUTS_LENGTH = that rounded up to a multiple of 8 (None: the gin default).
   """
+  embed_length = None if instruction_tokens is None else int(
+      math.ceil(instruction_tokens / 8.0) * 8)
   if isinstance(text_tokens, Mapping):
     table = dict(text_tokens)
     text_tokens = lambda n, fmt: table[(n, fmt)]  # noqa: E731
@@ -232,6 +236,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
         skip = (f"the rendered history needs up to {tokens} tokens, over the "
                 f"{settings.max_inputs_length}-token input limit of this program")
       b["INPUTS_LENGTH"] = length
+    elif embed_length is not None:
+      b["INPUTS_LENGTH"] = embed_length
     if mode != "full":
       b["TRAINING_MODE"] = mode
       b["LORA_RANK"] = LORA_RANK if mode == "lora" else 0
@@ -271,6 +277,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   for n in HISTORY_SIZES:
     for m in COST_METHODS:
       b = dict(common, HISTORY_SIZE=n)
+      if m != "textprompt" and embed_length is not None:
+        b["INPUTS_LENGTH"] = embed_length
       add(Run(f"cost-{m}-h{n}", "cost", m, ("cost",), n, "recency", "uem",
               gin_file=f"gin/experiments/{GIN_FILES[m]}", bindings=tuple(sorted(b.items()))))
   # bases first so dependants can start in the same invocation
