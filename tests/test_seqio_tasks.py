@@ -62,13 +62,20 @@ def test_name_parsing_round_trip_and_errors():
 
 def test_registration_reads_no_data(settings):
   tasks.clear_caches()
-  spec = tasks.TaskSpec("movielens_25m", 7, "recency", "uem")
-  task = tasks.register_task(spec, overwrite=True)
+  specs = [tasks.TaskSpec("movielens_25m", 7, "recency", "uem"),
+           tasks.TaskSpec("movielens_20m", 7, "genre", "complete", True)]
   try:
-    assert task.name == "persoma_movielens_25m_h7_recency_uem"
+    for spec in specs:
+      assert tasks.register_task(spec, overwrite=True).name == spec.name
+    # fresh vocabularies of two datasets: creating, tracking and comparing them resolves nothing
+    a, b = (tasks.get_vocabulary.__wrapped__(d) for d in ("movielens/25m", "movielens/20m"))
+    assert a == b  # one vocabulary_path is set: same file, known without resolving
+    config.configure(vocabulary_path=None)
+    assert a != b and len({a, b}) == 2 and str(a)  # unknown until trained: not equal
     assert not tasks._DATA and not tasks._VOCAB_PATHS and not tasks._STORES
   finally:
-    seqio.TaskRegistry.remove(spec.name)
+    for spec in specs:
+      seqio.TaskRegistry.remove(spec.name)
 
 
 def test_get_dataset_features_match_examples_and_store(settings):

@@ -108,7 +108,13 @@ def test_lazy_vocabulary_resolves_on_first_use_only(tmp_path):
   lazy.encode(LABELS[1])
   assert r.calls == 2
   other = vocab.LazySentencePieceVocabulary(lambda: (str(path), 3))
+  assert other != lazy  # unknown without resolving `other`: never resolved by a comparison
+  other.encode("x")
   assert other == lazy and other == plain and lazy != vocab.get_vocabulary(path)
+  untouched = _Resolver(path)
+  fresh = vocab.LazySentencePieceVocabulary(untouched)
+  assert fresh != plain and len({fresh, lazy}) >= 1 and fresh in [lazy, fresh]
+  assert untouched.calls == 0
   clone = pickle.loads(pickle.dumps(lazy))
   assert clone == lazy and clone.decode(clone.encode(LABELS[1])) == LABELS[1]
 

@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import re
 import threading
-import weakref
 from typing import Any, Iterable
 
 import numpy as np
@@ -94,7 +93,8 @@ _STORES: dict[tuple, Any] = {}
 _EXAMPLES: dict[tuple, Any] = {}
 _ENCODERS: dict[str, Any] = {}
 _VOCAB_PATHS: dict[tuple, str] = {}
-_LAZY_VOCABS: "weakref.WeakSet[vocab_lib.LazySentencePieceVocabulary]" = weakref.WeakSet()
+# A list, not a set: hashing/equality must never be needed to track them.
+_LAZY_VOCABS: list[vocab_lib.LazySentencePieceVocabulary] = []
 
 
 def clear_caches() -> None:
@@ -193,6 +193,15 @@ class DatasetVocabulary:
 
   dataset: str
 
+  def peek(self) -> tuple[str, int] | None:
+    """The file if known without loading data or training (a path is set, or already trained)."""
+    cfg = config_lib.get_config()
+    if cfg.vocabulary_path:
+      return cfg.vocabulary_path, cfg.vocab_extra_ids
+    key = (_data_key(self.dataset, cfg), cfg.vocab_size, str(cfg.resolved_cache_dir()))
+    path = _VOCAB_PATHS.get(key)
+    return (path, cfg.vocab_extra_ids) if path else None
+
   def __call__(self) -> tuple[str, int]:
     cfg = config_lib.get_config()
     if cfg.vocabulary_path:
@@ -211,7 +220,7 @@ class DatasetVocabulary:
 def get_vocabulary(dataset_name: str) -> vocab_lib.LazySentencePieceVocabulary:
   """The (lazy) vocabulary shared by all tasks of ``dataset_name``."""
   v = vocab_lib.LazySentencePieceVocabulary(DatasetVocabulary(dataset_name))
-  _LAZY_VOCABS.add(v)
+  _LAZY_VOCABS.append(v)
   return v
 
 

@@ -183,14 +183,31 @@ class LazySentencePieceVocabulary(seqio.SentencePieceVocabulary):
     state["_sentencepiece_model_file"] = None  # resolve again wherever it is unpickled
     return state
 
+  def _peek(self) -> tuple[str, int] | None:
+    """(file, extra_ids) if known without loading data or training, else None."""
+    if self._sentencepiece_model_file is not None:
+      return self._sentencepiece_model_file, self._extra_ids
+    peek = getattr(self._resolver, "peek", None)
+    got = peek() if peek is not None else None
+    if got is None:
+      return None
+    return (os.fspath(got[0]), int(got[1])) if isinstance(got, tuple) else (os.fspath(got),
+                                                                            self._extra_ids)
+
   def __eq__(self, other):
-    """Same resolver, or (resolving both) the same model file and extra ids."""
-    if isinstance(other, LazySentencePieceVocabulary) and self._resolver == other._resolver:
-      return True
-    if not isinstance(other, seqio.SentencePieceVocabulary):
-      return False
-    return (self.sentencepiece_model_file == other.sentencepiece_model_file
-            and self.extra_ids == other.extra_ids)
+    """Same resolver, or the same model file and extra ids where known without resolving.
+
+    Comparison never loads data or trains a model (registration must stay cheap).
+    """
+    if isinstance(other, LazySentencePieceVocabulary):
+      if self._resolver == other._resolver:
+        return True
+      mine, theirs = self._peek(), other._peek()
+      return mine is not None and mine == theirs
+    if isinstance(other, seqio.SentencePieceVocabulary):
+      mine = self._peek()
+      return mine is not None and mine == (other.sentencepiece_model_file, other.extra_ids)
+    return False
 
   def __hash__(self):
     return hash(type(self).__name__)  # equal objects may have different resolvers
