@@ -160,8 +160,9 @@ def transformer_step_fns(module: nn.Module, variables: dict, encoded: jax.Array,
   """Builds `(tokens_to_logits, initial_cache)` for `module.<method>` with a KV cache.
 
   `variables` holds 'params' (and any other non-cache collections); `encoded [B, S, H]` and
-  `encoder_mask [B, S]` are repeated `repeats` times per row (for beams). The cache is created
-  from shapes only (no forward pass) and zero-filled.
+  `encoder_mask [B, S]` are repeated `repeats` times per row (for beams). The initial cache
+  comes from one full-length decoder pass: zeroed self-attention caches plus each layer's
+  cross-attention key/value, projected from `encoded` once rather than at every step.
   """
   if encoded.shape[:2] != encoder_mask.shape:
     raise ValueError(f"encoder_mask {encoder_mask.shape} does not match encoded "
@@ -180,8 +181,9 @@ def transformer_step_fns(module: nn.Module, variables: dict, encoded: jax.Array,
                                     mutable=["cache"])
     return logits, new_vars["cache"]
 
-  shapes = jax.eval_shape(lambda: run(None, jnp.zeros((n, max_decode_length), jnp.int32))[1])
-  cache = jax.tree_util.tree_map(lambda sd: jnp.zeros(sd.shape, sd.dtype), shapes)
+  # One full-length pass creates the self-attention caches (zeros, index 0) and projects the
+  # encoder output into each layer's cross-attention key/value cache once.
+  cache = run(None, jnp.zeros((n, max_decode_length), jnp.int32))[1]
 
   def tokens_to_logits(tokens, cache):
     logits, cache = run(cache, tokens)

@@ -165,6 +165,9 @@ class MultiHeadDotProductAttention(nn.Module):
   init, full-length inputs) only creates them; later calls take one query position `[B, 1, H]`,
   write its key/value at `cache_index`, attend to positions `<= cache_index`, and take row
   `cache_index` of the full `[1, heads, maxlen, maxlen]` bias.
+  With `decode=True, static_kv=True` (cross-attention: `inputs_kv` is the fixed encoder output)
+  the first call projects and stores `cross_key`/`cross_value` `[B, S, heads, head_dim]`, and
+  later calls reuse them instead of re-projecting the encoder output at every step.
   """
 
   config: T5Config
@@ -172,7 +175,7 @@ class MultiHeadDotProductAttention(nn.Module):
   @nn.compact
   def __call__(self, inputs_q: jax.Array, inputs_kv: jax.Array, mask: jax.Array | None = None,
                bias: jax.Array | None = None, deterministic: bool = True,
-               decode: bool = False) -> jax.Array:
+               decode: bool = False, static_kv: bool = False) -> jax.Array:
     cfg = self.config
     dtype = cfg.jnp_dtype
     base_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal")
@@ -188,13 +191,20 @@ class MultiHeadDotProductAttention(nn.Module):
                           lora_rank=rank, lora_alpha=cfg.lora_alpha, name=name)
 
     query = projection("query", query_init)(inputs_q)  # [B, Q, h, d]
-    key = projection("key", base_init)(inputs_kv)  # [B, K, h, d]
-    value = projection("value", base_init)(inputs_kv)
+    if decode and static_kv and self.has_variable("cache", "cross_key"):
+      key = self.get_variable("cache", "cross_key")  # projected once, at cache creation
+      value = self.get_variable("cache", "cross_value")
+    else:
+      key = projection("key", base_init)(inputs_kv)  # [B, K, h, d]
+      value = projection("value", base_init)(inputs_kv)
+      if decode and static_kv:
+        self.put_variable("cache", "cross_key", key)
+        self.put_variable("cache", "cross_value", value)
     query = nn.with_logical_constraint(query, ("batch", "length", "heads", "kv"))
     key = nn.with_logical_constraint(key, ("batch", "length", "heads", "kv"))
     value = nn.with_logical_constraint(value, ("batch", "length", "heads", "kv"))
 
-    if decode:
+    if decode and not static_kv:
       initialized = self.has_variable("cache", "cached_key")
       cached_key = self.variable("cache", "cached_key", jnp.zeros, key.shape, key.dtype)
       cached_value = self.variable("cache", "cached_value", jnp.zeros, value.shape, value.dtype)

@@ -83,7 +83,7 @@ class DecoderLayer(nn.Module):
     x = x + layers.Dropout(cfg.dropout_rate)(y, deterministic)
     y = layers.LayerNorm(cfg.layer_norm_epsilon, dtype, name="pre_cross_attention_layer_norm")(x)
     y = layers.MultiHeadDotProductAttention(cfg, name="encoder_decoder_attention")(
-        y, encoded, cross_mask, None, deterministic)
+        y, encoded, cross_mask, None, deterministic, decode=decode, static_kv=True)
     x = x + layers.Dropout(cfg.dropout_rate)(y, deterministic)
     y = layers.LayerNorm(cfg.layer_norm_epsilon, dtype, name="pre_mlp_layer_norm")(x)
     y = layers.MlpBlock(cfg, name="mlp")(y, deterministic)
