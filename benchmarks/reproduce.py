@@ -66,7 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--encoder", help="ENCODER override (e.g. hashing for smoke runs)")
   p.add_argument("--max_inputs_length", type=int, default=2048,
                  help="longest text-prompt encoder input allowed (tokens)")
-  p.add_argument("--cost_batch", type=int, default=8, help="batch of the input-cost step times")
+  p.add_argument("--cost_batch", type=int, default=2,
+                 help="batch of the input-cost step times (text prompting at N=10 and T5-small "
+                 "needs ~2 GB of activations per example on CPU: keep it small on shared hosts)")
   p.add_argument("--cost_steps", type=int, default=3, help="timed steps per cost measurement")
   p.add_argument("--budget_batch", type=int,
                  help="measure budget step times at this batch and scale linearly to the runs' "
@@ -103,7 +105,7 @@ def settings_of(a: argparse.Namespace) -> plan_lib.Settings:
       dataset=a.dataset, data_dir=a.data_dir, work_dir=a.work_dir, model_size=a.model_size,
       train_steps=a.max_steps, eval_every=a.eval_every, max_eval_examples=a.max_eval_examples,
       batch_size=a.batch_size, encoder=a.encoder, patience=a.patience,
-      max_inputs_length=a.max_inputs_length, seed=a.seed)
+      max_inputs_length=a.max_inputs_length, seed=a.seed, cost_batch=a.cost_batch)
 
 
 def gin_default(name: str, files=("gin/experiments/repro_common.gin", "gin/runs/train.gin")):
@@ -274,7 +276,7 @@ class Program:
     out: dict[str, Any] = {"run_id": run.run_id, "fingerprint": fp, "kind": "cost",
                            "method": run.method, "label": run.label, "history_size": n,
                            "sampler": run.sampler, "fmt": run.fmt, "mode": "",
-                           "cost_batch": self.a.cost_batch}
+                           "cost_batch": self.settings.cost_batch}
     args = run.gin_args()
     if run.method == "textprompt":
       st = self.tokens.stats([(n, "uem")])[f"{n}/uem"]
@@ -286,7 +288,7 @@ class Program:
                    f"{self.settings.max_inputs_length}")
         return self._cost_done(run, fp, out, t0)
       args = args + [f"--gin.INPUTS_LENGTH={length}"]
-    fig = measure.step_time(args, self.a.cost_batch, self.a.cost_steps, predict=False)
+    fig = measure.step_time(args, self.settings.cost_batch, self.a.cost_steps, predict=False)
     if run.method != "textprompt":
       instr = self.tokens.instruction_tokens()
       prompt = int(gin_default("TASK_PROMPT_LENGTH"))

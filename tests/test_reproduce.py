@@ -380,3 +380,11 @@ def test_experiment_gin_files_parse_and_bind_the_run():
       assert exp.task.task_name.startswith(f"persoma_synthetic_h{n}_recency_")
   finally:
     gin.clear_config()
+
+
+def test_cost_fingerprint_depends_on_cost_batch():
+  a = {r.run_id: r for r in plan_lib.build_plan(settings(cost_batch=2), fake_tokens)}
+  b = {r.run_id: r for r in plan_lib.build_plan(settings(cost_batch=8), fake_tokens)}
+  assert a["cost-persoma_mlp-h10"].fingerprint() != b["cost-persoma_mlp-h10"].fingerprint()
+  assert a["cost-persoma_mlp-h10"].gin_args() == b["cost-persoma_mlp-h10"].gin_args()
+  assert a["rule-h5-recency"].fingerprint() == b["rule-h5-recency"].fingerprint()

@@ -91,6 +91,7 @@ class Settings:
   patience: int | None = None
   max_inputs_length: int = 2048
   seed: int = 0
+  cost_batch: int = 2
 
   def overrides(self) -> dict[str, Any]:
     """gin macro bindings every train run gets (only the ones that are set)."""
@@ -132,6 +133,8 @@ class Run:
     gin_file: path under the repo (train runs).
     bindings: sorted (macro, value) pairs passed as `--gin.MACRO=repr(value)`.
     skip_reason: why the run cannot run here (e.g. the rendered history does not fit).
+    identity: extra (key, value) pairs that change the numbers but are not gin bindings
+      (e.g. the batch of a cost measurement); part of the fingerprint.
   """
 
   run_id: str
@@ -146,6 +149,7 @@ class Run:
   gin_file: str | None = None
   bindings: tuple[tuple[str, Any], ...] = ()
   skip_reason: str | None = None
+  identity: tuple[tuple[str, Any], ...] = ()
 
   @property
   def label(self) -> str:
@@ -166,7 +170,8 @@ class Run:
         "kind": self.kind, "method": self.method, "n": self.history_size,
         "sampler": self.sampler, "fmt": self.fmt, "mode": self.mode,
         "bindings": [[k, gin_literal(v)] for k, v in self.bindings if k not in NOT_IDENTITY],
-        "gin": gin_text, "base": base_fingerprint}, sort_keys=True)
+        "gin": gin_text, "base": base_fingerprint,
+        "identity": [[k, repr(v)] for k, v in self.identity]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -280,7 +285,9 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       if m != "textprompt" and embed_length is not None:
         b["INPUTS_LENGTH"] = embed_length
       add(Run(f"cost-{m}-h{n}", "cost", m, ("cost",), n, "recency", "uem",
-              gin_file=f"gin/experiments/{GIN_FILES[m]}", bindings=tuple(sorted(b.items()))))
+              gin_file=f"gin/experiments/{GIN_FILES[m]}", bindings=tuple(sorted(b.items())),
+              identity=(("cost_batch", settings.cost_batch),
+                        ("max_inputs_length", settings.max_inputs_length))))
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),
