@@ -388,3 +388,43 @@ def test_cost_fingerprint_depends_on_cost_batch():
   assert a["cost-persoma_mlp-h10"].fingerprint() != b["cost-persoma_mlp-h10"].fingerprint()
   assert a["cost-persoma_mlp-h10"].gin_args() == b["cost-persoma_mlp-h10"].gin_args()
   assert a["rule-h5-recency"].fingerprint() == b["rule-h5-recency"].fingerprint()
+
+
+FAKE_RUNNER = r"""
+import json, os, sys
+model_dir = sys.argv[1]
+os.makedirs(os.path.join(model_dir, "checkpoints", "6"), exist_ok=True)
+print("00:00:01 I Task persoma_x_h5_recency_uem (x), model small/persoma, mode full")
+print("00:00:02 I Parameters: 1,234 trainable of 5,678 total (mode full)")
+print("00:00:03 I step 6/6 loss 1.0 | 1 steps/s")
+if sys.argv[2] == "fail":
+    sys.exit(3)
+res = {"f1": 0.61, "precision": 0.7, "recall": 0.6, "split": "test", "step": 4, "users": 280}
+json.dump(res, open(os.path.join(model_dir, "eval_test.json"), "w"))
+print("Test results on persoma_x (x), 280 users, best step 4:")
+print(json.dumps(res))
+"""
+
+
+def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypatch, plan):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  store = state_lib.Store(tmp_path)
+  run = next(r for r in plan if r.run_id == "persoma_mlp-h5-recency-uem-full")
+  fp = run.fingerprint()
+  script = tmp_path / "fake_runner.py"
+  script.write_text(FAKE_RUNNER)
+  mode = {"v": "fail"}
+  monkeypatch.setattr(execute, "train_command", lambda r, d, init=None: [
+      sys.executable, str(script), str(d), mode["v"]])
+  echoed: list[str] = []
+  with pytest.raises(RuntimeError, match="exit code 3"):
+    execute.run_train(run, store, fp, echo=echoed.append)
+  assert store.status(run, fp)[0] == "failed"
+  assert any("step 6/6" in e for e in echoed)  # progress lines reach the console
+  mode["v"] = "ok"
+  res = execute.run_train(run, store, fp, echo=echoed.append)
+  assert res["f1"] == 0.61 and res["users"] == 280 and res["best_step"] == 4
+  assert res["params_trainable"] == 1234 and res["params_total"] == 5678
+  assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 2
+  assert state_lib.result_problem(res, run.run_id, fp) is None
+  assert "===== attempt" in store.log_path(run.run_id).read_text()

@@ -26,6 +26,7 @@ ECHO_RE = re.compile(r"( step \d+/\d+ | validation step |Resuming|Early stopping
 NOISE_RE = re.compile(r"(cuInit|cuda_platform|cudart_stub)")
 PARAMS_RE = re.compile(r"Parameters: ([\d,]+) trainable of ([\d,]+) total")
 BEST_RE = re.compile(r"best step (\d+|None)")
+SIZE_RE = re.compile(r" model (\w+)/\w+, mode ")
 
 Echo = Callable[[str], None]
 
@@ -104,6 +105,7 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   text = "\n".join(lines)
   params = PARAMS_RE.findall(text)
   best = BEST_RE.findall(text)
+  size = SIZE_RE.findall(text)
   eval_json = model_dir / "eval_test.json"
   test = json.loads(eval_json.read_text()) if eval_json.exists() else out
   return {
@@ -114,6 +116,7 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
       "recall": float(test["recall"]), "users": test.get("users"),
       "best_step": int(best[-1]) if best and best[-1] != "None" else test.get("step"),
       "steps_trained": store.last_step(run.run_id),
+      "model_size": size[-1] if size else None,
       "params_trainable": int(params[-1][0].replace(",", "")) if params else None,
       "params_total": int(params[-1][1].replace(",", "")) if params else None,
       "bindings": {k: plan_lib.gin_literal(v) for k, v in run.bindings},

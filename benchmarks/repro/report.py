@@ -59,12 +59,12 @@ def _prf_rows(rows: Iterable[Mapping[str, Any]], key: str, key_name: str,
   return out
 
 
-def _mode_suffix(r: Mapping[str, Any]) -> str:
+def _mode_suffix(r: Mapping[str, Any], with_init: bool = True) -> str:
   if r["kind"] != "train":
     return ""
   tag = {"lora": f" (LoRA r={plan_lib.LORA_RANK})", "frozen": " (frozen LM)"}.get(
       r.get("mode"), "")
-  return tag + (" on task-adapted base" if r.get("init_from") else "")
+  return tag + (" on task-adapted base" if r.get("init_from") and with_init else "")
 
 
 def _order(method: str) -> int:
@@ -216,8 +216,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += ["| Method | Init | Trainable params | F1 | Precision | Recall |", "|---|---|---|---|---|---|"]
   for r in rows:
     init = "task-adapted base" if r.get("init_from") else "scratch"
+    if r["run_id"] == plan_lib.base_run_id():
+      init += " (this run is the base)"
     tp = r.get("params_trainable")
-    L.append(f"| {r['label']}{_mode_suffix(r)} | {init} | "
+    L.append(f"| {r['label']}{_mode_suffix(r, with_init=False)} | {init} | "
              f"{f'{tp:,}' if isinstance(tp, int) else '–'} | {_fmt(r['f1'])} | "
              f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
   L += ["", f"## {plan_lib.GROUPS['cost']}", ""] + _cost_table(results) + [""]
@@ -228,7 +230,8 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
       continue
     pt, pa = r.get("params_trainable"), r.get("params_total")
     params = f"{pt:,} / {pa:,}" if isinstance(pt, int) and isinstance(pa, int) else "–"
-    model = meta.get("model_size") if r["kind"] == "train" else "none (baseline)"
+    model = (r.get("model_size") or meta.get("model_size")) if r["kind"] == "train" \
+        else "none (baseline)"
     L.append(f"| `{r['run_id']}` | {model} | {params} | {r.get('steps_trained') or '–'} | "
              f"{r.get('best_step') or '–'} | {_secs(r.get('wall_secs'))} | "
              f"{r.get('attempts', '–')} |")
