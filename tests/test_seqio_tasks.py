@@ -196,3 +196,27 @@ config.set_config.config = @config.PersomaDataConfig()
   finally:
     gin.clear_config()
     config.reset_config()
+
+
+@pytest.mark.parametrize("source,local_release,want", [
+    ("auto", True, "local"), ("auto", False, "tfds"), ("tfds", True, "tfds"),
+    ("local", True, "local")])
+def test_data_source_routing(settings, monkeypatch, tmp_path, source, local_release, want):
+  import persoma.data as data_lib
+  local = tmp_path / "local"
+  (local / "ml-1m").mkdir(parents=True)
+  if local_release:
+    for f in ("ratings.dat", "movies.dat"):
+      (local / "ml-1m" / f).write_text("")
+  seen = {}
+
+  def fake_load(name, data_dir=None, descriptions=None, **kw):
+    seen.update(name=name, data_dir=data_dir, source=kw["source"])
+    raise RuntimeError("stop")
+
+  monkeypatch.setattr(data_lib, "load_dataset", fake_load)
+  config.configure(data_dir=str(local), tfds_data_dir=str(tmp_path / "tfds"), source=source)
+  with pytest.raises(RuntimeError, match="stop"):
+    tasks.load_data("movielens/1m")
+  assert seen["name"] == "movielens/1m" and seen["source"] == source
+  assert seen["data_dir"] == (str(local) if want == "local" else str(tmp_path / "tfds"))
