@@ -1,4 +1,6 @@
 """Adapters: shapes, masks, logical axes, N-independence of the perceiver, bad input."""
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -30,17 +32,20 @@ def _build(name, **kw):
   return get_adapter(name, **SMALL, **CONFIGS[name], **kw)
 
 
-def _init_apply(module, emb, mask):
+@functools.lru_cache(maxsize=None)
+def _ready(name):
+  """(module, variables, jitted apply) per adapter, initialised once (compiles are slow)."""
+  module = _build(name)
+  emb, mask = _inputs()
   variables = jax.jit(module.init)(jax.random.PRNGKey(0), emb, mask)
-  out = jax.jit(module.apply)(variables, emb, mask)
-  return variables, out
+  return module, variables, jax.jit(module.apply)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_shapes_mask_and_no_leak_from_padding(name):
-  module = _build(name)
+  module, variables, apply = _ready(name)
   emb, mask = _inputs()
-  variables, (prompts, pmask) = _init_apply(module, emb, mask)
+  prompts, pmask = apply(variables, emb, mask)
   p = module.num_tokens(N)
   assert prompts.shape == (B, p, H) and pmask.shape == (B, p)
   assert pmask.dtype == jnp.int32
@@ -52,11 +57,11 @@ def test_shapes_mask_and_no_leak_from_padding(name):
     assert np.all(np.asarray(prompts)[1, N // 2:] == 0.0)
   # Changing the padded (masked) rows must not change any output.
   emb2 = emb.at[1, N // 2:].set(7.0)
-  prompts2, _ = jax.jit(module.apply)(variables, emb2, mask)
+  prompts2, _ = apply(variables, emb2, mask)
   np.testing.assert_allclose(prompts2, prompts, atol=1e-6)
   # Changing a real item does change the output of its row.
   emb3 = emb.at[1, 0].add(1.0)
-  prompts3, _ = jax.jit(module.apply)(variables, emb3, mask)
+  prompts3, _ = apply(variables, emb3, mask)
   assert not np.allclose(prompts3[1], prompts[1])
 
 
@@ -78,11 +83,10 @@ def test_every_param_has_logical_axes(name):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_all_masked_history_is_finite_and_masked(name):
-  module = _build(name)
+  module, variables, apply = _ready(name)
   emb, mask = _inputs()
-  variables = jax.jit(module.init)(jax.random.PRNGKey(0), emb, mask)
   empty = jnp.zeros_like(mask)
-  prompts, pmask = jax.jit(module.apply)(variables, emb, empty)
+  prompts, pmask = apply(variables, emb, empty)
   assert np.all(np.isfinite(np.asarray(prompts)))
   assert np.all(np.asarray(pmask) == 0)
   assert np.all(np.asarray(prompts) == 0.0)
@@ -91,28 +95,33 @@ def test_all_masked_history_is_finite_and_masked(name):
 
 
 def test_perceiver_resamples_any_n_to_r():
-  module = _build("perceiver")
-  emb, mask = _inputs()
-  variables = jax.jit(module.init)(jax.random.PRNGKey(0), emb, mask)
+  _, variables, apply = _ready("perceiver")
   for n in (1, 3, 8):
-    e, m = _inputs(seed=n, n=n)
-    prompts, pmask = jax.jit(module.apply)(variables, e, m)
+    e, _ = _inputs(seed=n, n=n)
+    m = jnp.zeros((B, n), jnp.int32).at[:, 0].set(1)   # only the first item real
+    prompts, pmask = apply(variables, e, m)
     assert prompts.shape == (B, 5, H) and pmask.shape == (B, 5)
-  # a row with only its first item real: output mask still all ones for that row
-  m = jnp.zeros((B, 3), jnp.int32).at[:, 0].set(1)
-  _, pmask = jax.jit(module.apply)(variables, _inputs(n=3)[0], m)
-  assert np.all(np.asarray(pmask) == 1)
+    assert np.all(np.asarray(pmask) == 1)
+    assert np.all(np.isfinite(np.asarray(prompts)))
+
+
+def _shapes(module):
+  emb, mask = _inputs()
+  params = jax.eval_shape(module.init, jax.random.PRNGKey(0), emb, mask)["params"]
+  return jax.tree_util.tree_map(lambda x: x.shape, nn.unbox(params))
 
 
 def test_depth_and_width_are_fields():
-  emb, mask = _inputs()
-  v2 = _build("mlp", num_layers=2).init(jax.random.PRNGKey(0), emb, mask)["params"]
-  v4 = nn.unbox(_build("mlp", num_layers=4).init(jax.random.PRNGKey(0), emb, mask)["params"])
+  v2, v4 = _shapes(_build("mlp", num_layers=2)), _shapes(_build("mlp", num_layers=4))
   assert sorted(v2) == ["layers_0", "layers_1"]
   assert sorted(v4) == ["layers_0", "layers_1", "layers_2", "layers_3"]
-  assert v4["layers_1"]["kernel"].shape == (24, 24)
-  vt = _build("transformer", num_layers=2).init(jax.random.PRNGKey(0), emb, mask)["params"]
-  assert {"layers_0", "layers_1"} <= set(vt)
+  assert v4["layers_1"]["kernel"] == (24, 24) and v4["layers_3"]["kernel"] == (24, H)
+  vt = _shapes(_build("transformer", num_layers=2, width=8))
+  assert {"layers_0", "layers_1"} <= set(vt) and "layers_2" not in vt
+  assert vt["items"]["input_projection"]["kernel"] == (D, 8)
+  assert vt["items"]["position_embedding"] == (8, 8)   # [max_items, width]
+  vp = _shapes(_build("perceiver", num_latents=7, num_layers=3))
+  assert vp["latents"] == (7, 16) and "layers_2" in vp and "layers_3" not in vp
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

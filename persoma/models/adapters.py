@@ -176,7 +176,7 @@ class Adapter(nn.Module):
   """Base class: fields shared by all adapters (see module docstring for the contract)."""
   d_model: Optional[int] = None      # H, filled from the T5 config by PersomaNetwork if None
   input_dim: Optional[int] = None    # D, width of history_embeddings
-  max_items: int = 128               # largest N accepted
+  max_items: int = 512               # largest N accepted (size of the item-position table)
   dropout_rate: float = 0.0
   dtype: Dtype = jnp.float32
 
