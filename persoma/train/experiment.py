@@ -81,6 +81,13 @@ class TaskData:
     if not targets:
       raise ValueError(f"task {self.task_name}: split {split!r} is empty (no users); "
                        "use a larger dataset or other split fractions")
+    for key, length, macro in (("decoder_target_tokens", self.targets_length, "TARGETS_LENGTH"),
+                               ("encoder_input_tokens", self.inputs_length, "INPUTS_LENGTH")):
+      full = int(np.count_nonzero(arrays[key][:, -1]))
+      if full:
+        logging.warning(
+            "%s/%s: %d of %d %s fill all %d tokens and may be truncated; raise %s.",
+            self.task_name, split, full, len(targets), key, length, macro)
     return trainer_lib.SplitData(arrays, targets, split)
 
   def dataset_object(self):

@@ -39,6 +39,11 @@ def load_users(path: str) -> list[dict[str, Any]]:
     raise SystemExit(f"error: history file {path} not found") from None
   except json.JSONDecodeError as e:
     raise SystemExit(f"error: {path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+  return parse_users(obj, path)
+
+
+def parse_users(obj: Any, path: str = "<history>") -> list[dict[str, Any]]:
+  """Validates a loaded history object (see the module doc); errors name `path`, user, item."""
   users = obj.get("users", [obj]) if isinstance(obj, dict) else obj
   if not isinstance(users, list) or not users:
     raise SystemExit(f"error: {path}: expected a user object, a list of users or "

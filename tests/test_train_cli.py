@@ -1,0 +1,110 @@
+"""persoma-train / persoma-eval end to end on a tiny T5 and tiny synthetic data (in-process):
+T5X-style flags, MODEL_DIR, config.gin, TensorBoard events, checkpoints, test JSON, eval JSON
+from a model dir or one step dir, and the bad-input errors."""
+
+import json
+import logging
+import os
+
+import gin
+import pytest
+
+from persoma.train import experiment as experiment_lib
+from persoma.train import main_eval, main_train
+
+TINY = [
+    "--gin_file=gin/quickstart.gin",
+    "--gin.MODEL_SIZE='tiny'", "--gin.experiment.ModelSpec.t5_overrides={}",
+    "--gin.data_config.PersomaDataConfig.synthetic={'num_users': 160}",
+    "--gin.HISTORY_SIZE=5", "--gin.INPUTS_LENGTH=16", "--gin.TARGETS_LENGTH=20",
+    "--gin.TASK_PROMPT_LENGTH=2", "--gin.MLP_HIDDEN_DIM=16", "--gin.BASELINES=()",
+    "--gin.TRAIN_STEPS=2", "--gin.EVAL_EVERY_STEPS=0", "--gin.BATCH_SIZE=4",
+    "--gin.EVAL_BATCH_SIZE=8", "--gin.MAX_EVAL_EXAMPLES=8", "--gin.LOG_EVERY_STEPS=1",
+    "--gin.WARMUP_STEPS=0", "--gin.SAVE_EVERY_STEPS=1",
+]
+
+
+def _last_json(capsys):
+  out = capsys.readouterr().out.strip().splitlines()
+  return json.loads(out[-1]), out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp("run") / "m")
+  gin.clear_config(clear_constants=True)
+  assert main_train.main(TINY + [f"--gin.MODEL_DIR='{model_dir}'"]) == 0
+  gin.clear_config(clear_constants=True)
+  return model_dir
+
+
+@pytest.mark.slow  # real T5 compile: ~65 s CPU
+def test_train_writes_config_checkpoints_events_and_test_json(trained):
+  files = os.listdir(trained)
+  assert {"config.gin", "checkpoints", "best", "eval_test.json", "tensorboard"} <= set(files)
+  assert "MODEL_SIZE = 'tiny'" in open(os.path.join(trained, "config.gin")).read()
+  assert any(f.startswith("events.out.tfevents")
+             for f in os.listdir(os.path.join(trained, "tensorboard")))
+  res = json.load(open(os.path.join(trained, "eval_test.json")))
+  assert set(res) == {"f1", "precision", "recall", "split", "step", "users"}
+  assert res["split"] == "test" and res["users"] > 0 and res["step"] == 2
+  assert sorted(int(s) for s in os.listdir(os.path.join(trained, "checkpoints"))
+                if s.isdigit()) == [1, 2]
+
+
+@pytest.mark.slow
+def test_eval_prints_json_last_and_writes_it_beside_the_checkpoint(trained, capsys):
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main(TINY + [f"--checkpoint={trained}", "--split=test", "--json"]) == 0
+  res, _ = _last_json(capsys)
+  assert set(res) == {"f1", "precision", "recall", "split", "step", "users"}
+  assert res["split"] == "test" and res["step"] == 2  # the model dir's best checkpoint
+  ref = json.load(open(os.path.join(trained, "eval_test.json")))
+  assert res["f1"] == pytest.approx(ref["f1"]) and res["users"] == ref["users"]
+  assert os.path.exists(os.path.join(trained, "best", "eval_test_step2.json"))
+  # One step dir, and no --gin_file (the model dir's config.gin is used).
+  gin.clear_config(clear_constants=True)
+  step1 = os.path.join(trained, "checkpoints", "1")
+  assert main_eval.main([f"--checkpoint={step1}", "--split=validation", "--json",
+                         "--max_examples=4"]) == 0
+  res, _ = _last_json(capsys)
+  assert res["step"] == 1 and res["split"] == "validation" and res["users"] == 4
+  assert os.path.exists(os.path.join(trained, "checkpoints", "eval_validation_step1.json"))
+  gin.clear_config(clear_constants=True)
+
+
+def test_model_dir_with_another_config_is_refused(tmp_path):
+  (tmp_path / "config.gin").write_text("# another run\nMODEL_SIZE = 'xxl'\n")
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match="different configuration") as e:
+    main_train.main(TINY + [f"--gin.MODEL_DIR='{tmp_path}'"])
+  assert "MODEL_SIZE = 'xxl'" in str(e.value)  # the diff names what differs
+  assert (tmp_path / "config.gin").read_text().startswith("# another run")  # untouched
+  gin.clear_config(clear_constants=True)
+
+
+def test_unknown_gin_key_and_missing_model_dir(tmp_path):
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match="NO_SUCH|no_such"):
+    main_train.main(TINY + ["--gin.trainer.TrainerConfig.no_such=1",
+                            f"--gin.MODEL_DIR='{tmp_path}'"])
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match="MODEL_DIR"):
+    main_train.main(TINY)
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match="missing_file.gin"):
+    main_train.main(["--gin_file=missing_file.gin"])
+  gin.clear_config(clear_constants=True)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "lora"])
+def test_frozen_or_lora_without_checkpoint_warns_loudly(mode, caplog):
+  exp = experiment_lib.Experiment(training_mode=mode, initial_checkpoint_path=None)
+  with caplog.at_level(logging.WARNING):
+    assert exp.initial_params_loader() is None
+  assert any("RANDOMLY INITIALISED" in r.getMessage() and mode in r.getMessage()
+             for r in caplog.records)
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    experiment_lib.Experiment(training_mode="full").initial_params_loader()
+  assert not caplog.records
