@@ -5,7 +5,8 @@
 
 Writes into MODEL_DIR: `config.gin` (the resolved configuration; a dir holding a different one
 is refused), `checkpoints/`, `best/`, TensorBoard events, `eval_test.json`. Restarting the same
-command resumes from the newest readable checkpoint with the same data order.
+command resumes from the newest readable checkpoint with the same data order. On SIGTERM
+(TPU preemption) it saves the current step, prints `{"preempted": true, ...}` and exits 143.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   summary = gin.get_configurable(this.train)()  # (not `train`: __main__ under python -m)
   if summary.get("preempted"):
     print(json.dumps({"preempted": True, "step": summary.get("step")}), flush=True)
-    return 0
+    return 143  # 128 + SIGTERM: not finished; the same command resumes
   print(summary["table"], flush=True)
   print(json.dumps({k: summary["test"][k] for k in
                     ("f1", "precision", "recall", "split", "step", "users")}), flush=True)

@@ -88,7 +88,6 @@ class Trainer:
     training_mode: 'frozen' | 'lora' | 'full' (`persoma.models.training_modes`; None: all
       params train).
     load_initial_params: params -> params (e.g. restore a pretrained T5X checkpoint).
-    checkpoint_config: orbax settings.
     decode_fn: tokens `[B, T]` -> list of texts (the output vocabulary).
     score_fn: (predicted texts, target texts) -> {'f1','precision','recall'}
       (default: `persoma.train.evaluation.score_texts`).
@@ -100,7 +99,6 @@ class Trainer:
                model_dir: str, example_batch: Mapping[str, np.ndarray], *,
                training_mode: str | None = None,
                load_initial_params: Callable[[Any], Any] | None = None,
-               checkpoint_config: ckpt_lib.CheckpointConfig = ckpt_lib.CheckpointConfig(),
                decode_fn: Callable[[np.ndarray], list[str]] | None = None,
                score_fn: Callable[[Sequence[str], Sequence[str]], Mapping[str, float]]
                | None = None,
