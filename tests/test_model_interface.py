@@ -105,10 +105,6 @@ def test_loss_score_and_decode_are_consistent(persoma):
   np.testing.assert_allclose(metrics["cross_ent_loss"], -np.sum(scores), rtol=1e-5)
   np.testing.assert_allclose(loss, metrics["cross_ent_loss"] + metrics["z_loss"], rtol=1e-6)
   assert metrics["num_tokens"] == batch["decoder_loss_weights"].sum()
-  # dropout only with a dropout rng; different rngs give different losses
-  l1, _ = loss_fn(params, batch, jax.random.PRNGKey(1))
-  l2, _ = loss_fn(params, batch, jax.random.PRNGKey(2))
-  assert float(l1) != float(l2) and float(l1) != float(loss)
   norm = PersomaModel(model.network, loss_normalizing_factor="NUM_REAL_TARGET_TOKENS")
   assert float(norm._normalizer(batch)) == batch["decoder_loss_weights"].sum()
 
@@ -130,10 +126,22 @@ def test_loss_score_and_decode_are_consistent(persoma):
     rescored = jax.jit(model.score_batch)(params, decoded)
     np.testing.assert_allclose(rescored, aux["scores"], atol=1e-4)
 
+
+@pytest.mark.slow
+def test_dropout_rng_and_beam_search(persoma):
+  """Slow (two more compiles): dropout only with an rng; beam decodes sorted best-last."""
+  model, params, batch, _ = persoma
+  loss_fn = jax.jit(model.loss_fn)
+  l1, _ = loss_fn(params, batch, jax.random.PRNGKey(1))
+  l2, _ = loss_fn(params, batch, jax.random.PRNGKey(2))
+  loss, _ = model.loss_fn(params, batch, None)
+  assert float(l1) != float(l2) and float(l1) != float(loss)
   beams, baux = jax.jit(lambda p, b: model.predict_batch_with_aux(
       p, b, num_decodes=3, return_all_decodes=True))(params, batch)
   assert beams.shape == (2, 3, 5) and baux["scores"].shape == (2, 3)
   assert np.all(np.diff(np.asarray(baux["scores"]), axis=1) >= 0)   # ascending, best last
+  best = jax.jit(lambda p, b: model.predict_batch(p, b, num_decodes=3))(params, batch)
+  np.testing.assert_array_equal(best, beams[:, -1])
 
 
 def test_bad_batch_and_options(persoma):
