@@ -41,7 +41,7 @@ def _kernel(names: tuple[str, str], init=None):
   return nn.with_logical_partitioning(init or nn.initializers.lecun_normal(), names)
 
 
-def _dense(features: int, names: tuple[str, str], name: str, dtype: Dtype,
+def dense(features: int, names: tuple[str, str], name: str, dtype: Dtype,
            use_bias: bool = True) -> nn.Dense:
   """A Dense layer whose kernel ([in, out]) and bias ([out]) carry logical axis names."""
   return nn.Dense(
@@ -52,10 +52,10 @@ def _dense(features: int, names: tuple[str, str], name: str, dtype: Dtype,
 
 # Output projection W -> H: the input side is labelled 'mlp' (not 'embed') so the two dims of the
 # kernel never map to the same mesh axis.
-_OUT_AXES = ("mlp", "embed")
+OUT_AXES = ("mlp", "embed")
 
 
-def _layer_norm(name: str, dtype: Dtype) -> nn.LayerNorm:
+def layer_norm(name: str, dtype: Dtype) -> nn.LayerNorm:
   return nn.LayerNorm(
       dtype=dtype, name=name,
       scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(), ("embed",)),
@@ -116,7 +116,7 @@ class MultiHeadAttention(nn.Module):
     joined = self.num_heads * self.head_dim
 
     def proj(name, x):
-      y = _dense(joined, ("embed", "joined_kv"), name, self.dtype, use_bias=False)(x)
+      y = dense(joined, ("embed", "joined_kv"), name, self.dtype, use_bias=False)(x)
       return y.reshape(y.shape[:-1] + (self.num_heads, self.head_dim))
 
     q = proj("query", inputs_q) / jnp.sqrt(self.head_dim).astype(self.dtype)
@@ -126,7 +126,7 @@ class MultiHeadAttention(nn.Module):
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(inputs_q.shape[:-1] + (joined,))
-    return _dense(width, ("joined_kv", "embed"), "out", self.dtype, use_bias=False)(out)
+    return dense(width, ("joined_kv", "embed"), "out", self.dtype, use_bias=False)(out)
 
 
 class MlpBlock(nn.Module):
@@ -137,9 +137,9 @@ class MlpBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
-    h = nn.gelu(_dense(self.mlp_dim, ("embed", "mlp"), "wi", self.dtype)(x))
+    h = nn.gelu(dense(self.mlp_dim, ("embed", "mlp"), "wi", self.dtype)(x))
     h = nn.Dropout(self.dropout_rate)(h, deterministic=deterministic)
-    return _dense(x.shape[-1], ("mlp", "embed"), "wo", self.dtype)(h)
+    return dense(x.shape[-1], ("mlp", "embed"), "wo", self.dtype)(h)
 
 
 class TransformerLayer(nn.Module):
@@ -158,16 +158,16 @@ class TransformerLayer(nn.Module):
   def __call__(self, x: Array, mask: Optional[Array], context: Optional[Array] = None,
                context_mask: Optional[Array] = None, deterministic: bool = True) -> Array:
     drop = nn.Dropout(self.dropout_rate)
-    h = _layer_norm("pre_attention_layer_norm", self.dtype)(x)
+    h = layer_norm("pre_attention_layer_norm", self.dtype)(x)
     if context is None:
       kv, bias = h, attention_bias(mask, mask)
     else:
-      kv = _layer_norm("pre_context_layer_norm", self.dtype)(context)
+      kv = layer_norm("pre_context_layer_norm", self.dtype)(context)
       bias = attention_bias(None, context_mask)
     h = MultiHeadAttention(self.num_heads, self.head_dim, self.dropout_rate, self.dtype,
                            name="attention")(h, kv, bias, deterministic)
     x = x + drop(h, deterministic=deterministic)
-    h = _layer_norm("pre_mlp_layer_norm", self.dtype)(x)
+    h = layer_norm("pre_mlp_layer_norm", self.dtype)(x)
     h = MlpBlock(self.mlp_dim, self.dropout_rate, self.dtype, name="mlp")(h, deterministic)
     return x + drop(h, deterministic=deterministic)
 
@@ -206,14 +206,14 @@ class MLPAdapter(Adapter):
     x = history_embeddings.astype(self.dtype)
     in_axis = "history_embed"
     for i in range(self.num_layers - 1):
-      x = nn.gelu(_dense(self.hidden_dim, (in_axis, "mlp"), f"layers_{i}", self.dtype)(x))
+      x = nn.gelu(dense(self.hidden_dim, (in_axis, "mlp"), f"layers_{i}", self.dtype)(x))
       x = nn.Dropout(self.dropout_rate)(x, deterministic=not enable_dropout)
       in_axis = "mlp"
-    x = _dense(self.d_model, (in_axis, "embed"), f"layers_{self.num_layers - 1}", self.dtype)(x)
+    x = dense(self.d_model, (in_axis, "embed"), f"layers_{self.num_layers - 1}", self.dtype)(x)
     return x * mask[..., None].astype(x.dtype), mask.astype(jnp.int32)
 
 
-class _ItemEncoder(nn.Module):
+class ItemEncoder(nn.Module):
   """Projects items ``[B, N, D] -> [B, N, W]`` and adds learned positions (``max_items`` rows)."""
   width: int
   max_items: int
@@ -221,7 +221,7 @@ class _ItemEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, history_embeddings: Array) -> Array:
-    x = _dense(self.width, ("history_embed", "embed"), "input_projection",
+    x = dense(self.width, ("history_embed", "embed"), "input_projection",
                self.dtype)(history_embeddings.astype(self.dtype))
     pos = self.param("position_embedding",
                      nn.with_logical_partitioning(nn.initializers.normal(0.02),
@@ -241,13 +241,13 @@ class TransformerAdapter(Adapter):
   def __call__(self, history_embeddings: Array, history_mask: Array,
                enable_dropout: bool = False) -> tuple[Array, Array]:
     mask = self._check(history_embeddings, history_mask)
-    x = _ItemEncoder(self.width, self.max_items, self.dtype, name="items")(history_embeddings)
+    x = ItemEncoder(self.width, self.max_items, self.dtype, name="items")(history_embeddings)
     for i in range(self.num_layers):
       x = TransformerLayer(self.num_heads, self.width // self.num_heads, self.mlp_dim,
                            self.dropout_rate, self.dtype, name=f"layers_{i}")(
                                x, mask, deterministic=not enable_dropout)
-    x = _layer_norm("output_norm", self.dtype)(x)
-    x = _dense(self.d_model, _OUT_AXES, "output_projection", self.dtype)(x)
+    x = layer_norm("output_norm", self.dtype)(x)
+    x = dense(self.d_model, OUT_AXES, "output_projection", self.dtype)(x)
     return x * mask[..., None].astype(x.dtype), mask.astype(jnp.int32)
 
 
@@ -266,7 +266,7 @@ class PerceiverAdapter(Adapter):
   def __call__(self, history_embeddings: Array, history_mask: Array,
                enable_dropout: bool = False) -> tuple[Array, Array]:
     mask = self._check(history_embeddings, history_mask)
-    items = _ItemEncoder(self.width, self.max_items, self.dtype, name="items")(
+    items = ItemEncoder(self.width, self.max_items, self.dtype, name="items")(
         history_embeddings)
     latents = self.param("latents",
                          nn.with_logical_partitioning(nn.initializers.normal(0.02),
@@ -279,8 +279,8 @@ class PerceiverAdapter(Adapter):
                            self.dropout_rate, self.dtype, name=f"layers_{i}")(
                                x, None, context=items, context_mask=mask,
                                deterministic=not enable_dropout)
-    x = _layer_norm("output_norm", self.dtype)(x)
-    x = _dense(self.d_model, _OUT_AXES, "output_projection", self.dtype)(x)
+    x = layer_norm("output_norm", self.dtype)(x)
+    x = dense(self.d_model, OUT_AXES, "output_projection", self.dtype)(x)
     has_items = (jnp.sum(mask, axis=1, keepdims=True) > 0).astype(jnp.float32)  # [B, 1]
     out_mask = jnp.broadcast_to(has_items, x.shape[:2])
     return x * out_mask[..., None].astype(x.dtype), out_mask.astype(jnp.int32)

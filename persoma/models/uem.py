@@ -39,14 +39,14 @@ class UEM(adapters.Adapter):
       raise ValueError(f"UEM.input_dim={self.input_dim} is not a multiple of UEM.num_fields="
                        f"{self.num_fields} (history_embeddings must concatenate k field "
                        "embeddings per item)")
-    x = adapters._ItemEncoder(self.width, self.max_items, self.dtype, name="items")(
+    x = adapters.ItemEncoder(self.width, self.max_items, self.dtype, name="items")(
         history_embeddings)
     for i in range(self.num_layers):
       x = adapters.TransformerLayer(self.num_heads, self.width // self.num_heads, self.mlp_dim,
                                     self.dropout_rate, self.dtype, name=f"layers_{i}")(
                                         x, mask, deterministic=not enable_dropout)
-    x = adapters._layer_norm("output_norm", self.dtype)(x)
-    x = adapters._dense(self.d_model, adapters._OUT_AXES, "output_projection", self.dtype)(x)
+    x = adapters.layer_norm("output_norm", self.dtype)(x)
+    x = adapters.dense(self.d_model, adapters.OUT_AXES, "output_projection", self.dtype)(x)
     return x * mask[..., None].astype(x.dtype), mask.astype("int32")
 
 
