@@ -49,6 +49,26 @@ def test_text_baseline_matches_t5x_loss_scores_and_decodes(fixture):
   # (beam search vs T5X's beam4 reference is covered by the T5 decoding tests)
 
 
+def test_t5x_checkpoint_params_load_unchanged_into_persoma(fixture):
+  """T5X params + a fresh adapter: with an all-masked history and no task prompt the PERSOMA
+  network scores exactly like T5X (the T5 tree sits at the top level, unchanged)."""
+  params, ref = fixture
+  net = PersomaNetwork(CFG, adapter=get_adapter("mlp", input_dim=8, hidden_dim=8),
+                       task_prompt_length=0)
+  model = PersomaModel(net)
+  batch = {k: ref[k] for k in TEXT_KEYS}
+  b = batch["encoder_input_tokens"].shape[0]
+  batch.update(history_embeddings=np.ones((b, 3, 8), np.float32),
+               history_mask=np.zeros((b, 3), np.int32))
+  shapes = {k: v.shape for k, v in batch.items()}
+  abstract = nn.unbox(jax.eval_shape(lambda r: model.get_initial_variables(r, shapes),
+                                     jax.random.PRNGKey(0))["params"])
+  assert set(abstract) == set(params) | {"adapter"}
+  full = dict(params, adapter=_random_params(abstract["adapter"]))
+  scores = jax.jit(model.score_batch)(full, batch)
+  np.testing.assert_allclose(scores, ref["score_batch"], atol=1e-5)
+
+
 def _persoma_batch(b=2, l=6, t=5, n=4, d=8, seed=0):
   rng = np.random.default_rng(seed)
   tgt = rng.integers(2, 96, (b, t)).astype(np.int32)
