@@ -348,13 +348,20 @@ class Program:
         cache[key(run)] = dict(measure.step_time(run.gin_args(), mbatch, steps=2, predict=True),
                                encoder_length=enc_len(run), method=run.method)
         state_lib.write_json(cache_path, cache)
-    measured = {k: v for k, v in cache.items() if json.loads(k)[5:] == [
-        self.settings.model_size, mbatch, self.settings.dataset]}
+    def config(k):  # the run configuration of a cache key, whatever batch it was measured at
+      k = json.loads(k)
+      return json.dumps(k[:6] + k[7:])
+
+    measured: dict[str, Any] = {}
+    for k, v in cache.items():
+      if json.loads(k)[5] == self.settings.model_size and json.loads(k)[7] == \
+          self.settings.dataset and (config(k) not in measured or v["batch"] == mbatch):
+        measured[config(k)] = v
     if not measured:
       raise SystemExit("error: nothing measured yet: select runs to measure with --only")
     rows, total = [], 0.0
     for run in runnable:
-      fig, how = measured.get(key(run)), "measured"
+      fig, how = measured.get(config(key(run))), "measured"
       if fig is None:
         fam = [v for v in measured.values() if v["method"] == run.method] or [
             v for v in measured.values()
@@ -364,14 +371,15 @@ class Program:
         r = enc_len(run) / ref["encoder_length"]
         fig = dict(ref, step_secs=ref["step_secs"] * r, predict_secs=ref["predict_secs"] * r)
         how = f"est. from {ref['method']} L={ref['encoder_length']}"
-      step_s = fig["step_secs"] * batch / mbatch  # CPU step time ~ linear in batch
-      pred = fig["predict_secs"] * eval_batch / mbatch
+      how += f" @b{fig['batch']}"
+      step_s = fig["step_secs"] * batch / fig["batch"]  # CPU step time ~ linear in batch
+      pred = fig["predict_secs"] * eval_batch / fig["batch"]
       secs = (steps * step_s + (steps // every) * math.ceil(n_val / eval_batch) * pred
               + math.ceil(n_test / eval_batch) * pred)
       total += secs
       rows.append((run.run_id, enc_len(run), step_s, pred, secs, how))
     print(f"\nBudget: {steps} steps max per run at batch {batch} (step times measured at "
-          f"batch {mbatch}, scaled linearly), validation every {every} steps on {n_val} users, "
+          f"the batch in the basis column, scaled linearly), validation every {every} steps on {n_val} users, "
           f"test on {n_test} users, eval batch {eval_batch}; early stopping can only shorten")
     print(f"{'run id':56s} {'L':>5s} {'step s':>7s} {'decode s':>8s} {'hours':>6s}  basis")
     for rid, length, st, p, secs, how in rows:

@@ -428,3 +428,26 @@ def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypat
   assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 2
   assert state_lib.result_problem(res, run.run_id, fp) is None
   assert "===== attempt" in store.log_path(run.run_id).read_text()
+
+
+def test_budget_projects_every_train_run_from_cached_measurements(program_env, monkeypatch,
+                                                                 capsys):
+  base, _, _, work, _ = program_env
+  key = json.dumps(["persoma_mlp", 50, "uem", "full", 24, None, 8, "synthetic"])
+  state_lib.write_json(work / "measure" / "step_times.json", {key: {
+      "step_secs": 2.0, "predict_secs": 1.0, "compile_secs": 9.0, "batch": 8,
+      "encoder_length": 94, "method": "persoma_mlp"}})
+
+  def no_measuring(*a, **k):
+    raise AssertionError("budget re-measured a cached configuration")
+
+  monkeypatch.setattr(reproduce.measure, "step_time", no_measuring)
+  assert reproduce.main(base + ["--budget", "--budget_batch", "8", "--max_steps", "100",
+                                "--eval_every", "50", "--only",
+                                "persoma_mlp-h50-recency-uem-full"]) == 0
+  out = capsys.readouterr().out
+  line = next(l for l in out.splitlines() if l.startswith("persoma_mlp-h50-recency-uem-full "))
+  assert "measured @b8" in line and " 8.00 " in line  # 2 s at batch 8 -> 8 s at batch 32
+  est = next(l for l in out.splitlines() if l.startswith("persoma_mlp-h100-recency-uem-full "))
+  assert "est. from persoma_mlp L=94" in est
+  assert "TOTAL projected wall time of the 31 train runs" in out
