@@ -96,7 +96,7 @@ def test_all_masked_history_is_finite_and_masked(name):
 
 def test_perceiver_resamples_any_n_to_r():
   _, variables, apply = _ready("perceiver")
-  for n in (1, 8):
+  for n in (1,):   # N=6 is covered above; one more shape keeps the compile count low
     e, _ = _inputs(seed=n, n=n)
     m = jnp.zeros((B, n), jnp.int32).at[:, 0].set(1)   # only the first item real
     prompts, pmask = apply(variables, e, m)
