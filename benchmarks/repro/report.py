@@ -151,8 +151,11 @@ def _cost_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
   out.append(f"Encoder tokens per example: text prompting = mean tokens of the rendered history "
              f"+ instruction + EOS over the test users (the run's vocabulary); PERSOMA = N "
              f"soft-prompt tokens + task prompt + instruction; Perceiver = R latents + task "
-             f"prompt + instruction. Step times: median jitted train step at batch {batch}, "
-             f"same T5, same machine.")
+             f"prompt + instruction. Step times: median jitted train step (forward + backward "
+             f"+ update, T5 at the run size, full tuning) at batch {batch} on the machine that "
+             f"ran the program; text prompting runs at its padded INPUTS_LENGTH (the longest "
+             f"history of the task). On a shared host the absolute seconds vary with load; the "
+             f"ratios are what to read.")
   return out
 
 
