@@ -312,8 +312,8 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
       step += 1
       losses.append(metrics["loss"])
       if step % cfg.log_every_steps == 0 or step == total:
+        loss = float(np.mean(jax.device_get(losses)))  # waits for the queued steps
         now = time.time()
-        loss = float(np.mean(jax.device_get(losses)))
         losses = []
         sps = (step - s_last) / max(now - t_last, 1e-9)
         logging.info(
