@@ -24,6 +24,14 @@ import standin
 from persoma.train import checkpointing, optim, partitioning, trainer as trainer_lib
 
 
+def real_model():
+  """The real PERSOMA model (tiny T5, mlp adapter, 2 task-prompt tokens) for the stand-in data."""
+  from persoma.train import experiment  # pylint: disable=g-import-not-at-top
+  spec = experiment.ModelSpec(size="tiny", adapter="mlp", task_prompt_length=2,
+                              adapter_fields={"mlp": {"hidden_dim": 16}})
+  return spec.build(vocab_size=standin.VOCAB, input_dim=8)
+
+
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("model_dir")
@@ -33,6 +41,8 @@ def main(argv=None):
   p.add_argument("--save_every", type=int, default=4)
   p.add_argument("--eval_every", type=int, default=0)
   p.add_argument("--plain", action="store_true", help="train steps only: no checkpoints/eval")
+  p.add_argument("--real", action="store_true",
+                 help="train the real PersomaModel (tiny T5 + mlp adapter) instead of the stand-in")
   a = p.parse_args(argv)
   if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s", force=True)
@@ -42,7 +52,8 @@ def main(argv=None):
   cfg = trainer_lib.TrainerConfig(train_steps=a.steps, batch_size=8, eval_every_steps=a.eval_every,
                                   eval_batch_size=8, log_every_steps=1, seed=3,
                                   early_stopping_patience=None)
-  tr = trainer_lib.Trainer(standin.StandinModel(), part,
+  model = real_model() if a.real else standin.StandinModel()
+  tr = trainer_lib.Trainer(model, part,
                            optim.OptimizerConfig(learning_rate=1e-2, schedule="warmup_cosine",
                                                  warmup_steps=2), cfg, a.model_dir, train_a,
                            training_mode="full", decode_fn=standin.decode)
