@@ -42,6 +42,20 @@ def split_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
   return bindings, rest
 
 
+def gin_parser(prog: str, description: str | None, argv: Sequence[str] | None
+               ) -> tuple[argparse.ArgumentParser, list[str], list[str]]:
+  """A command's parser with the T5X gin flags, and argv split into (gin bindings, the rest).
+
+  `argv` None means `sys.argv[1:]`; the caller adds its own flags and parses the rest.
+  """
+  argv = list(sys.argv[1:] if argv is None else argv)
+  bindings, rest = split_gin_args(argv)
+  parser = argparse.ArgumentParser(prog=prog, description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  add_gin_flags(parser)
+  return parser, bindings, rest
+
+
 def add_gin_flags(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--gin_file", action="append", default=[],
                       help="gin file (repeatable; later files win)")

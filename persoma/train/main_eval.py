@@ -12,7 +12,6 @@ checkpoint as `eval_<split>_step<step>.json`. If --gin_file is omitted, DIR's mo
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -59,11 +58,7 @@ def _model_dir_of(path: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
-  argv = list(sys.argv[1:] if argv is None else argv)
-  bindings, rest = gin_cli.split_gin_args(argv)
-  p = argparse.ArgumentParser(prog="persoma-eval", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  gin_cli.add_gin_flags(p)
+  p, bindings, rest = gin_cli.gin_parser("persoma-eval", __doc__, argv)
   p.add_argument("--checkpoint", required=True, help="model dir or one checkpoint step dir")
   p.add_argument("--split", default="test", choices=("train", "validation", "test"))
   p.add_argument("--json", action="store_true", help="print the result JSON as the last line")

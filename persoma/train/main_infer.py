@@ -17,7 +17,6 @@ encoder, item format, history size and model; the best checkpoint is used unless
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -162,11 +161,7 @@ def infer(*, experiment: Any, model_dir: str, history: str, checkpoint: str | No
 
 def main(argv: Sequence[str] | None = None) -> int:
   from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
-  argv = list(sys.argv[1:] if argv is None else argv)
-  bindings, rest = gin_cli.split_gin_args(argv)
-  p = argparse.ArgumentParser(prog="persoma-infer", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  gin_cli.add_gin_flags(p)
+  p, bindings, rest = gin_cli.gin_parser("persoma-infer", __doc__, argv)
   p.add_argument("--model_dir", required=True, help="a persoma-train MODEL_DIR")
   p.add_argument("--history", required=True, help="users' rated movies (JSON)")
   p.add_argument("--checkpoint", default=None, help="one step dir (default: best)")

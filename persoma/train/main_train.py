@@ -11,7 +11,6 @@ command resumes from the newest readable checkpoint with the same data order. On
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -98,11 +97,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
 
 def main(argv: Sequence[str] | None = None) -> int:
   from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
-  argv = list(sys.argv[1:] if argv is None else argv)
-  bindings, rest = gin_cli.split_gin_args(argv)
-  p = argparse.ArgumentParser(prog="persoma-train", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  gin_cli.add_gin_flags(p)
+  p, bindings, rest = gin_cli.gin_parser("persoma-train", __doc__, argv)
   p.add_argument("--verbose", action="store_true", help="also log orbax INFO lines")
   a = p.parse_args(rest)
   gin_cli.setup_logging(a.verbose)
