@@ -150,14 +150,20 @@ def collect_texts(data: Any, fmt: str, item_texts: Callable[..., tuple[str, ...]
   return texts, pair_text, rating_pair.astype(np.int32).reshape(-1), pair_movie
 
 
-def text_hash(texts: Sequence[str], fmt: str) -> str:
-  """sha256 of the ordered distinct texts (and the format)."""
-  h = hashlib.sha256(f"persoma-embeddings-v{_CACHE_VERSION}\0{fmt}\0{len(texts)}\0".encode())
+def hash_texts(header: str, texts: Sequence[str]) -> str:
+  """sha256 hex of ``header`` then each text, length-prefixed (order matters; no collisions
+  from concatenation). Shared by the embedding and vocabulary cache keys."""
+  h = hashlib.sha256(header.encode())
   for t in texts:
     b = t.encode("utf-8")
     h.update(len(b).to_bytes(8, "little"))
     h.update(b)
   return h.hexdigest()
+
+
+def text_hash(texts: Sequence[str], fmt: str) -> str:
+  """sha256 of the ordered distinct texts (and the format)."""
+  return hash_texts(f"persoma-embeddings-v{_CACHE_VERSION}\0{fmt}\0{len(texts)}\0", texts)
 
 
 def _checksum(emb: np.ndarray) -> str:

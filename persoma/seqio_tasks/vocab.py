@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import re
@@ -26,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 import seqio
 import sentencepiece as spm
 
-from persoma.embeddings.store import default_cache_dir
+from persoma.embeddings.store import default_cache_dir, hash_texts
 
 DEFAULT_VOCAB_SIZE = 8000
 _LABEL_REPEATS = 20  # label sentences are repeated so their words become single pieces
@@ -65,12 +64,7 @@ def vocabulary_corpus(data: Any) -> list[str]:
 
 
 def corpus_hash(corpus: Sequence[str]) -> str:
-  h = hashlib.sha256(f"persoma-vocab-v{_TRAIN_VERSION}\0{len(corpus)}\0".encode())
-  for t in corpus:
-    b = t.encode("utf-8")
-    h.update(len(b).to_bytes(8, "little"))
-    h.update(b)
-  return h.hexdigest()
+  return hash_texts(f"persoma-vocab-v{_TRAIN_VERSION}\0{len(corpus)}\0", corpus)
 
 
 def _loads(path: Path) -> bool:
