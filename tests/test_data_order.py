@@ -57,3 +57,17 @@ def test_eval_batches_cover_everything_once_with_padding():
   np.testing.assert_array_equal(real, np.arange(10))
   with pytest.raises(ValueError, match="empty"):
     list(data.eval_batches({"x": np.zeros((0, 1))}, 4, "test"))
+
+
+def test_index_splits_gather_history_rows_from_the_table():
+  rng = np.random.default_rng(0)
+  table = rng.normal(size=(11, 4)).astype(np.float32)
+  index = rng.integers(0, 11, size=(9, 5, 2)).astype(np.int32)
+  b = data.TrainBatcher({"history_index": index, "x": np.arange(9)}, 3, seed=1,
+                        history_table=table)
+  batch = b.batch(4)
+  assert "history_index" not in batch and batch["history_embeddings"].shape == (3, 5, 8)
+  for row, i in zip(batch["history_embeddings"], batch["x"]):
+    np.testing.assert_array_equal(row, table[index[i]].reshape(5, 8))
+  with pytest.raises(ValueError, match="history_index and history_table"):
+    data.TrainBatcher({"history_index": index}, 3)

@@ -168,3 +168,22 @@ def test_real_catalog_embeds_each_distinct_text_once(tmp_path):
   fresh = encoders.HashingEncoder(dim=8)
   for row, p in enumerate(pos):
     np.testing.assert_array_equal(emb[row], fresh.encode(list(every[p])).reshape(-1))
+
+
+def test_standardized_zscores_each_text_slot_and_keeps_rows(tmp_path):
+  data = _tiny_data()
+  st = _build(data, encoders.HashingEncoder(dim=16), tmp_path)
+  z = st.standardized()
+  assert z.table.shape == st.table.shape and z.texts == st.texts
+  for j in range(st.texts_per_item):
+    rows = np.unique(st.pair_text[:, j])
+    np.testing.assert_allclose(z.table[rows].mean(axis=0), 0.0, atol=1e-5)
+    var = st.table[rows].var(axis=0)
+    np.testing.assert_allclose(z.table[rows].std(axis=0), np.sqrt(var / (var + 1e-6)),
+                               atol=1e-4)
+  # histories come from the standardized table, padding stays zero
+  pos = [np.array([0, 2]), np.array([3])]
+  emb, mask = z.histories(data, pos, 3)
+  np.testing.assert_array_equal(emb[1, 1:], 0.0)
+  np.testing.assert_array_equal(emb[0, 0], z.table[z.text_index(np.array([0]))].reshape(-1))
+  assert not np.allclose(emb, st.histories(data, pos, 3)[0])

@@ -70,3 +70,19 @@ def test_bad_arguments(tiny_data):
     build_examples(tiny_data, split="train", history_size=0, sampler="recency")
   with pytest.raises(ValueError, match="unknown split"):
     build_examples(tiny_data, split="dev", history_size=5, sampler="recency")
+  with pytest.raises(ValueError, match="resamples"):
+    build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=0)
+
+
+def test_resamples_add_augmented_histories_with_the_users_target(tiny_data):
+  one = build_examples(tiny_data, split="train", history_size=6, sampler="recency")
+  four = build_examples(tiny_data, split="train", history_size=6, sampler="recency",
+                        resamples=4)
+  assert len(four) == 4 * len(one)
+  for i, ex in enumerate(one):
+    group = four[4 * i:4 * i + 4]
+    assert {e.user_id for e in group} == {ex.user_id}
+    assert {e.targets for e in group} == {ex.targets}
+    np.testing.assert_array_equal(group[0].positions, ex.positions)  # copy 0 = the sampler's
+  assert sum(not np.array_equal(a.positions, b.positions)
+             for a, b in zip(four[0::4], four[1::4])) > len(one) // 2

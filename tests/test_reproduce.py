@@ -194,7 +194,7 @@ def program_env(tmp_path, monkeypatch):
   calls: list[str] = []
   fail: set[str] = set()
 
-  def fake_execute(self, run):
+  def fake_execute(self, run, cpu=None):
     calls.append(run.run_id)
     fp = self.fp[run.run_id]
     if run.run_id in fail:
@@ -234,6 +234,51 @@ def test_program_skips_finished_and_retries_failed(program_env, capsys):
   results = json.loads((work / "results.json").read_text())["runs"]
   assert {r["run_id"] for r in results} == set(first)
   assert all("history" in r["groups"] for r in results)
+
+
+def test_program_with_jobs_runs_each_run_once_and_bases_before_dependants(program_env):
+  base, calls, _, work, _ = program_env
+  assert reproduce.main(base + ["--only", "modes", "--only", "cost", "--jobs", "2"]) == 0
+  assert len(calls) == len(set(calls))
+  dependants = [i for i, c in enumerate(calls) if "-on-" in c]
+  assert dependants and calls.index(plan_lib.base_run_id()) < min(dependants)
+  costs = [i for i, c in enumerate(calls) if c.startswith("cost-")]
+  assert min(costs) > max(i for i, c in enumerate(calls) if not c.startswith("cost-"))
+  results = json.loads((work / "results.json").read_text())["runs"]
+  assert {r["run_id"] for r in results} == set(calls)
+
+
+def test_run_parallel_gives_each_worker_its_own_core(monkeypatch):
+  import threading
+  import time as time_lib
+  from repro import execute
+  active: dict[int, int] = {}
+  overlap = []
+  lock = threading.Lock()
+
+  def fn(item, cpu):
+    with lock:
+      assert cpu not in active  # no two running items share a core
+      active[cpu] = item
+      overlap.append(len(active))
+    time_lib.sleep(0.05)
+    with lock:
+      del active[cpu]
+    return item * 10
+
+  monkeypatch.setattr(execute.os, "cpu_count", lambda: 8)
+  out = dict(execute.run_parallel(list(range(6)), fn, 2))
+  assert out == {i: i * 10 for i in range(6)} and max(overlap) == 2
+  seen = []
+  assert [r for _, r in execute.run_parallel([3, 1, 2], lambda x, c: seen.append(c) or x, 1)
+          ] == [3, 1, 2]
+  assert seen == [None] * 3
+
+
+def test_fingerprint_covers_included_gin_files():
+  text = plan_lib.gin_closure_text("gin/experiments/persoma_mlp.gin")
+  for inc in ("experiment.gin", "experiments/repro_common.gin", "adapters/mlp.gin"):
+    assert (REPO / "gin" / inc).read_text() in text
 
 
 def test_program_reruns_stale_runs_and_archives(program_env):

@@ -93,3 +93,28 @@ def test_unknown_sampler_lists_valid_names(tiny_data):
     samplers.sample("recency", tiny_data, 0, 0)
   with pytest.raises(ValueError, match="out of range"):
     samplers.sample("recency", tiny_data, tiny_data.num_users, 5)
+
+
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_resample_is_own_ordered_deterministic_and_varies(tiny_data, name):
+  u = _big_user(tiny_data)
+  own = set(tiny_data.user_positions(u).tolist())
+  copies = [samplers.resample(name, tiny_data, u, 8, seed=3, copy=k) for k in range(1, 6)]
+  for pos in copies:
+    assert pos.shape == (8,) and set(pos.tolist()) <= own and np.all(np.diff(pos) > 0)
+  np.testing.assert_array_equal(copies[0], samplers.resample(name, tiny_data, u, 8, 3, 1))
+  assert len({tuple(p.tolist()) for p in copies}) > 1  # augmentation actually augments
+
+
+def test_resample_of_short_history_is_a_contiguous_window(tiny_data):
+  own = tiny_data.user_positions(0)
+  for k in range(1, 6):
+    pos = samplers.resample("recency", tiny_data, 0, own.size + 5, seed=0, copy=k)
+    assert own.size / 2 - 1 <= pos.size <= own.size
+    start = int(np.flatnonzero(own == pos[0])[0])
+    np.testing.assert_array_equal(pos, own[start:start + pos.size])
+
+
+def test_resample_rejects_copy_zero(tiny_data):
+  with pytest.raises(ValueError, match="copy must be >= 1"):
+    samplers.resample("recency", tiny_data, 0, 5, seed=0, copy=0)

@@ -31,7 +31,7 @@ def test_tiny_matches_fixture_dims_and_presets_listed():
   cfg = T5Config.tiny(vocab_size=96)
   assert (cfg.emb_dim, cfg.num_heads, cfg.head_dim, cfg.mlp_dim) == (32, 4, 8, 64)
   assert (cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.vocab_size) == (2, 2, 96)
-  assert set(PRESETS) == set(PUBLISHED) | {"tiny"}
+  assert set(PRESETS) == set(PUBLISHED) | {"tiny", "mini"}
 
 
 def test_overrides_and_frozen_and_hashable():

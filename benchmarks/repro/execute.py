@@ -8,12 +8,14 @@ condensed on the console. Restarting the same command resumes from the run's las
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -56,9 +58,12 @@ def train_command(run: plan_lib.Run, model_dir: Path,
 
 def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
               initial_checkpoint: str | None = None, echo: Echo = print,
-              verbose: bool = False, settings: plan_lib.Settings | None = None
-              ) -> dict[str, Any]:
+              verbose: bool = False, settings: plan_lib.Settings | None = None,
+              cpu: int | None = None) -> dict[str, Any]:
   """Trains (or resumes) `run`; returns its result dict (written by the caller).
+
+  With `cpu` set, the runner is pinned to that core with single-threaded XLA (several runs
+  side by side use a small CPU host better than one run on all cores).
 
   Raises RuntimeError (with the log path) when the runner fails or is preempted, after
   recording the attempt in the run's progress file; KeyboardInterrupt after the child saved.
@@ -70,12 +75,18 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   lines: list[str] = []
   t0 = time.time()
   env = dict(os.environ, PYTHONUNBUFFERED="1")
+  preexec = None
+  if cpu is not None:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                        "intra_op_parallelism_threads=1").strip()
+    preexec = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
   with open(log_path, "a") as log:
     log.write(f"\n===== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
               + " ".join(cmd) + "\n")
     log.flush()
     proc = subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env)
+                            stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=preexec)
     try:
       assert proc.stdout is not None
       for line in proc.stdout:
@@ -126,6 +137,35 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
       "synthetic": bool(settings and settings.dataset == "synthetic"),
       "command": " ".join(cmd), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
   }
+
+
+def run_parallel(items: list, fn: Callable[[Any, int | None], bool], jobs: int):
+  """Yields `(item, fn(item, cpu))` in completion order, `jobs` at a time.
+
+  With `jobs > 1` each worker slot owns one core (`slot % os.cpu_count()`), passed as `cpu`;
+  with `jobs == 1` items run in order in this thread with `cpu=None` (all cores).
+  """
+  if jobs <= 1:
+    for item in items:
+      yield item, fn(item, None)
+    return
+  ncpu = os.cpu_count() or 1
+  free = list(range(jobs))
+  lock = threading.Lock()
+
+  def work(item):
+    with lock:
+      slot = free.pop(0)
+    try:
+      return fn(item, slot % ncpu)
+    finally:
+      with lock:
+        free.append(slot)
+
+  with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+    futures = {pool.submit(work, item): item for item in items}
+    for fut in concurrent.futures.as_completed(futures):
+      yield futures[fut], fut.result()
 
 
 _DATA_CACHE: dict[tuple, Any] = {}

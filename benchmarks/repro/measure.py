@@ -168,15 +168,15 @@ def _measure_main(argv: list[str] | None = None) -> int:
   split = exp.task.load("train")
   vocab = exp.task.vocabulary()
   load_secs = time.time() - t0
-  arrays = trainer_lib.device_features(split.arrays)
-  n = len(next(iter(arrays.values())))
+  n = len(split.targets)
   if n < a.batch:
     raise SystemExit(f"train split has {n} examples < batch {a.batch}")
-  model = exp.build_model(split.arrays, vocab.vocab_size)
+  arrays = split.rows(0, a.batch)
+  model = exp.build_model(arrays, vocab.vocab_size)
   tr = trainer_lib.Trainer(model, partitioning.Partitioner(), ocfg, tcfg, tmp, arrays,
                            training_mode=exp.training_mode,
                            decode_fn=exp_lib.make_decoder(vocab))
-  batches = [{k: v[i * a.batch:(i + 1) * a.batch] for k, v in arrays.items()}
+  batches = [split.rows(i * a.batch, (i + 1) * a.batch)
              for i in range(min(a.steps + 1, n // a.batch))]
   t0 = time.time()
   _block(tr.train_step(batches[0])["loss"])

@@ -22,6 +22,7 @@ import fnmatch
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -162,10 +163,7 @@ class Run:
 
   def fingerprint(self, base_fingerprint: str | None = None) -> str:
     """sha256 (16 hex) of the run's configuration: kind, method, task, bindings, gin text."""
-    gin_text = ""
-    if self.gin_file:
-      path = REPO / self.gin_file
-      gin_text = path.read_text() if path.exists() else f"<missing {self.gin_file}>"
+    gin_text = gin_closure_text(self.gin_file) if self.gin_file else ""
     blob = json.dumps({
         "kind": self.kind, "method": self.method, "n": self.history_size,
         "sampler": self.sampler, "fmt": self.fmt, "mode": self.mode,
@@ -173,6 +171,29 @@ class Run:
         "gin": gin_text, "base": base_fingerprint,
         "identity": [[k, repr(v)] for k, v in self.identity]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def gin_closure_text(gin_file: str) -> str:
+  """The text of `gin_file` (repo-relative) and of every file it includes, recursively, as
+  resolved against `gin/` (so an edit to a shared included file changes the fingerprint)."""
+  seen: list[str] = []
+  parts: list[str] = []
+
+  def visit(path: Path) -> None:
+    key = str(path)
+    if key in seen:
+      return
+    seen.append(key)
+    if not path.exists():
+      parts.append(f"<missing {path.relative_to(REPO) if REPO in path.parents else path}>")
+      return
+    text = path.read_text()
+    parts.append(text)
+    for inc in re.findall(r"^include\s+['\"]([^'\"]+)['\"]", text, re.M):
+      visit(REPO / "gin" / inc)
+
+  visit(REPO / gin_file)
+  return "\n".join(parts)
 
 
 def gin_literal(value: Any) -> str:

@@ -8,6 +8,7 @@ paper reports that exact cell, marked with the model and data they come from.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from repro import plan as plan_lib
@@ -193,7 +194,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         f"checkpoint on this machine), {meta.get('train_steps')} steps max, batch "
         f"{meta.get('batch_size')}, AdamW lr {meta.get('learning_rate')}, validation F1 every "
         f"{meta.get('eval_every')} steps with early stopping and best-checkpoint selection; "
-        f"item embeddings: `{meta.get('encoder')}`.",
+        f"item embeddings: `{meta.get('encoder')}`"
+        + (", z-scored per dimension within each text slot" if meta.get("standardize") == "True"
+           else "") + (f"; {meta.get('train_resamples')} histories per train user per epoch "
+                       "(the sampler's, then random time windows of the same user, same label)"
+                       if str(meta.get("train_resamples") or "1") != "1" else "") + ".",
         f"- {PAPER_NOTE}", ""]
   L += ["## Targets (issue 5)", ""] + check_targets(results) + [""]
   by_group = {g: sorted((r for r in results if g in r["groups"]),
@@ -244,6 +249,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
              f"{r.get('attempts', '–')} |")
   total = sum(float(r.get("wall_secs") or 0) for r in results)
   L += ["", f"Total wall time of the finished runs: {_secs(total)}.", ""]
+  notes = Path(__file__).with_name("NOTES.md")
+  if notes.exists():
+    L += ["## Notes (hand-written, benchmarks/repro/NOTES.md)", "", notes.read_text().strip(), ""]
   if missing:
     L += ["## Not finished", "", "| Run id | Status | Detail |", "|---|---|---|"]
     L += [f"| `{rid}` | {st} | {det} |" for rid, st, det in missing]

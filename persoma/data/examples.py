@@ -44,14 +44,20 @@ class ExampleList(list):
 
 def build_examples(data: MovieLensData, *, split: str, history_size: int, sampler: str,
                    seed: int = 0, label_config: labels_lib.LabelConfig = labels_lib.LabelConfig(),
-                   fractions=split_lib.DEFAULT_FRACTIONS) -> ExampleList:
+                   fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1) -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
+
+  With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
+  ``K - 1`` augmented ones (:func:`persoma.data.samplers.resample`), all with the same target.
+  Meant for the train split only; evaluation always uses one history per user.
 
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
   skipped (counted in ``.skipped_empty``) unless ``label_config.keep_empty``.
   """
   samplers.check_sampler(sampler)
+  if resamples < 1:
+    raise ValueError(f"resamples must be >= 1, got {resamples}")
   if history_size < 1:
     raise ValueError(f"history_size must be >= 1, got {history_size}")
   users = split_lib.users_in_split(data.user_ids, split, fractions)
@@ -61,15 +67,20 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   out.users_in_split = int(users.size)
   for u in users:
     u = int(u)
-    pos = samplers.sample(sampler, data, u, history_size, seed)
     if label_config.source == "history":
       lab = labels_lib.labels_from_stats(sums[u], counts[u], label_config)
-    else:
-      lab = labels_lib.labels_for_positions(data, pos, label_config)
-    if lab.empty and not label_config.keep_empty:
-      out.skipped_empty += 1
-      continue
-    out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
-                       liked=lab.liked, disliked=lab.disliked,
-                       targets=formats.format_target(lab.liked, lab.disliked)))
+      if lab.empty and not label_config.keep_empty:
+        out.skipped_empty += 1
+        continue
+    for copy in range(resamples):
+      pos = (samplers.resample(sampler, data, u, history_size, seed, copy) if copy
+             else samplers.sample(sampler, data, u, history_size, seed))
+      if label_config.source != "history":
+        lab = labels_lib.labels_for_positions(data, pos, label_config)
+        if lab.empty and not label_config.keep_empty:
+          out.skipped_empty += 1
+          continue
+      out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
+                         liked=lab.liked, disliked=lab.disliked,
+                         targets=formats.format_target(lab.liked, lab.disliked)))
   return out

@@ -10,6 +10,11 @@ Each sampler returns rating positions (indices into ``data.ratings``), in time o
   * ``genre``: N without replacement with probability proportional to the user's genre density,
     i.e. item weight = sum over its genres of the fraction of the user's history carrying it.
 Users with at most N ratings get their whole history from every sampler.
+
+Training-time augmentation (:func:`resample`): copy ``k >= 1`` of a user's history applies the
+same sampler to a random contiguous time window of the user's ratings (50-100% of them, never
+fewer than N when the user has more than N), so a train user contributes several different
+histories of the same kind while the label still comes from the whole history.
 """
 
 from __future__ import annotations
@@ -106,3 +111,34 @@ def sample(name: str, data: MovieLensData, user: int, n: int, seed: int = 0) -> 
     return pos
   # Positions of one user are already time-ordered, so sorting positions = time order.
   return np.sort(np.asarray(fn(data, user, pos, n, seed), dtype=np.int64))
+
+
+def resample(name: str, data: MovieLensData, user: int, n: int, seed: int, copy: int
+             ) -> np.ndarray:
+  """Augmented history ``copy`` (>= 1) of user index ``user``: sampler ``name`` applied to a
+  random contiguous window of the user's time-ordered ratings.
+
+  The window keeps a fraction ``U(0.5, 1)`` of the ratings, but at least ``n`` when the user has
+  more than ``n``; windows of at most ``n`` ratings are shown whole. Deterministic in
+  ``(seed, user id, copy)``.
+
+  Returns:
+    ``[<=n]`` int64 rating positions, time order.
+  """
+  fn = _SAMPLERS[check_sampler(name)]
+  if copy < 1:
+    raise ValueError(f"resample copy must be >= 1 (copy 0 is sample()), got {copy}")
+  if n < 1:
+    raise ValueError(f"history size n must be >= 1, got {n}")
+  pos = data.user_positions(user)
+  size = pos.size
+  rng = np.random.default_rng([int(seed) % (2**32), int(data.user_ids[user]) % (2**63),
+                               int(copy), 0x52455341])  # "RESA"
+  width = max(1, int(round(rng.uniform(0.5, 1.0) * size)))
+  if size > n:
+    width = max(width, n)
+  start = int(rng.integers(0, size - width + 1))
+  window = pos[start:start + width]
+  if window.size <= n:
+    return window
+  return np.sort(np.asarray(fn(data, user, window, n, seed + 7919 * copy), dtype=np.int64))

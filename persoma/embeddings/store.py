@@ -299,6 +299,24 @@ class EmbeddingStore:
     return cls(dataset=data.name, encoder_name=encoder.name, fmt=fmt, texts=tuple(texts),
                table=emb, pair_text=pair_text, rating_pair=rating_pair, stats=stats)
 
+  def standardized(self, eps: float = 1e-6) -> "EmbeddingStore":
+    """A copy whose table is z-scored per dimension, separately for each text slot.
+
+    Slot ``j`` (e.g. uem's genre sentence, rating sentence, description) is standardized over
+    its own distinct texts (``pair_text[:, j]``), so a slot with few distinct texts (the 5 rating
+    sentences) gets differences of order 1 instead of ~0.01 around a shared direction. Rows used
+    by several slots take the statistics of the last such slot. ``table`` rows stay in place.
+    """
+    table = np.array(self.table, dtype=np.float64)
+    out = table.copy()
+    for j in range(self.texts_per_item):
+      rows = np.unique(self.pair_text[:, j])
+      if rows.size:
+        mu = table[rows].mean(axis=0)
+        sd = np.sqrt(table[rows].var(axis=0) + eps)
+        out[rows] = (table[rows] - mu) / sd
+    return dataclasses.replace(self, table=out.astype(np.float32))
+
   def _check_data(self, data: Any) -> None:
     if data is not None and len(data.ratings.rating) != self.rating_pair.shape[0]:
       raise ValueError(f"EmbeddingStore was built for {self.dataset} with "

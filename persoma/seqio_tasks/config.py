@@ -61,6 +61,10 @@ class PersomaDataConfig:
     vocab_size: size requested when training (soft limit).
     vocab_extra_ids: sentinel ids appended to the vocabulary.
     seed: history sampler seed.
+    standardize_embeddings: z-score the item embeddings per dimension and text slot over the
+      catalog (``EmbeddingStore.standardized``) before they reach the adapter.
+    train_resamples: histories per train user (1 = the sampler's; K > 1 adds K - 1 augmented
+      ones, see ``persoma.data.samplers.resample``); validation and test always use one.
   """
 
   data_dir: str | None = None
@@ -80,6 +84,12 @@ class PersomaDataConfig:
   vocab_size: int = 8000
   vocab_extra_ids: int = 0
   seed: int = 0
+  standardize_embeddings: bool = False
+  train_resamples: int = 1
+
+  def __post_init__(self):
+    if int(self.train_resamples) < 1:
+      raise ValueError(f"PersomaDataConfig.train_resamples={self.train_resamples} must be >= 1")
 
   def resolved_cache_dir(self) -> Path:
     return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()

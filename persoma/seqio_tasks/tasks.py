@@ -161,11 +161,13 @@ def get_store(dataset_name: str, fmt: str) -> Any:
   """The ``EmbeddingStore`` of a dataset and format under the current encoder and cache dir."""
   from persoma.embeddings import EmbeddingStore  # pylint: disable=g-import-not-at-top
   cfg = config_lib.get_config()
-  key = (_data_key(dataset_name, cfg), fmt, cfg.encoder, str(cfg.resolved_cache_dir()))
+  key = (_data_key(dataset_name, cfg), fmt, cfg.encoder, str(cfg.resolved_cache_dir()),
+         bool(cfg.standardize_embeddings))
   with _LOCK:
     if key not in _STORES:
-      _STORES[key] = EmbeddingStore.build(load_data(dataset_name), get_encoder(cfg.encoder), fmt,
-                                          cfg.resolved_cache_dir())
+      store = EmbeddingStore.build(load_data(dataset_name), get_encoder(cfg.encoder), fmt,
+                                   cfg.resolved_cache_dir())
+      _STORES[key] = store.standardized() if cfg.standardize_embeddings else store
     return _STORES[key]
 
 
@@ -176,14 +178,15 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
     raise ValueError(f"unknown split {split!r} for {spec.name}; valid: {SPLITS}")
   cfg = config_lib.get_config()
   label_config = cfg.label_config or data_lib.LabelConfig()
+  resamples = int(cfg.train_resamples) if split == "train" else 1
   key = (_data_key(spec.dataset_name, cfg), spec.history_size, spec.sampler, split, cfg.seed,
-         label_config, tuple(cfg.split_fractions))
+         label_config, tuple(cfg.split_fractions), resamples)
   with _LOCK:
     if key not in _EXAMPLES:
       _EXAMPLES[key] = data_lib.build_examples(
           load_data(spec.dataset_name), split=split, history_size=spec.history_size,
           sampler=spec.sampler, seed=cfg.seed, label_config=label_config,
-          fractions=tuple(cfg.split_fractions))
+          fractions=tuple(cfg.split_fractions), resamples=resamples)
     return _EXAMPLES[key]
 
 

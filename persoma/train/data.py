@@ -37,6 +37,8 @@ class TrainBatcher:
     seed: data-order seed.
     process_index, process_count: this host's slice of every global batch.
     name: split name for error messages.
+    history_table: `[V+1, D]` catalog embeddings when `arrays` hold `history_index`
+      `[E, N, k]`; batches then carry the gathered `history_embeddings` `[B, N, k*D]`.
   """
 
   arrays: Mapping[str, np.ndarray]
@@ -45,9 +47,13 @@ class TrainBatcher:
   process_index: int = 0
   process_count: int = 1
   name: str = "train"
+  history_table: np.ndarray | None = None
 
   def __post_init__(self):
     self.arrays = {k: np.asarray(v) for k, v in self.arrays.items()}
+    if ("history_index" in self.arrays) != (self.history_table is not None):
+      raise ValueError(f"split {self.name!r}: history_index and history_table go together "
+                       f"(features: {sorted(self.arrays)})")
     self.num_examples = _num_examples(self.arrays, f"split {self.name!r}")
     if self.num_examples == 0:
       raise ValueError(f"split {self.name!r} is empty: nothing to train on")
@@ -79,7 +85,11 @@ class TrainBatcher:
     idx = self.indices(step)
     per = self.batch_size // self.process_count
     idx = idx[self.process_index * per:(self.process_index + 1) * per]
-    return {k: v[idx] for k, v in self.arrays.items()}
+    out = {k: v[idx] for k, v in self.arrays.items()}
+    if self.history_table is not None:
+      index = out.pop("history_index")  # [b, N, k]
+      out["history_embeddings"] = self.history_table[index].reshape(index.shape[:2] + (-1,))
+    return out
 
   def epoch_of(self, step: int) -> int:
     return int(step) // self.steps_per_epoch

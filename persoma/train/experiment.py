@@ -72,10 +72,15 @@ class TaskData:
 
   def load(self, split: str) -> trainer_lib.SplitData:
     """Materializes `split`: model features `[E, ...]` and target texts `[E]`."""
-    from persoma.seqio_tasks import materialize, tasks  # pylint: disable=g-import-not-at-top
+    from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+    from persoma.seqio_tasks.materialize import history_table, materialize  # pylint: disable=g-import-not-at-top
     spec = self.spec()
+    # Train splits (possibly several histories per user) keep row indices into the catalog
+    # embedding table and gather each batch on the host; eval splits are small and dense.
+    as_index = split == "train" and not spec.textprompt
     arrays = materialize(self.task_name, split,
-                         {"inputs": self.inputs_length, "targets": self.targets_length})
+                         {"inputs": self.inputs_length, "targets": self.targets_length},
+                         history_as_index=as_index)
     examples = tasks.get_examples(spec, split)
     targets = [ex.targets for ex in examples]
     if not targets:
@@ -88,7 +93,8 @@ class TaskData:
         logging.warning(
             "%s/%s: %d of %d %s fill all %d tokens and may be truncated; raise %s.",
             self.task_name, split, full, len(targets), key, length, macro)
-    return trainer_lib.SplitData(arrays, targets, split)
+    table = history_table(self.task_name) if as_index else None
+    return trainer_lib.SplitData(arrays, targets, split, history_table=table)
 
   def dataset_object(self):
     from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top

@@ -53,9 +53,10 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
   for s, d in splits.items():
     logging.info("split %s: %d examples", s, len(d.targets))
   vocab = task.vocabulary()
-  model = experiment.build_model(splits["train"].arrays, vocab.vocab_size)
+  example = splits["train"].rows(0, 1)
+  model = experiment.build_model(example, vocab.vocab_size)
   tr = trainer_lib.Trainer(
-      model, partitioner, optimizer, trainer_cfg, model_dir, splits["train"].arrays,
+      model, partitioner, optimizer, trainer_cfg, model_dir, example,
       training_mode=experiment.training_mode,
       load_initial_params=experiment.initial_params_loader(),
       decode_fn=experiment_lib.make_decoder(vocab))

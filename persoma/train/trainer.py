@@ -267,11 +267,24 @@ def _local_slice(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @dataclasses.dataclass
 class SplitData:
-  """A materialized split: device features `[E, ...]` plus the target texts `[E]`."""
+  """A materialized split: features `[E, ...]` plus the target texts `[E]`.
+
+  `history_table` `[V+1, D]` is set when `arrays` hold `history_index` `[E, N, k]` instead of
+  `history_embeddings` (train splits); batches gather from it.
+  """
 
   arrays: Mapping[str, np.ndarray]
   targets: Sequence[str]
   name: str
+  history_table: np.ndarray | None = None
+
+  def rows(self, start: int = 0, stop: int = 1) -> dict[str, np.ndarray]:
+    """Device features of examples `[start, stop)`, history embeddings gathered if indexed."""
+    out = {k: np.asarray(v)[start:stop] for k, v in self.arrays.items()}
+    if self.history_table is not None:
+      index = out.pop("history_index")  # [b, N, k]
+      out["history_embeddings"] = self.history_table[index].reshape(index.shape[:2] + (-1,))
+    return device_features(out)
 
 
 def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
@@ -296,7 +309,8 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
                        f"{meta.get('seed')}, this run has seed {cfg.seed}")
     logging.info("Resuming from step %d (%s)", step0, ckpt.latest.directory)
   batcher = data_lib.TrainBatcher(train.arrays, cfg.batch_size, cfg.seed,
-                                  jax.process_index(), jax.process_count(), train.name)
+                                  jax.process_index(), jax.process_count(), train.name,
+                                  history_table=train.history_table)
   start = trainer.step
   total = cfg.train_steps
   logging.info("Training steps %d..%d, batch %d, %d train examples (%d steps/epoch)",

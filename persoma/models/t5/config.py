@@ -13,6 +13,7 @@ from typing import Any
 # (emb_dim, num_heads, head_dim, num_encoder_layers, num_decoder_layers, mlp_dim)
 _PRESET_DIMS: dict[str, tuple[int, int, int, int, int, int]] = {
     "tiny": (32, 4, 8, 2, 2, 64),  # test size; matches ../shared/fixtures/t5x_tiny (vocab 96 there)
+    "mini": (128, 4, 32, 2, 2, 512),  # CPU experiments (benchmarks/reproduce.py); not published
     "small": (512, 6, 64, 8, 8, 1024),
     "base": (768, 12, 64, 12, 12, 2048),
     "large": (1024, 16, 64, 24, 24, 2816),
