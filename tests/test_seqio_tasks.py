@@ -220,3 +220,27 @@ def test_data_source_routing(settings, monkeypatch, tmp_path, source, local_rele
     tasks.load_data("movielens/1m")
   assert seen["name"] == "movielens/1m" and seen["source"] == source
   assert seen["data_dir"] == (str(local) if want == "local" else str(tmp_path / "tfds"))
+
+
+def test_task_data_train_split_is_indexed_and_resampled(settings):
+  from persoma.train import experiment
+  task = experiment.TaskData(dataset="synthetic", history_size=6, inputs_length=48,
+                             targets_length=32)
+  dense = task.load("train", history_as_index=False)
+  indexed = task.load("train")  # train splits default to the index form
+  assert "history_index" in indexed.arrays and indexed.history_table is not None
+  np.testing.assert_array_equal(indexed.rows(0, 5)["history_embeddings"],
+                                dense.arrays["history_embeddings"][:5])
+  val = task.load("validation")
+  assert "history_embeddings" in val.arrays
+  config.configure(train_resamples=3)
+  tripled = task.load("train")
+  assert len(tripled.targets) == 3 * len(dense.targets)
+  assert tripled.targets[0::3] == dense.targets
+  assert task.load("validation").targets == val.targets  # evaluation never resampled
+  config.configure(standardize_embeddings=True)
+  z = task.load("validation").arrays["history_embeddings"]
+  assert z.shape == val.arrays["history_embeddings"].shape and np.isfinite(z).all()
+  assert not np.allclose(z, val.arrays["history_embeddings"])
+  with pytest.raises(ValueError, match="train_resamples"):
+    config.configure(train_resamples=0)

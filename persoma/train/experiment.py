@@ -70,14 +70,19 @@ class TaskData:
     from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
     return tasks.get_vocabulary(self.spec().dataset_name)
 
-  def load(self, split: str) -> trainer_lib.SplitData:
-    """Materializes `split`: model features `[E, ...]` and target texts `[E]`."""
+  def load(self, split: str, history_as_index: bool | None = None) -> trainer_lib.SplitData:
+    """Materializes `split`: model features `[E, ...]` and target texts `[E]`.
+
+    `history_as_index` (default: only for 'train') keeps `history_index` rows plus
+    `SplitData.history_table` instead of dense `history_embeddings` (see `SplitData.rows`).
+    """
     from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
     from persoma.seqio_tasks.materialize import history_table, materialize  # pylint: disable=g-import-not-at-top
     spec = self.spec()
     # Train splits (possibly several histories per user) keep row indices into the catalog
     # embedding table and gather each batch on the host; eval splits are small and dense.
-    as_index = split == "train" and not spec.textprompt
+    as_index = (split == "train" if history_as_index is None else history_as_index) and (
+        not spec.textprompt)
     arrays = materialize(self.task_name, split,
                          {"inputs": self.inputs_length, "targets": self.targets_length},
                          history_as_index=as_index)

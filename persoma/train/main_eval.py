@@ -30,7 +30,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   partitioner = partitioner or partitioning.Partitioner()
   task = experiment.task
   task.install()
-  data = task.load(split)
+  data = task.load(split, history_as_index=False)  # decoding takes dense features
   vocab = task.vocabulary()
   model = experiment.build_model(data.arrays, vocab.vocab_size)
   cfg = trainer_lib.TrainerConfig(train_steps=1, batch_size=batch_size, eval_batch_size=batch_size)
