@@ -27,6 +27,11 @@ def _num_examples(arrays: Mapping[str, np.ndarray], where: str) -> int:
   return next(iter(sizes.values()))
 
 
+def gather_rows(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+  """`table [V+1, D]` at `index [B, N, k]` -> history embeddings `[B, N, k*D]`."""
+  return table[index].reshape(index.shape[:2] + (-1,))
+
+
 @dataclasses.dataclass
 class TrainBatcher:
   """Shuffled, drop-remainder batches whose order depends only on (seed, step).
@@ -87,8 +92,7 @@ class TrainBatcher:
     idx = idx[self.process_index * per:(self.process_index + 1) * per]
     out = {k: v[idx] for k, v in self.arrays.items()}
     if self.history_table is not None:
-      index = out.pop("history_index")  # [b, N, k]
-      out["history_embeddings"] = self.history_table[index].reshape(index.shape[:2] + (-1,))
+      out["history_embeddings"] = gather_rows(self.history_table, out.pop("history_index"))
     return out
 
   def epoch_of(self, step: int) -> int:

@@ -282,8 +282,8 @@ class SplitData:
     """Device features of examples `[start, stop)`, history embeddings gathered if indexed."""
     out = {k: np.asarray(v)[start:stop] for k, v in self.arrays.items()}
     if self.history_table is not None:
-      index = out.pop("history_index")  # [b, N, k]
-      out["history_embeddings"] = self.history_table[index].reshape(index.shape[:2] + (-1,))
+      out["history_embeddings"] = data_lib.gather_rows(self.history_table,
+                                                       out.pop("history_index"))
     return device_features(out)
 
 
