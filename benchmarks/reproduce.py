@@ -24,6 +24,7 @@ import json
 import math
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -211,23 +212,24 @@ class Program:
     todo = list(enumerate(self.selected, 1))
     t_all = time.time()
     self._last_publish = time.time()
+    self._publish_lock = threading.Lock()
     first = [x for x in todo if x[1].kind != "cost" and not x[1].init_from]
     jobs = max(1, int(self.a.jobs))
-    for batch in (first, [x for x in todo if x[1].init_from],
-                  [x for x in todo if x[1].kind == "cost"]):
-      trains = [x for x in batch if x[1].kind == "train"]
-      for i, run in [x for x in batch if x[1].kind != "train"]:
-        if not self.run_one(i, len(todo), run):
-          failed.append(run.run_id)
-      try:
+    try:
+      for batch in (first, [x for x in todo if x[1].init_from],
+                    [x for x in todo if x[1].kind == "cost"]):
+        trains = [x for x in batch if x[1].kind == "train"]
+        for i, run in [x for x in batch if x[1].kind != "train"]:
+          if not self.run_one(i, len(todo), run):
+            failed.append(run.run_id)
         for (i, run), ok in execute.run_parallel(
             trains, lambda x, cpu: self.run_one(x[0], len(todo), x[1], cpu), jobs):
           if not ok:
             failed.append(run.run_id)
-      except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume.", flush=True)
-        self.publish()
-        return 130
+    except KeyboardInterrupt:
+      print("interrupted; rerun the same command to resume.", flush=True)
+      self.publish()
+      return 130
     if self.a.dry_run:
       print(f"dry run: {len(todo)} runs considered, nothing run or written")
       return 0
@@ -273,9 +275,10 @@ class Program:
     figs = (f"F1 {result['f1']:.4f} P {result['precision']:.4f} R {result['recall']:.4f}"
             if "f1" in result else f"{result.get('encoder_tokens', 0):.1f} encoder tokens")
     print(f"{head}: done in {time.time() - t0:.0f}s: {figs}", flush=True)
-    if time.time() - self._last_publish > 300:  # keep the page current during long programs
-      self.publish()
-      self._last_publish = time.time()
+    with self._publish_lock:  # workers finish concurrently under --jobs
+      if time.time() - self._last_publish > 300:  # keep the page current during long programs
+        self.publish()
+        self._last_publish = time.time()
     return True
 
   def execute(self, run: plan_lib.Run, cpu: int | None = None) -> dict[str, Any]:

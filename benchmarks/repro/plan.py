@@ -176,14 +176,13 @@ class Run:
 def gin_closure_text(gin_file: str) -> str:
   """The text of `gin_file` (repo-relative) and of every file it includes, recursively, as
   resolved against `gin/` (so an edit to a shared included file changes the fingerprint)."""
-  seen: list[str] = []
+  seen: set[Path] = set()
   parts: list[str] = []
 
   def visit(path: Path) -> None:
-    key = str(path)
-    if key in seen:
+    if path in seen:
       return
-    seen.append(key)
+    seen.add(path)
     if not path.exists():
       parts.append(f"<missing {path.relative_to(REPO) if REPO in path.parents else path}>")
       return
