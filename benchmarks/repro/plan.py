@@ -195,6 +195,15 @@ def gin_closure_text(gin_file: str) -> str:
   return "\n".join(parts)
 
 
+def gin_default(name: str, files=("gin/experiments/repro_common.gin", "gin/runs/train.gin")):
+  """A macro's value in the reproduction's gin files (first file that sets it)."""
+  for f in files:
+    m = re.search(rf"^{name}\s*=\s*(.+)$", (REPO / f).read_text(), re.M)
+    if m:
+      return m.group(1).strip().strip("'")
+  return None
+
+
 def gin_literal(value: Any) -> str:
   """A Python value as a gin literal (`'text'`, `None`, `True`, `12`, `1e-3`)."""
   if isinstance(value, (str, bool, int, float, type(None), tuple, list)):

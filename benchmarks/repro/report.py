@@ -82,7 +82,7 @@ def check_targets(results: Sequence[Mapping[str, Any]]) -> list[str]:
   f1 = {(r["method"], r["history_size"]): r["f1"] for r in g1}
   out = []
   mlp50 = f1.get(("persoma_mlp", 50))
-  out.append(f"- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
+  out.append("- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
       "not measured yet" if mlp50 is None else
       f"{'met' if mlp50 >= 0.57 else 'missed'} (F1 {mlp50:.4f}; paper 0.569 with PaLM 2)"))
   pairs = [(n, f1[("persoma_mlp", n)], f1[("rule", n)]) for n in plan_lib.HISTORY_SIZES
