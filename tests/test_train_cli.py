@@ -66,10 +66,15 @@ def test_eval_prints_json_last_and_writes_it_beside_the_checkpoint(trained, caps
   gin.clear_config(clear_constants=True)
   step1 = os.path.join(trained, "checkpoints", "1")
   assert main_eval.main([f"--checkpoint={step1}", "--split=validation", "--json",
-                         "--max_examples=4"]) == 0
+                         "--max_examples=4", "--predictions"]) == 0
   res, _ = _last_json(capsys)
   assert res["step"] == 1 and res["split"] == "validation" and res["users"] == 4
-  assert os.path.exists(os.path.join(trained, "checkpoints", "eval_validation_step1.json"))
+  written = json.load(open(os.path.join(trained, "checkpoints", "eval_validation_step1.json")))
+  assert 0.0 <= written["f1_liked"] <= 1.0 and 0.0 <= written["f1_disliked"] <= 1.0
+  rows = [json.loads(l) for l in open(written["predictions_file"])]
+  assert len(rows) == 4 and len({r["user_id"] for r in rows}) == 4
+  assert all(r["target"].startswith("Liked Genres:") and isinstance(r["prediction"], str)
+             for r in rows)
   gin.clear_config(clear_constants=True)
 
 

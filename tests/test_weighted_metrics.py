@@ -38,6 +38,19 @@ def test_matches_sklearn_on_random_matrices(seed):
   assert got["f1"] == pytest.approx(f, abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_side_scores_are_the_weighted_f1_of_each_half(seed):
+  rng = np.random.default_rng(100 + seed)
+  y_true = (rng.random((40, 38)) < 0.15).astype(np.int8)
+  y_pred = (rng.random((40, 38)) < 0.2).astype(np.int8)
+  y_pred[:, 19:] = y_true[:, 19:]  # disliked half perfect, liked half random
+  got = weighted.side_scores(y_true, y_pred)
+  assert got["f1_liked"] == pytest.approx(_sklearn(y_true[:, :19], y_pred[:, :19])[2])
+  assert got["f1_disliked"] == pytest.approx(1.0)
+  sets = weighted.score_sets([(("Drama",), ("Horror",))], [(("Drama",), ("War",))])
+  assert sets["f1_liked"] == 1.0 and sets["f1_disliked"] == 0.0
+
+
 def test_perfect_and_empty():
   y = np.eye(38, dtype=np.int8)
   assert weighted.weighted_prf(y, y)["f1"] == pytest.approx(1.0)

@@ -3,7 +3,8 @@
 Equal to scikit-learn's ``precision_recall_fscore_support(..., average='weighted')`` on
 multilabel indicator matrices: per-class P, R and F1 (0 where undefined), averaged with weights
 proportional to each class's support (true count). Classes with no support get weight 0; with no
-support at all every score is 0.
+support at all every score is 0. `side_scores` adds the same F1 over the 19 liked classes and
+over the 19 disliked classes alone (`f1_liked`, `f1_disliked`), to tell the two halves apart.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from persoma.data import genres as genres_lib
 from persoma.metrics import verbalizer
 
 
@@ -45,13 +47,21 @@ def weighted_prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
           "support": int(total)}
 
 
+def side_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+  """``{'f1_liked', 'f1_disliked'}``: weighted F1 over each half of ``[n, 38]`` indicators."""
+  half = genres_lib.NUM_GENRES
+  return {f"f1_{side}": weighted_prf(y_true[:, sl], y_pred[:, sl])["f1"]
+          for side, sl in (("liked", slice(0, half)), ("disliked", slice(half, 2 * half)))}
+
+
 def score_sets(true_pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
                pred_pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> dict[str, float]:
-  """Weighted P/R/F1 of predicted vs true ``(liked, disliked)`` genre pairs."""
+  """Weighted P/R/F1 (and per-side F1) of predicted vs true ``(liked, disliked)`` pairs."""
   if len(true_pairs) != len(pred_pairs):
     raise ValueError(f"{len(true_pairs)} targets vs {len(pred_pairs)} predictions")
-  return weighted_prf(verbalizer.indicator_matrix(true_pairs),
-                      verbalizer.indicator_matrix(pred_pairs))
+  y_true = verbalizer.indicator_matrix(true_pairs)
+  y_pred = verbalizer.indicator_matrix(pred_pairs)
+  return {**weighted_prf(y_true, y_pred), **side_scores(y_true, y_pred)}
 
 
 def score_texts(targets: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
@@ -63,7 +73,7 @@ def score_texts(targets: Sequence[str], predictions: Sequence[str]) -> dict[str,
     raise ValueError(f"{len(targets)} targets vs {len(predictions)} predictions")
   y_true, _ = verbalizer.parse_many(targets)
   y_pred, problems = verbalizer.parse_many(predictions)
-  out: dict[str, float] = dict(weighted_prf(y_true, y_pred))
+  out: dict[str, float] = {**weighted_prf(y_true, y_pred), **side_scores(y_true, y_pred)}
   out.update({f"verbalizer/{k}": v for k, v in problems.items()})
   out["examples"] = len(targets)
   return out

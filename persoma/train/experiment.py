@@ -99,7 +99,8 @@ class TaskData:
             "%s/%s: %d of %d %s fill all %d tokens and may be truncated; raise %s.",
             self.task_name, split, full, len(targets), key, length, macro)
     table = history_table(self.task_name) if as_index else None
-    return trainer_lib.SplitData(arrays, targets, split, history_table=table)
+    return trainer_lib.SplitData(arrays, targets, split, history_table=table,
+                                 user_ids=[int(ex.user_id) for ex in examples])
 
   def dataset_object(self):
     from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top

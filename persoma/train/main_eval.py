@@ -6,8 +6,10 @@
 DIR is a model directory (its best checkpoint, else its newest periodic one) or one step
 directory (`MODEL_DIR/checkpoints/1200`). With --json the last stdout line is
 `{"f1":..,"precision":..,"recall":..,"split":..,"step":..,"users":..}`, also written beside the
-checkpoint as `eval_<split>_step<step>.json`. If --gin_file is omitted, DIR's model dir
-`config.gin` is used.
+checkpoint as `eval_<split>_step<step>.json` (with `f1_liked` / `f1_disliked`, the F1 of each
+half of the 38 classes). --predictions also writes `inferences_<split>_step<step>.jsonl` there,
+one `{"user_id", "target", "prediction"}` line per user, in split order. If --gin_file is
+omitted, DIR's model dir `config.gin` is used.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from persoma.train import partitioning
 
 
 def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partitioner: Any = None,
-             batch_size: int = 64, max_examples: int | None = None) -> dict[str, Any]:
+             batch_size: int = 64, max_examples: int | None = None,
+             write_predictions: bool = False) -> dict[str, Any]:
   """Scores `checkpoint` on `split` of the experiment's task; returns the result dict."""
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.train import optim  # pylint: disable=g-import-not-at-top
@@ -39,12 +42,30 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   step, step_dir = tr.load_params_from(checkpoint)
   logging.info("Evaluating %s (step %d) on %s/%s", step_dir, step, task.task_name, split)
   res = tr.evaluate(data.arrays, split, data.targets, max_examples)
-  out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users")}
+  out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
+                             "f1_liked", "f1_disliked") if k in res}
   out["checkpoint"] = step_dir
   out["task"] = task.task_name
-  trainer_lib.write_json(os.path.join(os.path.dirname(step_dir),
-                                      f"eval_{split}_step{step}.json"), out)
+  where = os.path.dirname(step_dir)
+  if write_predictions:
+    out["predictions_file"] = write_inferences(
+        os.path.join(where, f"inferences_{split}_step{step}.jsonl"), tr.last_predictions,
+        data.targets, data.user_ids)
+  trainer_lib.write_json(os.path.join(where, f"eval_{split}_step{step}.json"), out)
   return out
+
+
+def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[str],
+                     user_ids: Sequence[int] | None) -> str:
+  """Writes one `{"user_id", "target", "prediction"}` JSON line per example (atomically)."""
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    for i, pred in enumerate(predictions):
+      row = {"user_id": int(user_ids[i]) if user_ids is not None else None,
+             "target": targets[i], "prediction": pred}
+      f.write(json.dumps(row) + "\n")
+  os.replace(tmp, path)
+  return path
 
 
 def _model_dir_of(path: str) -> str:
@@ -63,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--split", default="test", choices=("train", "validation", "test"))
   p.add_argument("--json", action="store_true", help="print the result JSON as the last line")
   p.add_argument("--max_examples", type=int, default=None)
+  p.add_argument("--predictions", action="store_true",
+                 help="also write inferences_<split>_step<step>.jsonl beside the checkpoint")
   p.add_argument("--verbose", action="store_true")
   a = p.parse_args(rest)
   gin_cli.setup_logging(a.verbose)
@@ -79,13 +102,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 a.gin_search_paths)
   from persoma.train import main_eval as this  # pylint: disable=g-import-not-at-top
   out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
-                                            max_examples=a.max_examples)
+                                            max_examples=a.max_examples,
+                                            write_predictions=a.predictions)
   line = {k: out[k] for k in ("f1", "precision", "recall", "split", "step", "users")}
   if a.json:
     print(json.dumps(line), flush=True)
   else:
     print(f"{out['task']} {a.split} step {out['step']}: f1 {out['f1']:.4f} precision "
-          f"{out['precision']:.4f} recall {out['recall']:.4f} ({out['users']} users)")
+          f"{out['precision']:.4f} recall {out['recall']:.4f} (liked f1 "
+          f"{out.get('f1_liked', float('nan')):.4f}, not liked f1 "
+          f"{out.get('f1_disliked', float('nan')):.4f}; {out['users']} users)")
+    if "predictions_file" in out:
+      print(f"predictions: {out['predictions_file']}")
   return 0
 
 

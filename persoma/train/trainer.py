@@ -239,6 +239,7 @@ class Trainer:
     scores = self.score_fn(preds, list(target_texts)[:n])
     out = {"f1": scores["f1"], "precision": scores["precision"],
            "recall": scores["recall"], "split": split, "step": self.step, "users": n}
+    out.update({k: scores[k] for k in ("f1_liked", "f1_disliked") if k in scores})
     self.last_predictions = preds
     return out
 
@@ -270,13 +271,15 @@ class SplitData:
   """A materialized split: features `[E, ...]` plus the target texts `[E]`.
 
   `history_table` `[V+1, D]` is set when `arrays` hold `history_index` `[E, N, k]` instead of
-  `history_embeddings` (train splits); batches gather from it.
+  `history_embeddings` (train splits); batches gather from it. `user_ids` `[E]`, when known,
+  name the user of each example (prediction files).
   """
 
   arrays: Mapping[str, np.ndarray]
   targets: Sequence[str]
   name: str
   history_table: np.ndarray | None = None
+  user_ids: Sequence[int] | None = None
 
   def rows(self, start: int = 0, stop: int = 1) -> dict[str, np.ndarray]:
     """Device features of examples `[start, stop)`, history embeddings gathered if indexed."""
