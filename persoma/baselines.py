@@ -72,9 +72,7 @@ def evaluate_baseline(name: str, data: MovieLensData, *, split: str = "test",
          else predict(data, ex.positions))
     truth.append((ex.liked, ex.disliked))
     preds.append((p.liked, p.disliked))
-  scores = weighted.score_sets(truth, preds) if examples else {
-      "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "f1_liked": 0.0,
-      "f1_disliked": 0.0}
+  scores = weighted.score_sets(truth, preds)  # all zeros when there are no examples
   return {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
           "f1_liked": scores["f1_liked"], "f1_disliked": scores["f1_disliked"],
           "users": len(examples), "skipped_users": examples.skipped_empty,

@@ -58,13 +58,11 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
 def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[str],
                      user_ids: Sequence[int] | None) -> str:
   """Writes one `{"user_id", "target", "prediction"}` JSON line per example (atomically)."""
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    for i, pred in enumerate(predictions):
-      row = {"user_id": int(user_ids[i]) if user_ids is not None else None,
-             "target": targets[i], "prediction": pred}
-      f.write(json.dumps(row) + "\n")
-  os.replace(tmp, path)
+  from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  trainer_lib.write_text(path, "".join(
+      json.dumps({"user_id": int(user_ids[i]) if user_ids is not None else None,
+                  "target": targets[i], "prediction": pred}) + "\n"
+      for i, pred in enumerate(predictions)))
   return path
 
 
