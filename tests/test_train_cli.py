@@ -46,7 +46,8 @@ def test_train_writes_config_checkpoints_events_and_test_json(trained):
   assert any(f.startswith("events.out.tfevents")
              for f in os.listdir(os.path.join(trained, "tensorboard")))
   res = json.load(open(os.path.join(trained, "eval_test.json")))
-  assert set(res) == {"f1", "precision", "recall", "split", "step", "users"}
+  assert set(res) == {"f1", "precision", "recall", "split", "step", "users", "f1_liked",
+                      "f1_disliked"}
   assert res["split"] == "test" and res["users"] > 0 and res["step"] == 2
   assert sorted(int(s) for s in os.listdir(os.path.join(trained, "checkpoints"))
                 if s.isdigit()) == [1, 2]

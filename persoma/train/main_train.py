@@ -4,8 +4,9 @@
       [--gin_file=...] [--gin.ADAPTER="'mlp'"] [--gin_search_paths=DIR,...]
 
 Writes into MODEL_DIR: `config.gin` (the resolved configuration; a dir holding a different one
-is refused), `checkpoints/`, `best/`, TensorBoard events, `eval_test.json`. Restarting the same
-command resumes from the newest readable checkpoint with the same data order. On SIGTERM
+is refused), `checkpoints/`, `best/`, TensorBoard events, `eval_test.json` (F1, precision,
+recall, and `f1_liked` / `f1_disliked` per side of the 38 classes). Restarting the same command
+resumes from the newest readable checkpoint with the same data order. On SIGTERM
 (TPU preemption) it saves the current step, prints `{"preempted": true, ...}` and exits 143.
 """
 
