@@ -12,9 +12,12 @@
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
 skipped; interrupted ones resume from their last checkpoint; results of an older configuration
-are moved to an archive folder, never deleted. Every result is collected into
-`<work_dir>/results.json`, and `docs/RESULTS.md` + `docs/results_f1_vs_history.png` are written
-from them (for non-MovieLens-1M data they go under `<work_dir>/docs/` unless --docs_dir says).
+are moved to an archive folder, never deleted. Each finished run's figures are also kept in the
+repository's ledger (`benchmarks/repro/ledger/<run_id>.json`, metrics only), so a fresh clone
+on another machine skips what has been run and regenerates the page from it. Every result is
+collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
+`docs/results_f1_vs_history.png` are written from them (for non-MovieLens-1M data they go under
+`<work_dir>/docs/` unless --docs_dir says).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from repro.plan import gin_default  # noqa: E402
 REPO = plan_lib.REPO
 DEFAULT_DATA = REPO.parent / "shared" / "movielens"
 DEFAULT_WORK = "~/persoma_repro"
+DEFAULT_LEDGER = REPO / "benchmarks" / "repro" / "ledger"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -74,12 +78,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="measure budget step times at this batch and scale linearly to the runs' "
                  "batch (saves memory on a shared machine)")
   p.add_argument("--docs_dir", help="where RESULTS.md and the PNG go")
+  p.add_argument("--ledger_dir",
+                 help="where each finished run's figures are kept beside the work dir (default: "
+                 f"{DEFAULT_LEDGER.relative_to(REPO)} in the repository for movielens_1m, none "
+                 "otherwise; 'none' turns it off). A fresh clone resumes from it: runs it holds "
+                 "for the current configuration count as done")
   p.add_argument("--jobs", type=int, default=1,
                  help="train runs side by side, each pinned to one core with single-threaded "
                  "XLA (2 on a 2-core host is ~1.3x the throughput of one run on both cores)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--verbose", action="store_true", help="echo every line of the runs")
   a = p.parse_args(argv)
+  if a.ledger_dir is None and a.dataset == "movielens_1m":
+    a.ledger_dir = str(DEFAULT_LEDGER)
+  elif a.ledger_dir and a.ledger_dir.lower() == "none":
+    a.ledger_dir = None
   a.only = [x for item in a.only for x in item.split(",") if x]
   return a
 
@@ -143,7 +156,7 @@ class Program:
   def __init__(self, a: argparse.Namespace):
     self.a = a
     self.settings = settings_of(a)
-    self.store = state_lib.Store(a.work_dir)
+    self.store = state_lib.Store(a.work_dir, a.ledger_dir)
     self.tokens = measure.TokenCache(self.settings, self.store.measure_path("text_tokens"))
     self.tokens.stats([(n, "uem") for n in plan_lib.TEXT_HISTORY_SIZES]
                       + [(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])  # one measuring pass
@@ -163,6 +176,9 @@ class Program:
 
   # ---- publishing -----------------------------------------------------------------------
   def publish(self) -> tuple[Path, Path | None]:
+    exported = self.store.export_to_ledger(self.plan, self.fp)
+    if exported:
+      print(f"ledger {self.store.ledger}: {len(exported)} results added or updated", flush=True)
     results = self.store.collect(self.plan, self.fp)
     state_lib.write_json(self.store.root / "results.json", {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

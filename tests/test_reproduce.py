@@ -183,6 +183,30 @@ def test_archive_moves_never_deletes(tmp_path, plan):
   assert json.loads(moved[0].read_text())["fingerprint"] == "old"
 
 
+def test_ledger_keeps_results_beyond_the_work_dir(tmp_path, plan):
+  ledger = tmp_path / "ledger"
+  run = next(r for r in plan if r.run_id == "persoma_mlp-h10-recency-uem-full")
+  fp = run.fingerprint()
+  first = state_lib.Store(tmp_path / "work1", ledger)
+  first.write_result(run.run_id, _result(run, fp, 0.31, command=f"x {first.root}/runs/m"))
+  entry = json.loads((ledger / f"{run.run_id}.json").read_text())
+  assert entry["f1"] == 0.31 and entry["command"] == "x <work_dir>/runs/m"
+  fresh = state_lib.Store(tmp_path / "work2", ledger)  # another machine, same clone
+  st, det = fresh.status(run, fp)
+  assert st == "done" and "0.31" in det
+  assert [r["f1"] for r in fresh.collect([run], {run.run_id: fp})] == [0.31]
+  assert fresh.status(run, "another-config")[0] == "pending"  # a stale entry does not count
+  assert state_lib.Store(tmp_path / "work2").status(run, fp)[0] == "pending"  # no ledger
+  # a work-dir result written before the ledger existed is exported once, then left alone
+  other = next(r for r in plan if r.run_id == "rule-h5-recency")
+  ofp = other.fingerprint()
+  state_lib.Store(tmp_path / "work2").write_result(other.run_id, _result(other, ofp, 0.2))
+  assert fresh.export_to_ledger([run, other], {run.run_id: fp, other.run_id: ofp}) == [
+      other.run_id]
+  assert fresh.export_to_ledger([run, other], {run.run_id: fp, other.run_id: ofp}) == []
+  assert json.loads((ledger / f"{other.run_id}.json").read_text())["f1"] == 0.2
+
+
 # ----------------------------------------------------------------------------- the program
 @pytest.fixture()
 def program_env(tmp_path, monkeypatch):
@@ -321,6 +345,29 @@ def test_plot_only_writes_page_and_png(program_env):
     assert "stands in for a pretrained checkpoint" in text
     assert "## Not finished" in text  # samplers/formats/modes were not run
     assert "python benchmarks/reproduce.py" in text
+
+
+def test_fresh_work_dir_resumes_from_the_ledger(program_env, capsys):
+  base, calls, _, work, tmp = program_env
+  ledger = ["--ledger_dir", str(tmp / "ledger")]
+  only = ["--only", "rule-h5-recency,persoma_mlp-h5-recency-uem-full"]
+  assert reproduce.main(base + ledger + only) == 0
+  assert sorted(calls) == ["persoma_mlp-h5-recency-uem-full", "rule-h5-recency"]
+  calls.clear()
+  fresh = [a if a != str(work) else str(tmp / "work_elsewhere") for a in base]
+  assert reproduce.main(fresh + ledger + only) == 0
+  assert calls == []  # both come from the ledger
+  md = (tmp / "docs" / "RESULTS.md").read_text()
+  assert "| PERSOMA-MLP | 5 |" in md and "‡" not in md
+  # an entry recovered by hand is marked as such on the page
+  path = tmp / "ledger" / "persoma_mlp-h5-recency-uem-full.json"
+  path.write_text(json.dumps(dict(json.loads(path.read_text()), recovered_from="an old page")))
+  assert reproduce.main(fresh + ledger + ["--plot_only"]) == 0
+  md = (tmp / "docs" / "RESULTS.md").read_text()
+  assert "| 1 ‡ |" in md and "Figures recovered from an old page" in md
+  capsys.readouterr()
+  assert reproduce.main(fresh + ["--ledger_dir", "none", "--list"] + only) == 0
+  assert "2 runs: 2 pending" in capsys.readouterr().out  # without the ledger: nothing done
 
 
 # ----------------------------------------------------------------------------- report

@@ -246,9 +246,16 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         else "none (baseline)"
     L.append(f"| `{r['run_id']}` | {model} | {params} | {r.get('steps_trained') or '–'} | "
              f"{r.get('best_step') or '–'} | {_secs(r.get('wall_secs'))} | "
-             f"{r.get('attempts', '–')} |")
+             f"{r.get('attempts', '–')}{' ‡' if r.get('recovered_from') else ''} |")
   total = sum(float(r.get("wall_secs") or 0) for r in results)
   L += ["", f"Total wall time of the finished runs: {_secs(total)}.", ""]
+  recovered = sorted({r["recovered_from"] for r in results if r.get("recovered_from")})
+  if recovered:
+    L += ["‡ Figures recovered from " + "; ".join(recovered) + ": the work dir that held these "
+          "runs (checkpoints, logs, result JSONs) was lost with its machine before the ledger "
+          "(`benchmarks/repro/ledger/`) existed. Their figures are those the page printed then, "
+          "to its rounding (4 decimals for F1 / precision / recall, 3 for step seconds, whole "
+          "minutes for wall times over an hour); per-side F1 is not available for them.", ""]
   notes = Path(__file__).with_name("NOTES.md")
   if notes.exists():
     L += ["## Notes (hand-written, benchmarks/repro/NOTES.md)", "", notes.read_text().strip(), ""]

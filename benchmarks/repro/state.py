@@ -10,6 +10,12 @@ Layout under the work dir (never inside the repository):
   measure/*.json               cached measurements (token lengths, step times)
   results.json                 every valid result, collected
 
+The ledger (`benchmarks/repro/ledger/<run_id>.json` in the repository, for the MovieLens-1M
+program) keeps a copy of every finished run's figures and metadata: aggregate metrics only,
+never data. Work dirs live on machines that come and go; the ledger is what a fresh clone
+resumes from. A run whose work dir holds no valid result for the current configuration but whose
+ledger entry does counts as done, with the ledger's figures.
+
 A result is valid when it parses, names the run, carries the fingerprint of the run's current
 configuration and finite F1 / precision / recall in [0, 1] (cost runs: their token counts).
 """
@@ -61,15 +67,30 @@ def result_problem(obj: Any, run_id: str, fingerprint: str) -> str | None:
   return None
 
 
+def _read(path: Path) -> tuple[dict | None, str | None]:
+  """(parsed JSON, None), (None, None) when absent, or (None, problem) when unreadable."""
+  if not path.exists():
+    return None, None
+  try:
+    return json.loads(path.read_text()), None
+  except (OSError, ValueError) as e:
+    return None, f"{path}: unreadable ({e})"
+
+
 class Store:
   """Result and progress files of one work dir."""
 
-  def __init__(self, work_dir: str | os.PathLike):
+  def __init__(self, work_dir: str | os.PathLike, ledger_dir: str | os.PathLike | None = None):
     self.root = Path(work_dir).expanduser().resolve()
+    self.ledger = Path(ledger_dir).expanduser().resolve() if ledger_dir else None
 
   # paths
   def result_path(self, run_id: str) -> Path:
     return self.root / "results" / f"{run_id}.json"
+
+  def ledger_path(self, run_id: str) -> Path:
+    assert self.ledger is not None
+    return self.ledger / f"{run_id}.json"
 
   def run_dir(self, run_id: str) -> Path:
     return self.root / "runs" / run_id
@@ -84,20 +105,53 @@ class Store:
     return self.root / "measure" / f"{name}.json"
 
   # results
-  def read_result(self, run_id: str) -> tuple[dict | None, str | None]:
-    """(result, None), (None, None) when absent, or (None, problem) when unreadable."""
-    path = self.result_path(run_id)
-    if not path.exists():
-      return None, None
-    try:
-      return json.loads(path.read_text()), None
-    except (OSError, ValueError) as e:
-      return None, f"{path}: unreadable ({e})"
+  def read_result(self, run_id: str, fingerprint: str | None = None
+                  ) -> tuple[dict | None, str | None]:
+    """(result, None), (None, None) when absent, or (None, problem) when unreadable.
+
+    With a ledger and `fingerprint`: when the work dir has no result valid for `fingerprint`
+    but the ledger has, the ledger's.
+    """
+    obj, problem = _read(self.result_path(run_id))
+    if (self.ledger is not None and fingerprint is not None
+        and (obj is None or problem or result_problem(obj, run_id, fingerprint))):
+      led, led_problem = _read(self.ledger_path(run_id))
+      if led is not None and not led_problem and result_problem(led, run_id, fingerprint) is None:
+        return led, None
+    return obj, problem
 
   def write_result(self, run_id: str, obj: Mapping[str, Any]) -> Path:
+    """Writes the work dir's result and, with a ledger, its ledger entry."""
     path = self.result_path(run_id)
     write_json(path, dict(obj))
+    if self.ledger is not None:
+      write_json(self.ledger_path(run_id), self.ledger_record(obj))
     return path
+
+  def ledger_record(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` with this machine's work-dir path replaced by `<work_dir>` in its strings."""
+    root = str(self.root)
+    return {k: v.replace(root, "<work_dir>") if isinstance(v, str) else v
+            for k, v in obj.items()}
+
+  def export_to_ledger(self, runs: list[plan_lib.Run], fingerprints: Mapping[str, str]
+                       ) -> list[str]:
+    """Copies work-dir results valid for the current configuration that the ledger lacks or
+    holds differently (results written before the ledger existed); returns their run ids."""
+    if self.ledger is None:
+      return []
+    out = []
+    for run in runs:
+      fp = fingerprints[run.run_id]
+      obj, problem = _read(self.result_path(run.run_id))
+      if obj is None or problem or result_problem(obj, run.run_id, fp):
+        continue
+      record = self.ledger_record(obj)
+      led, _ = _read(self.ledger_path(run.run_id))
+      if led != record:
+        write_json(self.ledger_path(run.run_id), record)
+        out.append(run.run_id)
+    return out
 
   def archive(self, run_id: str, why: str) -> list[Path]:
     """Moves an old result and run dir aside (`.../archive/<run_id>.<time>`); returns them."""
@@ -145,7 +199,7 @@ class Store:
     """(status, detail) of `run` under its current `fingerprint` (see STATUSES)."""
     if run.skip_reason:
       return "skipped", run.skip_reason
-    obj, problem = self.read_result(run.run_id)
+    obj, problem = self.read_result(run.run_id, fingerprint)
     if problem:
       return "invalid", problem
     if obj is not None:
@@ -181,7 +235,7 @@ class Store:
     """The valid results of `runs` (plan order), each with its groups from the plan."""
     out = []
     for run in runs:
-      obj, problem = self.read_result(run.run_id)
+      obj, problem = self.read_result(run.run_id, fingerprints[run.run_id])
       if obj is None or problem or result_problem(obj, run.run_id,
                                                   fingerprints[run.run_id]) is not None:
         continue
