@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from persoma import atomic_io
 from repro import plan as plan_lib
 
 STATUSES = ("done", "pending", "interrupted", "failed", "stale", "invalid", "blocked",
@@ -38,10 +39,7 @@ STATUSES = ("done", "pending", "interrupted", "failed", "stale", "invalid", "blo
 
 def write_json(path: Path, obj: Any) -> None:
   """Atomic JSON write (tmp + rename)."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-  os.replace(tmp, path)
+  atomic_io.write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _finite01(x: Any) -> bool:

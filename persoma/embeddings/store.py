@@ -18,7 +18,6 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from persoma import atomic_io
 from persoma.embeddings.encoders import Encoder
 
 _CACHE_VERSION = "1"
@@ -193,18 +193,10 @@ def _load_cache(path: Path, corpus_hash: str, n: int) -> tuple[np.ndarray | None
 
 
 def _save_cache(path: Path, emb: np.ndarray, corpus_hash: str, meta: dict[str, str]) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, embeddings=emb, text_hash=np.asarray(corpus_hash),
-               checksum=np.asarray(_checksum(emb)),
-               **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  with atomic_io.atomic_open(path, "wb") as f:
+    np.savez(f, embeddings=emb, text_hash=np.asarray(corpus_hash),
+             checksum=np.asarray(_checksum(emb)),
+             **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -18,13 +18,13 @@ import io
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import seqio
 import sentencepiece as spm
 
+from persoma import atomic_io
 from persoma.embeddings.store import default_cache_dir, hash_texts
 
 DEFAULT_VOCAB_SIZE = 8000
@@ -124,11 +124,7 @@ def train_sentencepiece(corpus: Sequence[str], vocab_size: int = DEFAULT_VOCAB_S
       buf = io.BytesIO()
       _log(f"vocab_size={vocab_size} is below this corpus's minimum {size} (byte fallback + "
            f"its characters); training {size} pieces instead")
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-  with os.fdopen(fd, "wb") as f:
-    f.write(buf.getvalue())
-  os.replace(tmp, path)
+  atomic_io.write_bytes(path, buf.getvalue())
   return path
 
 

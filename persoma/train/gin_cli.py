@@ -21,6 +21,8 @@ from typing import Sequence
 
 import gin
 
+from persoma import atomic_io
+
 REPO_GIN_DIR = Path(__file__).resolve().parents[2] / "gin"
 
 
@@ -124,11 +126,7 @@ def check_model_dir_config(model_dir: str, config_str: str) -> None:
           f"error: model dir {model_dir} holds a run with a different configuration "
           f"({path}). Use a new MODEL_DIR, or delete the directory to start over.\n{diff}")
     return
-  os.makedirs(model_dir, exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config_str)
-  os.replace(tmp, path)
+  atomic_io.write_text(path, config_str)
 
 
 class _DropOrbaxInfo(logging.Filter):

@@ -20,6 +20,7 @@ import os
 import sys
 from typing import Any, Sequence
 
+from persoma import atomic_io
 from persoma.train import partitioning
 
 
@@ -58,8 +59,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
 def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[str],
                      user_ids: Sequence[int] | None) -> str:
   """Writes one `{"user_id", "target", "prediction"}` JSON line per example (atomically)."""
-  from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
-  trainer_lib.write_text(path, "".join(
+  atomic_io.write_text(path, "".join(
       json.dumps({"user_id": int(user_ids[i]) if user_ids is not None else None,
                   "target": targets[i], "prediction": pred}) + "\n"
       for i, pred in enumerate(predictions)))

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from persoma import atomic_io
 from persoma.train import checkpointing as ckpt_lib
 from persoma.train import data as data_lib
 from persoma.train import evaluation
@@ -244,18 +245,9 @@ class Trainer:
     return out
 
 
-def write_text(path: str, text: str) -> None:
-  """Atomic text write (tmp file + rename): readers never see a partial file."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
-
-
 def write_json(path: str, obj: Mapping[str, Any]) -> None:
   """Atomic JSON write (tmp file + rename)."""
-  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  atomic_io.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _local_slice(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

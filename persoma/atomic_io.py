@@ -1,0 +1,50 @@
+"""Atomic file writes: readers see the old file or the complete new one, never a partial one.
+
+Every persoma file that a later step reads back (run configs, eval JSON, inference JSONL,
+vocabularies, embedding caches, reproduction results) is written through here: into a temporary
+file beside the target, then renamed over it. A failure while writing removes the temporary
+file and leaves the previous target untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import IO, Iterator
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+  """Opens a temporary file beside `path` (parents created); renames it to `path` on success.
+
+  Args:
+    path: the target file.
+    mode: `"w"` (text, UTF-8) or `"wb"`.
+  """
+  if mode not in ("w", "wb"):
+    raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+  path = os.fspath(path)
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+  try:
+    with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+      yield f
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes `text` to `path` atomically (UTF-8)."""
+  with atomic_open(path, "w") as f:
+    f.write(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+  """Writes `data` to `path` atomically."""
+  with atomic_open(path, "wb") as f:
+    f.write(data)
