@@ -13,9 +13,9 @@ Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a s
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
 skipped; interrupted ones resume from their last checkpoint; results of an older configuration
 are moved to an archive folder, never deleted. Each finished run's figures are also kept in the
-repository's ledger (`benchmarks/repro/ledger/<run_id>.json`, metrics only), so a fresh clone
-on another machine skips what has been run and regenerates the page from it. Every result is
-collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
+repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
+fresh clone on another machine skips what has been run and regenerates the page from it. Every
+result is collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
 `docs/results_f1_vs_history.png` are written from them (for non-MovieLens-1M data they go under
 `<work_dir>/docs/` unless --docs_dir says).
 """

@@ -189,7 +189,7 @@ def test_ledger_keeps_results_beyond_the_work_dir(tmp_path, plan):
   fp = run.fingerprint()
   first = state_lib.Store(tmp_path / "work1", ledger)
   first.write_result(run.run_id, _result(run, fp, 0.31, command=f"x {first.root}/runs/m"))
-  entry = json.loads((ledger / f"{run.run_id}.json").read_text())
+  entry = json.loads((ledger / f"{run.run_id}.{fp}.json").read_text())
   assert entry["f1"] == 0.31 and entry["command"] == "x <work_dir>/runs/m"
   fresh = state_lib.Store(tmp_path / "work2", ledger)  # another machine, same clone
   st, det = fresh.status(run, fp)
@@ -204,7 +204,10 @@ def test_ledger_keeps_results_beyond_the_work_dir(tmp_path, plan):
   assert fresh.export_to_ledger([run, other], {run.run_id: fp, other.run_id: ofp}) == [
       other.run_id]
   assert fresh.export_to_ledger([run, other], {run.run_id: fp, other.run_id: ofp}) == []
-  assert json.loads((ledger / f"{other.run_id}.json").read_text())["f1"] == 0.2
+  assert json.loads((ledger / f"{other.run_id}.{ofp}.json").read_text())["f1"] == 0.2
+  # another configuration of the same run adds an entry beside the first
+  first.write_result(run.run_id, _result(run, "seed1", 0.35))
+  assert fresh.status(run, fp)[1] == "F1 0.3100" and fresh.status(run, "seed1")[1] == "F1 0.3500"
 
 
 # ----------------------------------------------------------------------------- the program
@@ -360,7 +363,7 @@ def test_fresh_work_dir_resumes_from_the_ledger(program_env, capsys):
   md = (tmp / "docs" / "RESULTS.md").read_text()
   assert "| PERSOMA-MLP | 5 |" in md and "‡" not in md
   # an entry recovered by hand is marked as such on the page
-  path = tmp / "ledger" / "persoma_mlp-h5-recency-uem-full.json"
+  path, = (tmp / "ledger").glob("persoma_mlp-h5-recency-uem-full.*.json")
   path.write_text(json.dumps(dict(json.loads(path.read_text()), recovered_from="an old page")))
   assert reproduce.main(fresh + ledger + ["--plot_only"]) == 0
   md = (tmp / "docs" / "RESULTS.md").read_text()

@@ -10,9 +10,10 @@ Layout under the work dir (never inside the repository):
   measure/*.json               cached measurements (token lengths, step times)
   results.json                 every valid result, collected
 
-The ledger (`benchmarks/repro/ledger/<run_id>.json` in the repository, for the MovieLens-1M
-program) keeps a copy of every finished run's figures and metadata: aggregate metrics only,
-never data. Work dirs live on machines that come and go; the ledger is what a fresh clone
+The ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json` in the repository, for the
+MovieLens-1M program) keeps a copy of every finished run's figures and metadata: aggregate
+metrics only, never data. One file per configuration, so another seed or setting adds an entry
+and never replaces one. Work dirs live on machines that come and go; the ledger is what a fresh clone
 resumes from. A run whose work dir holds no valid result for the current configuration but whose
 ledger entry does counts as done, with the ledger's figures.
 
@@ -86,9 +87,9 @@ class Store:
   def result_path(self, run_id: str) -> Path:
     return self.root / "results" / f"{run_id}.json"
 
-  def ledger_path(self, run_id: str) -> Path:
+  def ledger_path(self, run_id: str, fingerprint: str) -> Path:
     assert self.ledger is not None
-    return self.ledger / f"{run_id}.json"
+    return self.ledger / f"{run_id}.{fingerprint}.json"
 
   def run_dir(self, run_id: str) -> Path:
     return self.root / "runs" / run_id
@@ -113,7 +114,7 @@ class Store:
     obj, problem = _read(self.result_path(run_id))
     if (self.ledger is not None and fingerprint is not None
         and (obj is None or problem or result_problem(obj, run_id, fingerprint))):
-      led, led_problem = _read(self.ledger_path(run_id))
+      led, led_problem = _read(self.ledger_path(run_id, fingerprint))
       if led is not None and not led_problem and result_problem(led, run_id, fingerprint) is None:
         return led, None
     return obj, problem
@@ -123,7 +124,7 @@ class Store:
     path = self.result_path(run_id)
     write_json(path, dict(obj))
     if self.ledger is not None:
-      write_json(self.ledger_path(run_id), self.ledger_record(obj))
+      write_json(self.ledger_path(run_id, str(obj.get("fingerprint"))), self.ledger_record(obj))
     return path
 
   def ledger_record(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,9 +146,9 @@ class Store:
       if obj is None or problem or result_problem(obj, run.run_id, fp):
         continue
       record = self.ledger_record(obj)
-      led, _ = _read(self.ledger_path(run.run_id))
+      led, _ = _read(self.ledger_path(run.run_id, fp))
       if led != record:
-        write_json(self.ledger_path(run.run_id), record)
+        write_json(self.ledger_path(run.run_id, fp), record)
         out.append(run.run_id)
     return out
 
