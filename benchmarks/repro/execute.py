@@ -80,7 +80,7 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
                         "intra_op_parallelism_threads=1").strip()
     preexec = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
-  with open(log_path, "a") as log:
+  with open(log_path, "a", buffering=1) as log:  # line-buffered: `tail -f` follows the run
     log.write(f"\n===== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
               + " ".join(cmd) + "\n")
     log.flush()
