@@ -150,6 +150,19 @@ def program_meta(s: plan_lib.Settings, planned: int, a: argparse.Namespace) -> d
           "train_resamples": gin_default("TRAIN_RESAMPLES")}
 
 
+def docs_dir_for(s: plan_lib.Settings, docs_dir: str | None, work_root: Path) -> Path:
+  """Where RESULTS.md goes: `docs_dir` if given; the repository's docs/ only for the program
+  itself (MovieLens 1M, no override of its settings: another seed or step count must not
+  replace the published page); else `<work_dir>/docs`."""
+  if docs_dir:
+    return Path(docs_dir).expanduser()
+  default = plan_lib.Settings()
+  canonical = (s.dataset == "movielens_1m" and set(s.overrides()) == {"DATA_DIR"}
+               and s.max_inputs_length == default.max_inputs_length
+               and s.cost_batch == default.cost_batch)
+  return REPO / "docs" if canonical else work_root / "docs"
+
+
 class Program:
   """The plan of one invocation with its fingerprints and the work-dir store."""
 
@@ -183,8 +196,7 @@ class Program:
     state_lib.write_json(self.store.root / "results.json", {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "settings": {k: v for k, v in vars(self.settings).items()}, "runs": results})
-    docs = Path(self.a.docs_dir).expanduser() if self.a.docs_dir else (
-        REPO / "docs" if self.settings.dataset == "movielens_1m" else self.store.root / "docs")
+    docs = docs_dir_for(self.settings, self.a.docs_dir, self.store.root)
     docs.mkdir(parents=True, exist_ok=True)
     png = docs / report.PLOT_NAME
     title = f"F1 against history size ({self.settings.dataset}, T5 " \

@@ -361,7 +361,7 @@ def test_fresh_work_dir_resumes_from_the_ledger(program_env, capsys):
   assert reproduce.main(fresh + ledger + only) == 0
   assert calls == []  # both come from the ledger
   md = (tmp / "docs" / "RESULTS.md").read_text()
-  assert "| PERSOMA-MLP | 5 |" in md and "‡" not in md
+  assert "| PERSOMA-MLP | 5 |" in md and "| 1 ‡ |" not in md
   # an entry recovered by hand is marked as such on the page
   path, = (tmp / "ledger").glob("persoma_mlp-h5-recency-uem-full.*.json")
   path.write_text(json.dumps(dict(json.loads(path.read_text()), recovered_from="an old page")))
@@ -371,6 +371,17 @@ def test_fresh_work_dir_resumes_from_the_ledger(program_env, capsys):
   capsys.readouterr()
   assert reproduce.main(fresh + ["--ledger_dir", "none", "--list"] + only) == 0
   assert "2 runs: 2 pending" in capsys.readouterr().out  # without the ledger: nothing done
+
+
+def test_only_the_program_itself_replaces_the_published_page(tmp_path):
+  real = dict(dataset="movielens_1m", data_dir="/data")
+  assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path) == REPO / "docs"
+  for other in (dict(seed=1), dict(train_steps=10), dict(model_size="tiny"), dict(cost_batch=4),
+                dict(dataset="synthetic")):
+    s = plan_lib.Settings(**{**real, **other})
+    assert reproduce.docs_dir_for(s, None, tmp_path) == tmp_path / "docs", other
+  assert reproduce.docs_dir_for(plan_lib.Settings(seed=1), str(tmp_path / "d"), tmp_path) == (
+      tmp_path / "d")
 
 
 # ----------------------------------------------------------------------------- report
