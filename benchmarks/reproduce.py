@@ -16,8 +16,8 @@ are moved to an archive folder, never deleted. Each finished run's figures are a
 repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
 fresh clone on another machine skips what has been run and regenerates the page from it. Every
 result is collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
-`docs/results_f1_vs_history.png` are written from them (for non-MovieLens-1M data they go under
-`<work_dir>/docs/` unless --docs_dir says).
+`docs/results_f1_vs_history.png` are written from them (for other data, or another seed, size or
+step count, they go under `<work_dir>/docs/` unless --docs_dir says).
 """
 
 from __future__ import annotations
