@@ -393,7 +393,8 @@ def _fake_results():
       rows.append({"run_id": f"{m}-{n}", "kind": "baseline" if m == "rule" else "train",
                    "method": m, "label": plan_lib.METHOD_LABELS[m], "history_size": n,
                    "sampler": "recency", "fmt": "uem", "mode": "full", "f1": f1,
-                   "precision": f1, "recall": f1, "users": 300, "groups": ["history"]})
+                   "precision": f1, "recall": f1, "users": 300, "groups": ["history"],
+                   **({"f1_liked": f1 + 0.05, "f1_disliked": f1 - 0.05} if n == 50 else {})})
   rows.append({"run_id": "textprompt-10", "kind": "train", "method": "textprompt",
                "label": "Text prompting", "history_size": 10, "sampler": "recency",
                "fmt": "uem", "mode": "full", "f1": 0.41, "precision": 0.4, "recall": 0.4,
@@ -420,7 +421,8 @@ def test_render_and_plot(tmp_path):
   md = report.render(res, meta={"dataset": "movielens_1m", "planned": 60, "model_size": "small"},
                      missing=[("x-run", "pending", "")], plot_file=report.PLOT_NAME)
   assert "SYNTHETIC" not in md
-  assert "| PERSOMA-MLP | 50 | 0.5800 | 0.5800 | 0.5800 | 300 | 0.569† |" in md
+  assert "| PERSOMA-MLP | 50 | 0.5800 | 0.5800 | 0.5800 | 0.6300 | 0.5300 | 300 | 0.569† |" in md
+  assert "| PERSOMA-MLP | 10 | 0.4000 | 0.4000 | 0.4000 | – | – | 300 |" in md  # no per-side F1
   assert "| 10 | 900.0 | 60.0 | – | 15.0x |" in md
   assert "`x-run` | pending" in md
   out = tmp_path / "p.png"
@@ -505,7 +507,8 @@ print("00:00:02 I Parameters: 1,234 trainable of 5,678 total (mode full)")
 print("00:00:03 I step 6/6 loss 1.0 | 1 steps/s")
 if sys.argv[2] == "fail":
     sys.exit(3)
-res = {"f1": 0.61, "precision": 0.7, "recall": 0.6, "split": "test", "step": 4, "users": 280}
+res = {"f1": 0.61, "precision": 0.7, "recall": 0.6, "split": "test", "step": 4, "users": 280,
+       "f1_liked": 0.66, "f1_disliked": 0.52}
 json.dump(res, open(os.path.join(model_dir, "eval_test.json"), "w"))
 print("Test results on persoma_x (x), 280 users, best step 4:")
 print(json.dumps(res))
@@ -530,6 +533,7 @@ def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypat
   mode["v"] = "ok"
   res = execute.run_train(run, store, fp, echo=echoed.append)
   assert res["f1"] == 0.61 and res["users"] == 280 and res["best_step"] == 4
+  assert (res["f1_liked"], res["f1_disliked"]) == (0.66, 0.52)  # per side, from eval_test.json
   assert res["params_trainable"] == 1234 and res["params_total"] == 5678
   assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 2
   assert state_lib.result_problem(res, run.run_id, fp) is None

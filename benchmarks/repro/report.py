@@ -49,12 +49,13 @@ def _paper(r: Mapping[str, Any]) -> str:
 
 def _prf_rows(rows: Iterable[Mapping[str, Any]], key: str, key_name: str,
               paper: bool = False) -> list[str]:
-  head = f"| Method | {key_name} | F1 | Precision | Recall | Users |" + (
-      " Paper F1 |" if paper else "")
+  head = (f"| Method | {key_name} | F1 | Precision | Recall | F1 liked | F1 disliked | Users |"
+          + (" Paper F1 |" if paper else ""))
   out = [head, "|" + "---|" * (head.count("|") - 1)]
   for r in rows:
     line = (f"| {r['label']}{_mode_suffix(r)} | {r[key] if r[key] != '' else '–'} | "
             f"{_fmt(r['f1'])} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | "
+            f"{_fmt(r.get('f1_liked'))} | {_fmt(r.get('f1_disliked'))} | "
             f"{r.get('users', '–')} |")
     out.append(line + (f" {_paper(r)} |" if paper else ""))
   return out
@@ -189,7 +190,8 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         f"- Data: {meta.get('dataset_label', meta.get('dataset'))}; users split 90/5/5 by a stable "
         "hash of the user id; every method sees the same test users and the same sampled "
         "histories; metric: class-weighted F1 / precision / recall over 19 genres x "
-        "liked/disliked (scikit-learn `average='weighted'`).",
+        "liked/disliked (scikit-learn `average='weighted'`); F1 liked / F1 disliked: the same "
+        "over the 19 classes of one side (– where a run predates them).",
         f"- Model: T5 v1.1 `{meta.get('model_size')}` trained from scratch (no pretrained "
         f"checkpoint on this machine), {meta.get('train_steps')} steps max, batch "
         f"{meta.get('batch_size')}, AdamW lr {meta.get('learning_rate')}, validation F1 every "
