@@ -58,7 +58,8 @@ def test_eval_prints_json_last_and_writes_it_beside_the_checkpoint(trained, caps
   gin.clear_config(clear_constants=True)
   assert main_eval.main(TINY + [f"--checkpoint={trained}", "--split=test", "--json"]) == 0
   res, _ = _last_json(capsys)
-  assert set(res) == {"f1", "precision", "recall", "split", "step", "users"}
+  assert set(res) == {"f1", "precision", "recall", "f1_liked", "f1_disliked", "split", "step",
+                      "users"}
   assert res["split"] == "test" and res["step"] == 2  # the model dir's best checkpoint
   ref = json.load(open(os.path.join(trained, "eval_test.json")))
   assert res["f1"] == pytest.approx(ref["f1"]) and res["users"] == ref["users"]

@@ -5,9 +5,9 @@
 
 DIR is a model directory (its best checkpoint, else its newest periodic one) or one step
 directory (`MODEL_DIR/checkpoints/1200`). With --json the last stdout line is
-`{"f1":..,"precision":..,"recall":..,"split":..,"step":..,"users":..}`, also written beside the
-checkpoint as `eval_<split>_step<step>.json` (with `f1_liked` / `f1_disliked`, the F1 of each
-half of the 38 classes). --predictions also writes `inferences_<split>_step<step>.jsonl` there,
+`{"f1":..,"precision":..,"recall":..,"f1_liked":..,"f1_disliked":..,"split":..,"step":..,
+"users":..}` (`f1_liked` / `f1_disliked`: the F1 of each half of the 38 classes), also written
+beside the checkpoint as `eval_<split>_step<step>.json`. --predictions also writes `inferences_<split>_step<step>.jsonl` there,
 one `{"user_id", "target", "prediction"}` line per user, in split order. If --gin_file is
 omitted, DIR's model dir `config.gin` is used.
 """
@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
                                             max_examples=a.max_examples,
                                             write_predictions=a.predictions)
-  line = {k: out[k] for k in ("f1", "precision", "recall", "split", "step", "users")}
+  line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
+                               "step", "users") if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
   else:
