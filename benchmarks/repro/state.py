@@ -13,9 +13,9 @@ Layout under the work dir (never inside the repository):
 The ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json` in the repository, for the
 MovieLens-1M program) keeps a copy of every finished run's figures and metadata: aggregate
 metrics only, never data. One file per configuration, so another seed or setting adds an entry
-and never replaces one. Work dirs live on machines that come and go; the ledger is what a fresh clone
-resumes from. A run whose work dir holds no valid result for the current configuration but whose
-ledger entry does counts as done, with the ledger's figures.
+and never replaces one. Work dirs live on machines that come and go; the ledger is what a fresh
+clone resumes from. A run whose work dir holds no valid result for the current configuration
+but whose ledger entry does counts as done, with the ledger's figures.
 
 A result is valid when it parses, names the run, carries the fingerprint of the run's current
 configuration and finite F1 / precision / recall in [0, 1] (cost runs: their token counts).
