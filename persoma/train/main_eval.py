@@ -7,9 +7,9 @@ DIR is a model directory (its best checkpoint, else its newest periodic one) or 
 directory (`MODEL_DIR/checkpoints/1200`). With --json the last stdout line is
 `{"f1":..,"precision":..,"recall":..,"f1_liked":..,"f1_disliked":..,"split":..,"step":..,
 "users":..}` (`f1_liked` / `f1_disliked`: the F1 of each half of the 38 classes), also written
-beside the checkpoint as `eval_<split>_step<step>.json`. --predictions also writes `inferences_<split>_step<step>.jsonl` there,
-one `{"user_id", "target", "prediction"}` line per user, in split order. If --gin_file is
-omitted, DIR's model dir `config.gin` is used.
+beside the checkpoint as `eval_<split>_step<step>.json`. --predictions also writes
+`inferences_<split>_step<step>.jsonl` there, one `{"user_id", "target", "prediction"}` line per
+user, in split order. If --gin_file is omitted, DIR's model dir `config.gin` is used.
 """
 
 from __future__ import annotations
