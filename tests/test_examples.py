@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from persoma.data import build_examples, formats, labels, split
+from persoma.data import build_examples, formats, labels, samplers, split
 from persoma.data.labels import LabelConfig
 
 
@@ -86,3 +86,45 @@ def test_resamples_add_augmented_histories_with_the_users_target(tiny_data):
     np.testing.assert_array_equal(group[0].positions, ex.positions)  # copy 0 = the sampler's
   assert sum(not np.array_equal(a.positions, b.positions)
              for a, b in zip(four[0::4], four[1::4])) > len(one) // 2
+
+
+def _copies_by_user(exs):
+  out = {}
+  for ex in exs:
+    out.setdefault(ex.user_index, []).append(ex)
+  return out
+
+
+@pytest.mark.parametrize("source", ["window", "shown"])
+def test_resample_labels_come_from_the_copys_window_or_shown_items(tiny_data, source):
+  base = build_examples(tiny_data, split="train", history_size=6, sampler="recency", seed=2,
+                        resamples=4)
+  relabelled = build_examples(tiny_data, split="train", history_size=6, sampler="recency",
+                              seed=2, resamples=4, resample_labels=source)
+  by_user = _copies_by_user(relabelled)
+  old = _copies_by_user(base)
+  assert set(by_user) == set(old)  # a user keeps copy 0 whatever its copies' labels
+  changed = 0
+  for u, exs in by_user.items():
+    assert exs[0].targets == old[u][0].targets  # copy 0 keeps the whole-history target
+    np.testing.assert_array_equal(exs[0].positions, old[u][0].positions)
+    expected = []  # (positions, label) of the copies kept, in copy order
+    for k in range(1, 4):
+      pos = samplers.resample("recency", tiny_data, u, 6, 2, k)
+      window = samplers.resample_window(tiny_data, u, 6, 2, k)
+      lab = labels.labels_for_positions(tiny_data, window if source == "window" else pos)
+      if not lab.empty:  # an empty label drops the copy (counted in skipped_empty)
+        expected.append((pos, lab))
+    assert len(exs) == 1 + len(expected)
+    for ex, (pos, lab) in zip(exs[1:], expected):
+      np.testing.assert_array_equal(ex.positions, pos)
+      assert (ex.liked, ex.disliked) == (lab.liked, lab.disliked)
+      changed += ex.targets != exs[0].targets
+  assert changed > 0  # the relabelling actually relabels
+  assert len(relabelled) + relabelled.skipped_empty - base.skipped_empty == len(base)
+
+
+def test_resample_labels_rejects_unknown_sources(tiny_data):
+  with pytest.raises(ValueError, match="resample_labels='future'"):
+    build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=2,
+                   resample_labels="future")

@@ -40,7 +40,7 @@ def test_plan_ids_unique_and_groups_merged(plan):
   assert len(ids) == len(set(ids))
   by_id = {r.run_id: r for r in plan}
   shared = by_id["persoma_mlp-h50-recency-uem-full"]
-  assert set(shared.groups) == {"history", "samplers", "modes"}
+  assert set(shared.groups) == {"history", "samplers", "modes", "labels"}
   assert set(by_id["persoma_mlp-h10-recency-uem-full"].groups) == {"history", "formats"}
   # group contents
   hist = [r for r in plan if "history" in r.groups]
@@ -57,6 +57,21 @@ def test_plan_ids_unique_and_groups_merged(plan):
       (m, f) for m in ("persoma_mlp", "textprompt") for f in plan_lib.FORMATS}
   cost = [r for r in plan if r.kind == "cost"]
   assert len(cost) == 12
+  labels = [r for r in plan if "labels" in r.groups and r.kind == "train"]
+  assert {(r.method, r.history_size, r.resample_labels) for r in labels} == {
+      ("persoma_mlp", 50, x) for x in plan_lib.RESAMPLE_LABELS}
+
+
+def test_relabel_runs_bind_the_data_config_and_keep_the_default_run_unchanged(plan):
+  by_id = {r.run_id: r for r in plan}
+  default = by_id["persoma_mlp-h50-recency-uem-full"]
+  window = by_id["persoma_mlp-h50-recency-uem-full-relabel_window"]
+  assert plan_lib.RESAMPLE_LABELS_BINDING not in dict(default.bindings)
+  assert dict(window.bindings)[plan_lib.RESAMPLE_LABELS_BINDING] == "window"
+  assert (f"--gin.{plan_lib.RESAMPLE_LABELS_BINDING}='window'" in window.gin_args())
+  assert window.fingerprint() != default.fingerprint()
+  from persoma.data import examples
+  assert plan_lib.RESAMPLE_LABELS == examples.RESAMPLE_LABELS
 
 
 def test_plan_ids_are_stable_across_settings():
@@ -425,6 +440,12 @@ def test_render_and_plot(tmp_path):
   assert "| PERSOMA-MLP | 10 | 0.4000 | 0.4000 | 0.4000 | – | – | 300 |" in md  # no per-side F1
   assert "| 10 | 900.0 | 60.0 | – | 15.0x |" in md
   assert "`x-run` | pending" in md
+  mlp = next(r for r in res if r["method"] == "persoma_mlp")
+  relabel = dict(mlp, run_id="mlp-relabel", groups=["labels"], resample_labels="window",
+                 history_size=50, f1=0.45, precision=0.45, recall=0.45)
+  md = report.render(res + [relabel], meta={"dataset": "movielens_1m"}, missing=[],
+                     plot_file=None)
+  assert "| PERSOMA-MLP | window | 0.4500 |" in md
   out = tmp_path / "p.png"
   assert report.plot(res, str(out))
   assert out.stat().st_size > 1000
@@ -560,4 +581,4 @@ def test_budget_projects_every_train_run_from_cached_measurements(program_env, m
   assert "measured @b8" in line and " 8.00 " in line  # 2 s at batch 8 -> 8 s at batch 32
   est = next(l for l in out.splitlines() if l.startswith("persoma_mlp-h100-recency-uem-full "))
   assert "est. from persoma_mlp L=94" in est
-  assert "TOTAL projected wall time of the 31 train runs" in out
+  assert "TOTAL projected wall time of the 33 train runs" in out

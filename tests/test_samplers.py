@@ -118,3 +118,17 @@ def test_resample_of_short_history_is_a_contiguous_window(tiny_data):
 def test_resample_rejects_copy_zero(tiny_data):
   with pytest.raises(ValueError, match="copy must be >= 1"):
     samplers.resample("recency", tiny_data, 0, 5, seed=0, copy=0)
+
+
+def test_resample_draws_from_its_window(tiny_data):
+  u = _big_user(tiny_data)
+  own = tiny_data.user_positions(u)
+  for k in range(1, 6):
+    window = samplers.resample_window(tiny_data, u, 8, seed=4, copy=k)
+    start = int(np.flatnonzero(own == window[0])[0])
+    np.testing.assert_array_equal(window, own[start:start + window.size])  # contiguous
+    assert window.size >= min(8, own.size)
+    for name in samplers.SAMPLERS:
+      assert set(samplers.resample(name, tiny_data, u, 8, 4, k).tolist()) <= set(window.tolist())
+    np.testing.assert_array_equal(samplers.resample("recency", tiny_data, u, 8, 4, k),
+                                  window[-8:])

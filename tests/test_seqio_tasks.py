@@ -244,3 +244,9 @@ def test_task_data_train_split_is_indexed_and_resampled(settings):
   assert not np.allclose(z, val.arrays["history_embeddings"])
   with pytest.raises(ValueError, match="train_resamples"):
     config.configure(train_resamples=0)
+  config.configure(train_resample_labels="shown")
+  relabelled = task.load("train")  # copies labelled from their shown items; empty ones dropped
+  assert len(dense.targets) <= len(relabelled.targets) <= len(tripled.targets)
+  assert relabelled.targets != tripled.targets
+  with pytest.raises(ValueError, match="train_resample_labels"):
+    config.configure(train_resample_labels="future")

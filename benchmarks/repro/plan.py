@@ -35,6 +35,7 @@ GROUPS: dict[str, str] = {
     "formats": "3. Item formats (N = 10)",
     "modes": "4. Training modes for PERSOMA-MLP (N = 50) on a task-adapted base",
     "cost": "5. Input cost (the paper's Table 2)",
+    "labels": "6. Labels of the augmented train histories (a persoma addition; PERSOMA-MLP, N = 50)",
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -44,6 +45,8 @@ EMBEDDING_METHODS = ("uem", "persoma_mlp", "persoma_transformer", "persoma_perce
 BASELINES = ("counting", "rule")
 COST_METHODS = ("textprompt", "persoma_mlp", "persoma_perceiver")
 LORA_RANK = 4
+RESAMPLE_LABELS = ("history", "window", "shown")  # persoma.data.examples.RESAMPLE_LABELS
+RESAMPLE_LABELS_BINDING = "data_config.PersomaDataConfig.train_resample_labels"
 NOT_IDENTITY = ("DATA_DIR",)  # bindings that locate data but do not change the numbers
 BASE_N = 10  # the task-adapted base: text prompting at N = 10, uem format
 
@@ -131,6 +134,8 @@ class Run:
     history_size, sampler, fmt: the task.
     mode: training mode (`full`, `lora`, `frozen`; '' for baselines / cost).
     init_from: run id whose best checkpoint initialises the T5 (the task-adapted base).
+    resample_labels: what the augmented train histories are labelled from (`history`, the
+      program's default, `window` or `shown`; see `persoma.data.build_examples`).
     gin_file: path under the repo (train runs).
     bindings: sorted (macro, value) pairs passed as `--gin.MACRO=repr(value)`.
     skip_reason: why the run cannot run here (e.g. the rendered history does not fit).
@@ -147,6 +152,7 @@ class Run:
   fmt: str = "uem"
   mode: str = ""
   init_from: str | None = None
+  resample_labels: str = "history"
   gin_file: str | None = None
   bindings: tuple[tuple[str, Any], ...] = ()
   skip_reason: str | None = None
@@ -217,11 +223,13 @@ def inputs_length_for(max_tokens: int) -> int:
 
 
 def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
-             init_from: str | None = None) -> str:
+             init_from: str | None = None, resample_labels: str = "history") -> str:
   mode_tag = f"lora{LORA_RANK}" if mode == "lora" else mode
   rid = f"{method}-h{n}-{sampler}-{fmt}-{mode_tag}"
   if init_from:
     rid += "-on-" + init_from.split("-", 1)[0] + "_h" + init_from.split("-h", 1)[1].split("-")[0]
+  if resample_labels != "history":
+    rid += f"-relabel_{resample_labels}"
   return rid
 
 
@@ -260,8 +268,11 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       runs[run.run_id] = run
 
   def train(method: str, group: str, n: int, sampler: str = "recency", fmt: str = "uem",
-            mode: str = "full", init_from: str | None = None) -> None:
+            mode: str = "full", init_from: str | None = None,
+            resample_labels: str = "history") -> None:
     b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
+    if resample_labels != "history":
+      b[RESAMPLE_LABELS_BINDING] = resample_labels
     skip = None
     if method == "textprompt":
       tokens = int(text_tokens(n, fmt))
@@ -275,9 +286,9 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     if mode != "full":
       b["TRAINING_MODE"] = mode
       b["LORA_RANK"] = LORA_RANK if mode == "lora" else 0
-    add(Run(train_id(method, n, sampler, fmt, mode, init_from), "train", method, (group,), n,
-            sampler, fmt, mode, init_from, f"gin/experiments/{GIN_FILES[method]}",
-            tuple(sorted(b.items())), skip))
+    add(Run(train_id(method, n, sampler, fmt, mode, init_from, resample_labels), "train",
+            method, (group,), n, sampler, fmt, mode, init_from, resample_labels,
+            f"gin/experiments/{GIN_FILES[method]}", tuple(sorted(b.items())), skip))
 
   def baseline(method: str, group: str, n: int, sampler: str = "recency") -> None:
     add(Run(f"{method}-h{n}-{sampler}", "baseline", method, (group,), n, sampler, "",
@@ -317,6 +328,10 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
               gin_file=f"gin/experiments/{GIN_FILES[m]}", bindings=tuple(sorted(b.items())),
               identity=(("cost_batch", settings.cost_batch),
                         ("max_inputs_length", settings.max_inputs_length))))
+  # 6. labels of the augmented train histories (+ the program's default, whole-history labels)
+  for labels in RESAMPLE_LABELS:
+    train("persoma_mlp", "labels", 50, resample_labels=labels)
+  baseline("rule", "labels", 50)
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),

@@ -208,7 +208,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
                                        _index(plan_lib.SAMPLERS, r.get("sampler")),
                                        _index(plan_lib.FORMATS, r.get("fmt")),
                                        r.get("init_from") or "",
-                                       _index(("full", "lora", "frozen"), r.get("mode"))))
+                                       _index(("full", "lora", "frozen"), r.get("mode")),
+                                       _index(plan_lib.RESAMPLE_LABELS,
+                                              r.get("resample_labels") or "history")))
               for g in plan_lib.GROUPS}
   L += [f"## {plan_lib.GROUPS['history']}", ""]
   if plot_file:
@@ -237,6 +239,16 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
              f"{f'{tp:,}' if isinstance(tp, int) else '–'} | {_fmt(r['f1'])} | "
              f"{_fmt(r['precision'])} | {_fmt(r['recall'])} |")
   L += ["", f"## {plan_lib.GROUPS['cost']}", ""] + _cost_table(results) + [""]
+  L += [f"## {plan_lib.GROUPS['labels']}", "",
+        "Each train user contributes its sampler's history plus 3 histories drawn from random "
+        "time windows of its ratings. The program labels those 3 with the user's whole-history "
+        "target (`history`). `window` labels each with the label rule applied to its own time "
+        "window, treating the window as a whole user (the shown items relate to the label as a "
+        "test user's do); `shown` applies the rule to the shown items only. Copies whose own "
+        "label is empty are dropped. Validation and test users are never relabelled.", ""]
+  L += _prf_rows([dict(r, resample_labels=(r.get("resample_labels") or "history")
+                       if r["kind"] == "train" else "")
+                  for r in by_group["labels"]], "resample_labels", "Augmented-copy labels") + [""]
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]
   for r in results:

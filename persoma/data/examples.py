@@ -30,11 +30,14 @@ class Example:
   targets: str
 
 
+RESAMPLE_LABELS: tuple[str, ...] = ("history", "window", "shown")
+
+
 class ExampleList(list):
   """``list[Example]`` that also reports how many users were skipped and why.
 
   Attributes:
-    skipped_empty: users dropped because no genre qualified on either side.
+    skipped_empty: users (or augmented copies) dropped because no genre qualified on either side.
     users_in_split: users in the split before skipping.
   """
 
@@ -44,12 +47,18 @@ class ExampleList(list):
 
 def build_examples(data: MovieLensData, *, split: str, history_size: int, sampler: str,
                    seed: int = 0, label_config: labels_lib.LabelConfig = labels_lib.LabelConfig(),
-                   fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1) -> ExampleList:
+                   fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1,
+                   resample_labels: str = "history") -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
-  ``K - 1`` augmented ones (:func:`persoma.data.samplers.resample`), all with the same target.
-  Meant for the train split only; evaluation always uses one history per user.
+  ``K - 1`` augmented ones (:func:`persoma.data.samplers.resample`). ``resample_labels`` says
+  what the augmented ones are labelled from: ``'history'`` (the user's whole-history target, the
+  same as copy 0), ``'window'`` (the label rule on the copy's time window, i.e. the window
+  treated as a whole user; the shown items are sampled from it as the test users' are from
+  their whole history) or ``'shown'`` (the label rule on the shown items only). An augmented
+  copy whose own label is empty is dropped (counted in ``.skipped_empty``). Copy 0 always keeps
+  the user's target. Meant for the train split only; evaluation uses one history per user.
 
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
@@ -60,6 +69,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
     raise ValueError(f"resamples must be >= 1, got {resamples}")
   if history_size < 1:
     raise ValueError(f"history_size must be >= 1, got {history_size}")
+  if resample_labels not in RESAMPLE_LABELS:
+    raise ValueError(f"resample_labels={resample_labels!r}; valid: {', '.join(RESAMPLE_LABELS)}")
   users = split_lib.users_in_split(data.user_ids, split, fractions)
   if label_config.source == "history":
     sums, counts = labels_lib.all_genre_stats(data)
@@ -80,7 +91,15 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
         if lab.empty and not label_config.keep_empty:
           out.skipped_empty += 1
           continue
+      copy_lab = lab
+      if copy and resample_labels != "history":
+        source = (samplers.resample_window(data, u, history_size, seed, copy)
+                  if resample_labels == "window" else pos)
+        copy_lab = labels_lib.labels_for_positions(data, source, label_config)
+        if copy_lab.empty and not label_config.keep_empty:
+          out.skipped_empty += 1
+          continue
       out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
-                         liked=lab.liked, disliked=lab.disliked,
-                         targets=formats.format_target(lab.liked, lab.disliked)))
+                         liked=copy_lab.liked, disliked=copy_lab.disliked,
+                         targets=formats.format_target(copy_lab.liked, copy_lab.disliked)))
   return out

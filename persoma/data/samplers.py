@@ -14,7 +14,8 @@ Users with at most N ratings get their whole history from every sampler.
 Training-time augmentation (:func:`resample`): copy ``k >= 1`` of a user's history applies the
 same sampler to a random contiguous time window of the user's ratings (50-100% of them, never
 fewer than N when the user has more than N), so a train user contributes several different
-histories of the same kind while the label still comes from the whole history.
+histories of the same kind. :func:`resample_window` returns that window itself, so a caller can
+label the copy from it (``persoma.data.build_examples(resample_labels='window')``).
 """
 
 from __future__ import annotations
@@ -113,23 +114,22 @@ def sample(name: str, data: MovieLensData, user: int, n: int, seed: int = 0) -> 
   return np.sort(np.asarray(fn(data, user, pos, n, seed), dtype=np.int64))
 
 
-def resample(name: str, data: MovieLensData, user: int, n: int, seed: int, copy: int
-             ) -> np.ndarray:
-  """Augmented history ``copy`` (>= 1) of user index ``user``: sampler ``name`` applied to a
-  random contiguous window of the user's time-ordered ratings.
+def resample_window(data: MovieLensData, user: int, n: int, seed: int, copy: int
+                    ) -> np.ndarray:
+  """The random contiguous time window behind augmented history ``copy`` (>= 1) of ``user``.
 
-  The window keeps a fraction ``U(0.5, 1)`` of the ratings, but at least ``n`` when the user has
-  more than ``n``; windows of at most ``n`` ratings are shown whole. Deterministic in
-  ``(seed, user id, copy)``.
+  The window keeps a fraction ``U(0.5, 1)`` of the user's ratings, but at least ``n`` when the
+  user has more than ``n``. Deterministic in ``(seed, user id, copy)``; independent of the sampler.
 
   Returns:
-    ``[<=n]`` int64 rating positions, time order.
+    ``[w]`` int64 rating positions, time order.
   """
-  fn = _SAMPLERS[check_sampler(name)]
   if copy < 1:
     raise ValueError(f"resample copy must be >= 1 (copy 0 is sample()), got {copy}")
   if n < 1:
     raise ValueError(f"history size n must be >= 1, got {n}")
+  if not 0 <= user < data.num_users:
+    raise ValueError(f"user index {user} out of range [0, {data.num_users})")
   pos = data.user_positions(user)
   size = pos.size
   rng = np.random.default_rng([int(seed) % (2**32), int(data.user_ids[user]) % (2**63),
@@ -138,7 +138,19 @@ def resample(name: str, data: MovieLensData, user: int, n: int, seed: int, copy:
   if size > n:
     width = max(width, n)
   start = int(rng.integers(0, size - width + 1))
-  window = pos[start:start + width]
+  return pos[start:start + width]
+
+
+def resample(name: str, data: MovieLensData, user: int, n: int, seed: int, copy: int
+             ) -> np.ndarray:
+  """Augmented history ``copy`` (>= 1) of user index ``user``: sampler ``name`` applied to
+  :func:`resample_window` (windows of at most ``n`` ratings are shown whole).
+
+  Returns:
+    ``[<=n]`` int64 rating positions, time order.
+  """
+  fn = _SAMPLERS[check_sampler(name)]
+  window = resample_window(data, user, n, seed, copy)
   if window.size <= n:
     return window
   return np.sort(np.asarray(fn(data, user, window, n, seed + 7919 * copy), dtype=np.int64))

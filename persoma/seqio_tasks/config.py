@@ -65,6 +65,9 @@ class PersomaDataConfig:
       catalog (``EmbeddingStore.standardized``) before they reach the adapter.
     train_resamples: histories per train user (1 = the sampler's; K > 1 adds K - 1 augmented
       ones, see ``persoma.data.samplers.resample``); validation and test always use one.
+    train_resample_labels: what the augmented train histories are labelled from: 'history' (the
+      user's whole-history target), 'window' (the label rule on the augmented copy's time window)
+      or 'shown' (the rule on the shown items); see ``persoma.data.build_examples``.
   """
 
   data_dir: str | None = None
@@ -86,10 +89,15 @@ class PersomaDataConfig:
   seed: int = 0
   standardize_embeddings: bool = False
   train_resamples: int = 1
+  train_resample_labels: str = "history"
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:
       raise ValueError(f"PersomaDataConfig.train_resamples={self.train_resamples} must be >= 1")
+    from persoma.data.examples import RESAMPLE_LABELS  # pylint: disable=g-import-not-at-top
+    if self.train_resample_labels not in RESAMPLE_LABELS:
+      raise ValueError(f"PersomaDataConfig.train_resample_labels={self.train_resample_labels!r}; "
+                       f"valid: {', '.join(RESAMPLE_LABELS)}")
 
   def resolved_cache_dir(self) -> Path:
     return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
