@@ -58,8 +58,9 @@ def test_plan_ids_unique_and_groups_merged(plan):
   cost = [r for r in plan if r.kind == "cost"]
   assert len(cost) == 12
   labels = [r for r in plan if "labels" in r.groups and r.kind == "train"]
-  assert {(r.method, r.history_size, r.resample_labels) for r in labels} == {
-      ("persoma_mlp", 50, x) for x in plan_lib.RESAMPLE_LABELS}
+  assert {(r.method, r.history_size, r.resample_labels, r.train_resamples) for r in labels} == {
+      ("persoma_mlp", 50, x, None) for x in plan_lib.RESAMPLE_LABELS} | {
+      ("persoma_mlp", 50, "window", plan_lib.LABELS_MORE_RESAMPLES)}
 
 
 def test_relabel_runs_bind_the_data_config_and_keep_the_default_run_unchanged(plan):
@@ -70,6 +71,9 @@ def test_relabel_runs_bind_the_data_config_and_keep_the_default_run_unchanged(pl
   assert dict(window.bindings)[plan_lib.RESAMPLE_LABELS_BINDING] == "window"
   assert (f"--gin.{plan_lib.RESAMPLE_LABELS_BINDING}='window'" in window.gin_args())
   assert window.fingerprint() != default.fingerprint()
+  more = by_id[f"persoma_mlp-h50-recency-uem-full-relabel_window-k{plan_lib.LABELS_MORE_RESAMPLES}"]
+  assert dict(more.bindings)["TRAIN_RESAMPLES"] == plan_lib.LABELS_MORE_RESAMPLES
+  assert "TRAIN_RESAMPLES" not in dict(window.bindings)
   from persoma.data import examples
   assert plan_lib.RESAMPLE_LABELS == examples.RESAMPLE_LABELS
 
@@ -446,6 +450,9 @@ def test_render_and_plot(tmp_path):
   md = report.render(res + [relabel], meta={"dataset": "movielens_1m"}, missing=[],
                      plot_file=None)
   assert "| PERSOMA-MLP | window | 0.4500 |" in md
+  md = report.render(res + [dict(relabel, train_resamples=16)], meta={"dataset": "movielens_1m"},
+                     missing=[], plot_file=None)
+  assert "| PERSOMA-MLP | window, 16 histories per user | 0.4500 |" in md
   out = tmp_path / "p.png"
   assert report.plot(res, str(out))
   assert out.stat().st_size > 1000
@@ -581,4 +588,4 @@ def test_budget_projects_every_train_run_from_cached_measurements(program_env, m
   assert "measured @b8" in line and " 8.00 " in line  # 2 s at batch 8 -> 8 s at batch 32
   est = next(l for l in out.splitlines() if l.startswith("persoma_mlp-h100-recency-uem-full "))
   assert "est. from persoma_mlp L=94" in est
-  assert "TOTAL projected wall time of the 33 train runs" in out
+  assert "TOTAL projected wall time of the 34 train runs" in out

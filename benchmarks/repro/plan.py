@@ -47,6 +47,7 @@ COST_METHODS = ("textprompt", "persoma_mlp", "persoma_perceiver")
 LORA_RANK = 4
 RESAMPLE_LABELS = ("history", "window", "shown")  # persoma.data.examples.RESAMPLE_LABELS
 RESAMPLE_LABELS_BINDING = "data_config.PersomaDataConfig.train_resample_labels"
+LABELS_MORE_RESAMPLES = 16  # group 6 also runs window labels with this many histories per user
 NOT_IDENTITY = ("DATA_DIR",)  # bindings that locate data but do not change the numbers
 BASE_N = 10  # the task-adapted base: text prompting at N = 10, uem format
 
@@ -136,6 +137,8 @@ class Run:
     init_from: run id whose best checkpoint initialises the T5 (the task-adapted base).
     resample_labels: what the augmented train histories are labelled from (`history`, the
       program's default, `window` or `shown`; see `persoma.data.build_examples`).
+    train_resamples: histories per train user per epoch when it differs from the gin default
+      (TRAIN_RESAMPLES in repro_common.gin); None: the default.
     gin_file: path under the repo (train runs).
     bindings: sorted (macro, value) pairs passed as `--gin.MACRO=repr(value)`.
     skip_reason: why the run cannot run here (e.g. the rendered history does not fit).
@@ -153,6 +156,7 @@ class Run:
   mode: str = ""
   init_from: str | None = None
   resample_labels: str = "history"
+  train_resamples: int | None = None
   gin_file: str | None = None
   bindings: tuple[tuple[str, Any], ...] = ()
   skip_reason: str | None = None
@@ -223,13 +227,16 @@ def inputs_length_for(max_tokens: int) -> int:
 
 
 def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
-             init_from: str | None = None, resample_labels: str = "history") -> str:
+             init_from: str | None = None, resample_labels: str = "history",
+             train_resamples: int | None = None) -> str:
   mode_tag = f"lora{LORA_RANK}" if mode == "lora" else mode
   rid = f"{method}-h{n}-{sampler}-{fmt}-{mode_tag}"
   if init_from:
     rid += "-on-" + init_from.split("-", 1)[0] + "_h" + init_from.split("-h", 1)[1].split("-")[0]
   if resample_labels != "history":
     rid += f"-relabel_{resample_labels}"
+  if train_resamples is not None:
+    rid += f"-k{train_resamples}"
   return rid
 
 
@@ -269,10 +276,12 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
 
   def train(method: str, group: str, n: int, sampler: str = "recency", fmt: str = "uem",
             mode: str = "full", init_from: str | None = None,
-            resample_labels: str = "history") -> None:
+            resample_labels: str = "history", train_resamples: int | None = None) -> None:
     b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
     if resample_labels != "history":
       b[RESAMPLE_LABELS_BINDING] = resample_labels
+    if train_resamples is not None:
+      b["TRAIN_RESAMPLES"] = train_resamples
     skip = None
     if method == "textprompt":
       tokens = int(text_tokens(n, fmt))
@@ -286,9 +295,10 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     if mode != "full":
       b["TRAINING_MODE"] = mode
       b["LORA_RANK"] = LORA_RANK if mode == "lora" else 0
-    add(Run(train_id(method, n, sampler, fmt, mode, init_from, resample_labels), "train",
-            method, (group,), n, sampler, fmt, mode, init_from, resample_labels,
-            f"gin/experiments/{GIN_FILES[method]}", tuple(sorted(b.items())), skip))
+    add(Run(train_id(method, n, sampler, fmt, mode, init_from, resample_labels, train_resamples),
+            "train", method, (group,), n, sampler, fmt, mode, init_from, resample_labels,
+            train_resamples, f"gin/experiments/{GIN_FILES[method]}", tuple(sorted(b.items())),
+            skip))
 
   def baseline(method: str, group: str, n: int, sampler: str = "recency") -> None:
     add(Run(f"{method}-h{n}-{sampler}", "baseline", method, (group,), n, sampler, "",
@@ -331,6 +341,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   # 6. labels of the augmented train histories (+ the program's default, whole-history labels)
   for labels in RESAMPLE_LABELS:
     train("persoma_mlp", "labels", 50, resample_labels=labels)
+  train("persoma_mlp", "labels", 50, resample_labels="window",
+        train_resamples=LABELS_MORE_RESAMPLES)
   baseline("rule", "labels", 50)
   # bases first so dependants can start in the same invocation
   order = {base: 0}

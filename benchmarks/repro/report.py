@@ -69,6 +69,14 @@ def _mode_suffix(r: Mapping[str, Any], with_init: bool = True) -> str:
   return tag + (" on task-adapted base" if r.get("init_from") and with_init else "")
 
 
+def _labels_cell(r: Mapping[str, Any]) -> str:
+  """Group 6's key column: the augmented copies' label source (+ histories per user if set)."""
+  if r["kind"] != "train":
+    return ""
+  k = r.get("train_resamples")
+  return (r.get("resample_labels") or "history") + (f", {k} histories per user" if k else "")
+
+
 def _order(method: str) -> int:
   return list(plan_lib.METHOD_LABELS).index(method) if method in plan_lib.METHOD_LABELS else 99
 
@@ -210,7 +218,8 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
                                        r.get("init_from") or "",
                                        _index(("full", "lora", "frozen"), r.get("mode")),
                                        _index(plan_lib.RESAMPLE_LABELS,
-                                              r.get("resample_labels") or "history")))
+                                              r.get("resample_labels") or "history"),
+                                       r.get("train_resamples") or 0))
               for g in plan_lib.GROUPS}
   L += [f"## {plan_lib.GROUPS['history']}", ""]
   if plot_file:
@@ -241,14 +250,14 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += ["", f"## {plan_lib.GROUPS['cost']}", ""] + _cost_table(results) + [""]
   L += [f"## {plan_lib.GROUPS['labels']}", "",
         "Each train user contributes its sampler's history plus 3 histories drawn from random "
-        "time windows of its ratings. The program labels those 3 with the user's whole-history "
+        "time windows of its ratings (15 in the row that says 16 histories per user). The "
+        "program labels those with the user's whole-history "
         "target (`history`). `window` labels each with the label rule applied to its own time "
         "window, treating the window as a whole user (the shown items relate to the label as a "
         "test user's do); `shown` applies the rule to the shown items only. Copies whose own "
         "label is empty are dropped. Validation and test users are never relabelled.", ""]
-  L += _prf_rows([dict(r, resample_labels=(r.get("resample_labels") or "history")
-                       if r["kind"] == "train" else "")
-                  for r in by_group["labels"]], "resample_labels", "Augmented-copy labels") + [""]
+  L += _prf_rows([dict(r, resample_labels=_labels_cell(r)) for r in by_group["labels"]],
+                 "resample_labels", "Augmented-copy labels") + [""]
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]
   for r in results:
