@@ -99,8 +99,8 @@ def main(argv=None) -> int:
   p.add_argument("--raw", action="store_true",
                  help="probe the raw embeddings instead of the z-scored ones the program uses")
   args = p.parse_args(argv)
-  if args.dataset != "synthetic" and not Path(args.data_dir, "ml-1m").is_dir():
-    print(f"error: {args.data_dir}/ml-1m not found (pass --data_dir)", file=sys.stderr)
+  if args.dataset != "synthetic" and not Path(args.data_dir).is_dir():
+    print(f"error: data folder {args.data_dir} not found (pass --data_dir)", file=sys.stderr)
     return 2
 
   t0 = time.perf_counter()

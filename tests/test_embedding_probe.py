@@ -52,3 +52,8 @@ def test_probe_on_synthetic_data_matches_the_rule_baseline(clean_config, capsys)
   assert "0:genre sentence" in summary["slots"] and "2:description" in summary["slots"]
   for slot in summary["slots"].values():
     assert 0.0 <= slot["rule_f1"] <= 1.0 and 0.0 <= slot["micro_f1"] <= 1.0
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
+  assert embedding_probe.main(["--data_dir", str(tmp_path / "nowhere")]) == 2
+  assert "nowhere not found" in capsys.readouterr().err
