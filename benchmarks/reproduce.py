@@ -309,8 +309,34 @@ class Program:
     if run.init_from:
       init = str(execute.export_base(self.store.model_dir(run.init_from),
                                      self.store.run_dir(run.init_from) / "t5x_export"))
+    if run.warm_from:
+      self._maybe_warm_start(run)
     return execute.run_train(run, self.store, fp, initial_checkpoint=init,
                              verbose=self.a.verbose, settings=self.settings, cpu=cpu)
+
+  def _maybe_warm_start(self, run: plan_lib.Run) -> None:
+    """Starts `run` from the last checkpoint of `run.warm_from` when that run is done and
+    trained to its last step (not stopped early) and `run` has no checkpoint of its own."""
+    src = self.by_id.get(run.warm_from)
+    if src is None or self.store.has_checkpoints(run.run_id):
+      return
+    obj, problem = self.store.read_result(src.run_id, self.fp[src.run_id])
+    bound = dict(src.bindings)
+    steps = int(bound.get("TRAIN_STEPS") or gin_default("TRAIN_STEPS"))
+    every = int(bound.get("EVAL_EVERY_STEPS") or gin_default("EVAL_EVERY_STEPS"))
+    last = self.store.last_step(src.run_id)
+    why = ("it is not done" if obj is None or problem else
+           f"its last checkpoint is step {last}, not {steps}" if last != steps else
+           # an extra final evaluation would make its early-stopping state differ
+           f"its {steps} steps are not a multiple of EVAL_EVERY_STEPS={every}"
+           if every and steps % every else None)
+    if why:
+      print(f"  [{run.run_id}] training from step 0, not from {src.run_id}: {why}", flush=True)
+      return
+    rec = execute.warm_start(self.store.model_dir(src.run_id), self.store.model_dir(run.run_id),
+                             src.run_id, steps, obj.get("wall_secs"))
+    print(f"  [{run.run_id}] starting from step {rec['step']} of {src.run_id} (same "
+          f"configuration; the learning rate does not depend on TRAIN_STEPS)", flush=True)
 
   def run_cost(self, run: plan_lib.Run, fp: str) -> dict[str, Any]:
     t0 = time.time()

@@ -40,6 +40,7 @@ def main(argv=None):
   p.add_argument("--sleep", type=float, default=0.0)
   p.add_argument("--save_every", type=int, default=4)
   p.add_argument("--eval_every", type=int, default=0)
+  p.add_argument("--schedule", default="warmup_cosine")
   p.add_argument("--plain", action="store_true", help="train steps only: no checkpoints/eval")
   p.add_argument("--real", action="store_true",
                  help="train the real PersomaModel (tiny T5 + mlp adapter) instead of the stand-in")
@@ -54,7 +55,7 @@ def main(argv=None):
                                   early_stopping_patience=None)
   model = real_model() if a.real else standin.StandinModel()
   tr = trainer_lib.Trainer(model, part,
-                           optim.OptimizerConfig(learning_rate=1e-2, schedule="warmup_cosine",
+                           optim.OptimizerConfig(learning_rate=1e-2, schedule=a.schedule,
                                                  warmup_steps=2), cfg, a.model_dir, train_a,
                            training_mode="full", decode_fn=standin.decode)
   losses = []

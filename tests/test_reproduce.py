@@ -40,7 +40,7 @@ def test_plan_ids_unique_and_groups_merged(plan):
   assert len(ids) == len(set(ids))
   by_id = {r.run_id: r for r in plan}
   shared = by_id["persoma_mlp-h50-recency-uem-full"]
-  assert set(shared.groups) == {"history", "samplers", "modes", "labels"}
+  assert set(shared.groups) == {"history", "samplers", "modes", "labels", "steps"}
   assert set(by_id["persoma_mlp-h10-recency-uem-full"].groups) == {"history", "formats"}
   # group contents
   hist = [r for r in plan if "history" in r.groups]
@@ -433,6 +433,13 @@ def test_targets_are_judged_from_figures():
   assert "F1 rises with N for PERSOMA-Transformer: not measured yet" in lines
   assert "15.0x fewer encoder tokens (>= 10x)" in lines and "5.0x faster" in lines
   assert "within 0.02 or better" in lines
+  assert "best variant" not in lines
+  mlp50 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-50")
+  longer = dict(mlp50, run_id="mlp50-longer", groups=["steps"], train_steps=7500, f1=0.61)
+  worse = dict(mlp50, run_id="mlp50-frozen", groups=["modes"], mode="frozen", f1=0.9)
+  lines = "\n".join(report.check_targets(_fake_results() + [longer, worse]))
+  assert ("met (F1 0.5800; best variant of groups 6-7: F1 0.6100, `mlp50-longer`; paper"
+          in lines)  # a frozen / LoRA / base-initialised run is not a variant of the target
 
 
 def test_render_and_plot(tmp_path):
@@ -453,6 +460,16 @@ def test_render_and_plot(tmp_path):
   md = report.render(res + [dict(relabel, train_resamples=16)], meta={"dataset": "movielens_1m"},
                      missing=[], plot_file=None)
   assert "| PERSOMA-MLP | window, 16 histories per user | 0.4500 |" in md
+  short = dict(relabel, run_id="mlp-shown", groups=["steps"], resample_labels="shown",
+               best_step=2500)
+  longer = dict(short, run_id="mlp-shown-x3", train_steps=7500, best_step=6000, f1=0.5,
+                warm_start={"from": "mlp-shown", "step": 2500})
+  md = report.render(res + [longer, short], meta={"dataset": "movielens_1m",
+                                                  "train_steps": 2500},
+                     missing=[], plot_file=None)
+  table = md.split("## 7.")[1]
+  assert table.index("| PERSOMA-MLP | shown, 2,500 steps (best 2,500) | 0.4500 |") < table.index(
+      "| PERSOMA-MLP | shown, 7,500 steps (best 6,000); steps 1–2,500 are `mlp-shown`'s | 0.5000 |")
   out = tmp_path / "p.png"
   assert report.plot(res, str(out))
   assert out.stat().st_size > 1000
@@ -588,4 +605,65 @@ def test_budget_projects_every_train_run_from_cached_measurements(program_env, m
   assert "measured @b8" in line and " 8.00 " in line  # 2 s at batch 8 -> 8 s at batch 32
   est = next(l for l in out.splitlines() if l.startswith("persoma_mlp-h100-recency-uem-full "))
   assert "est. from persoma_mlp L=94" in est
-  assert "TOTAL projected wall time of the 34 train runs" in out
+  assert "TOTAL projected wall time of the 36 train runs" in out
+
+
+# ----------------------------------------------------------------------------- group 7
+def test_longer_training_runs_bind_steps_and_start_from_the_shorter_run(plan):
+  by_id = {r.run_id: r for r in plan}
+  steps = [r for r in plan if "steps" in r.groups]
+  long_steps = plan_lib.LONG_TRAIN_FACTOR * int(plan_lib.gin_default("TRAIN_STEPS"))
+  assert {(r.resample_labels, r.train_steps) for r in steps} == {
+      (x, s) for x in plan_lib.LONG_TRAIN_LABELS for s in (None, long_steps)}
+  for r in steps:
+    if r.train_steps is None:
+      assert "TRAIN_STEPS" not in dict(r.bindings) and r.warm_from is None
+      continue
+    assert r.run_id.endswith(f"-steps_x{plan_lib.LONG_TRAIN_FACTOR}") and dict(r.bindings)["TRAIN_STEPS"] == long_steps
+    short = by_id[r.warm_from]
+    assert short.train_steps is None and short.resample_labels == r.resample_labels
+    assert {k: v for k, v in r.bindings if k != "TRAIN_STEPS"} == dict(short.bindings)
+    assert r.fingerprint() != short.fingerprint()
+  # smoke settings scale the long budget with --max_steps
+  small = plan_lib.build_plan(settings(train_steps=20), fake_tokens)
+  assert {r.train_steps for r in small if "steps" in r.groups} == {None, 20 * plan_lib.LONG_TRAIN_FACTOR}
+
+
+def test_warm_start_copies_the_last_checkpoint_and_never_overwrites(tmp_path):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  src = tmp_path / "src" / "model"
+  for d in ("checkpoints/4", "checkpoints/8", "best/8"):
+    (src / d).mkdir(parents=True)
+    (src / d / "state").write_text(d)
+  dst = tmp_path / "dst" / "model"
+  rec = execute.warm_start(src, dst, "src-run", 8, 12.5)
+  assert sorted(p.name for p in (dst / "checkpoints").iterdir()) == ["8"]
+  assert (dst / "checkpoints/8/state").read_text() == "checkpoints/8"
+  assert (dst / "best/8/state").read_text() == "best/8"
+  assert json.loads((dst / execute.WARM_START_FILE).read_text()) == rec
+  assert rec["from"] == "src-run" and rec["source_wall_secs"] == 12.5
+  assert not [p for p in dst.parent.iterdir() if p.name.startswith(".tmp")]
+  with pytest.raises(FileExistsError, match="already holds checkpoints"):
+    execute.warm_start(src, dst, "src-run", 8, None)
+  with pytest.raises(FileNotFoundError, match="no checkpoint at step 12"):
+    execute.warm_start(src, tmp_path / "other" / "model", "src-run", 12, None)
+
+
+def test_program_warm_starts_only_from_a_run_that_trained_to_its_end(program_env, capsys):
+  base, _, _, work, _ = program_env
+  prog = reproduce.Program(reproduce.parse_args(base))
+  long_run = next(r for r in prog.plan if r.warm_from and r.resample_labels == "shown")
+  short = prog.by_id[long_run.warm_from]
+  steps = int(plan_lib.gin_default("TRAIN_STEPS"))
+  prog._maybe_warm_start(long_run)  # short run not done: nothing copied
+  assert not prog.store.has_checkpoints(long_run.run_id)
+  assert "it is not done" in capsys.readouterr().out
+  prog.store.write_result(short.run_id, _result(short, prog.fp[short.run_id], 0.3))
+  (prog.store.model_dir(short.run_id) / "checkpoints" / str(steps - 500)).mkdir(parents=True)
+  prog._maybe_warm_start(long_run)  # stopped early: its last checkpoint is not the budget
+  assert not prog.store.has_checkpoints(long_run.run_id)
+  assert f"not {steps}" in capsys.readouterr().out
+  (prog.store.model_dir(short.run_id) / "checkpoints" / str(steps)).mkdir()
+  prog._maybe_warm_start(long_run)
+  assert prog.store.last_step(long_run.run_id) == steps
+  assert f"starting from step {steps} of {short.run_id}" in capsys.readouterr().out

@@ -63,3 +63,30 @@ def test_killed_and_preempted_run_matches_uninterrupted(tmp_path):
   np.testing.assert_allclose(final["losses"], ref["losses"][result["step"]:], rtol=1e-6)
   for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
     np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_longer_run_from_a_finished_shorter_run_matches_a_longer_run(tmp_path):
+  """The premise of `benchmarks/repro` group 7: with a schedule that ignores TRAIN_STEPS, a run
+  of 12 steps that starts from the last checkpoint of a finished 8-step run (its copy, as
+  `execute.warm_start` makes it) ends with the parameters of a 12-step run from scratch; with a
+  cosine schedule it does not."""
+  sys.path.insert(0, str(HERE.parent / "benchmarks"))
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  common = ["--save_every=4", "--eval_every=4"]
+  for schedule, same in (("warmup_constant", True), ("warmup_cosine", False)):
+    sched = [f"--schedule={schedule}"]
+    ref, ref_params = standin_run.main([str(tmp_path / f"ref_{schedule}"), "--steps=12",
+                                        *common, *sched])
+    short = tmp_path / f"short_{schedule}"
+    done, _ = standin_run.main([str(short), "--steps=8", *common, *sched])
+    assert done["step"] == 8
+    longer = tmp_path / f"long_{schedule}"
+    rec = execute.warm_start(short, longer, "short", 8, 1.0)
+    assert rec["from"] == "short" and rec["step"] == 8
+    out, params = standin_run.main([str(longer), "--steps=12", *common, *sched])
+    assert out["step"] == 12 and len(out["losses"]) == 4  # continued from step 8
+    close = all(np.allclose(x, y, rtol=1e-6, atol=1e-7)
+                for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)))
+    assert close is same, schedule
+    if same:
+      np.testing.assert_allclose(out["losses"], ref["losses"][8:], rtol=1e-6)

@@ -13,6 +13,7 @@ from typing import Any
 
 from repro import execute, measure
 from repro import state as state_lib
+from repro import plan as plan_lib
 from repro.plan import gin_default
 
 
@@ -82,12 +83,14 @@ def project(prog: Any) -> int:
     how += f" @b{fig['batch']}"
     step_s = fig["step_secs"] * batch / fig["batch"]  # CPU step time ~ linear in batch
     pred = fig["predict_secs"] * eval_batch / fig["batch"]
-    secs = (steps * step_s + (steps // every) * math.ceil(n_val / eval_batch) * pred
+    n_steps = run.train_steps or steps  # group 7 trains longer
+    secs = (n_steps * step_s + (n_steps // every) * math.ceil(n_val / eval_batch) * pred
             + math.ceil(n_test / eval_batch) * pred)
     total += secs
     rows.append((run.run_id, enc_len(run), step_s, pred, secs, how))
-  print(f"\nBudget: {steps} steps max per run at batch {batch} (step times measured at "
-        f"the batch in the basis column, scaled linearly), validation every {every} steps on {n_val} users, "
+  print(f"\nBudget: {steps} steps max per run ({plan_lib.LONG_TRAIN_FACTOR}x in group 7) at "
+        f"batch {batch} (step times measured at the batch in the basis column, scaled "
+        f"linearly), validation every {every} steps on {n_val} users, "
         f"test on {n_test} users, eval batch {eval_batch}; early stopping can only shorten")
   print(f"{'run id':56s} {'L':>5s} {'step s':>7s} {'decode s':>8s} {'hours':>6s}  basis")
   for rid, length, st, p, secs, how in rows:

@@ -3,7 +3,9 @@
 A train run is `python -m persoma.train.main_train <gin file> <bindings> --gin.MODEL_DIR=...`
 in a subprocess (its own gin state and memory), its output appended to `runs/<id>/log.txt` and
 condensed on the console. Restarting the same command resumes from the run's last checkpoint
-(the runner does that); Ctrl-C sends the child SIGTERM so it saves before exiting.
+(the runner does that); Ctrl-C sends the child SIGTERM so it saves before exiting. A longer
+run of a finished configuration (group 7) can start from that run's last checkpoint
+(`warm_start`), which the runner then resumes like its own.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +47,43 @@ def _last_json(lines: list[str]) -> dict | None:
       if isinstance(obj, dict):
         return obj
   return None
+
+
+WARM_START_FILE = "warm_start.json"
+
+
+def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str, step: int,
+               source_wall_secs: float | None) -> dict[str, Any]:
+  """Copies the checkpoints (`checkpoints/`, `best/`) of `source_run`, which trained to its
+  last step `step`, into the empty `dst_model_dir`, and records that in `warm_start.json`
+  beside it. Returns the record. Raises FileExistsError if `dst_model_dir` holds checkpoints
+  and FileNotFoundError if the source has no checkpoint at `step`.
+
+  Only valid when the two runs differ in TRAIN_STEPS alone and the learning-rate schedule does
+  not depend on it (`plan.BUDGET_FREE_SCHEDULES`): the runner's resume is exact, so the longer
+  run continues the very trajectory it would have followed from step 0.
+  """
+  src_ck = src_model_dir / "checkpoints" / str(step)
+  if not src_ck.is_dir():
+    raise FileNotFoundError(f"{source_run}: no checkpoint at step {step} under "
+                            f"{src_model_dir / 'checkpoints'}")
+  dst_ck = dst_model_dir / "checkpoints"
+  if dst_ck.is_dir() and any(dst_ck.iterdir()):
+    raise FileExistsError(f"{dst_ck} already holds checkpoints; not warm-starting over them")
+  dst_model_dir.mkdir(parents=True, exist_ok=True)
+  tmp = dst_model_dir.parent / f".tmp_warm_{os.getpid()}"
+  shutil.rmtree(tmp, ignore_errors=True)
+  shutil.copytree(src_ck, tmp / "checkpoints" / str(step))
+  if (src_model_dir / "best").is_dir():
+    shutil.copytree(src_model_dir / "best", tmp / "best")
+  record = {"from": source_run, "step": step, "source_wall_secs": source_wall_secs,
+            "copied_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+  state_lib.write_json(tmp / WARM_START_FILE, record)
+  for name in ("best", WARM_START_FILE, "checkpoints"):  # checkpoints last: they mark it done
+    if (tmp / name).exists():
+      os.replace(tmp / name, dst_model_dir / name)
+  shutil.rmtree(tmp, ignore_errors=True)
+  return record
 
 
 def train_command(run: plan_lib.Run, model_dir: Path,
@@ -119,11 +159,14 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   size = SIZE_RE.findall(text)
   eval_json = model_dir / "eval_test.json"
   test = json.loads(eval_json.read_text()) if eval_json.exists() else out
+  warm_json = model_dir / WARM_START_FILE
+  warm = json.loads(warm_json.read_text()) if warm_json.exists() else None
   return {
       "run_id": run.run_id, "fingerprint": fingerprint, "kind": "train", "method": run.method,
       "label": run.label, "history_size": run.history_size, "sampler": run.sampler,
       "fmt": run.fmt, "mode": run.mode or "full", "init_from": run.init_from,
       "resample_labels": run.resample_labels, "train_resamples": run.train_resamples,
+      "train_steps": run.train_steps, "warm_start": warm,
       "f1": float(test["f1"]), "precision": float(test["precision"]),
       "recall": float(test["recall"]), "users": test.get("users"),
       "f1_liked": test.get("f1_liked"), "f1_disliked": test.get("f1_disliked"),

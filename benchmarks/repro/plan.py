@@ -36,6 +36,7 @@ GROUPS: dict[str, str] = {
     "modes": "4. Training modes for PERSOMA-MLP (N = 50) on a task-adapted base",
     "cost": "5. Input cost (the paper's Table 2)",
     "labels": "6. Labels of the augmented train histories (a persoma addition; PERSOMA-MLP, N = 50)",
+    "steps": "7. Longer training (a persoma addition; PERSOMA-MLP, N = 50)",
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -48,6 +49,11 @@ LORA_RANK = 4
 RESAMPLE_LABELS = ("history", "window", "shown")  # persoma.data.examples.RESAMPLE_LABELS
 RESAMPLE_LABELS_BINDING = "data_config.PersomaDataConfig.train_resample_labels"
 LABELS_MORE_RESAMPLES = 16  # group 6 also runs window labels with this many histories per user
+LONG_TRAIN_FACTOR = 3  # group 7 trains for this many times the program's TRAIN_STEPS
+LONG_TRAIN_LABELS = ("shown", "history")  # group 7's runs, in run order
+# Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
+# the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
+BUDGET_FREE_SCHEDULES = ("constant", "warmup_constant", "rsqrt")
 NOT_IDENTITY = ("DATA_DIR",)  # bindings that locate data but do not change the numbers
 BASE_N = 10  # the task-adapted base: text prompting at N = 10, uem format
 
@@ -139,6 +145,12 @@ class Run:
       program's default, `window` or `shown`; see `persoma.data.build_examples`).
     train_resamples: histories per train user per epoch when it differs from the gin default
       (TRAIN_RESAMPLES in repro_common.gin); None: the default.
+    train_steps: TRAIN_STEPS when it differs from the program's (group 7: LONG_TRAIN_FACTOR
+      times it; the run id says `-steps_x<factor>`); None: the program's.
+    warm_from: run id of the same configuration with the program's TRAIN_STEPS. Only set when
+      the learning-rate schedule ignores the step budget: then the first steps of this run are
+      that run's, and `benchmarks/reproduce.py` starts from its last checkpoint when it trained
+      to the end (not part of the fingerprint: the numbers are the same either way).
     gin_file: path under the repo (train runs).
     bindings: sorted (macro, value) pairs passed as `--gin.MACRO=repr(value)`.
     skip_reason: why the run cannot run here (e.g. the rendered history does not fit).
@@ -157,6 +169,8 @@ class Run:
   init_from: str | None = None
   resample_labels: str = "history"
   train_resamples: int | None = None
+  train_steps: int | None = None
+  warm_from: str | None = None
   gin_file: str | None = None
   bindings: tuple[tuple[str, Any], ...] = ()
   skip_reason: str | None = None
@@ -228,7 +242,7 @@ def inputs_length_for(max_tokens: int) -> int:
 
 def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
              init_from: str | None = None, resample_labels: str = "history",
-             train_resamples: int | None = None) -> str:
+             train_resamples: int | None = None, steps_factor: int | None = None) -> str:
   mode_tag = f"lora{LORA_RANK}" if mode == "lora" else mode
   rid = f"{method}-h{n}-{sampler}-{fmt}-{mode_tag}"
   if init_from:
@@ -237,6 +251,8 @@ def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
     rid += f"-relabel_{resample_labels}"
   if train_resamples is not None:
     rid += f"-k{train_resamples}"
+  if steps_factor is not None:
+    rid += f"-steps_x{steps_factor}"
   return rid
 
 
@@ -264,6 +280,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     table = dict(text_tokens)
     text_tokens = lambda n, fmt: table[(n, fmt)]  # noqa: E731
   common = settings.overrides()
+  base_steps = int(settings.train_steps or gin_default("TRAIN_STEPS"))
   runs: dict[str, Run] = {}
 
   def add(run: Run) -> None:
@@ -276,8 +293,15 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
 
   def train(method: str, group: str, n: int, sampler: str = "recency", fmt: str = "uem",
             mode: str = "full", init_from: str | None = None,
-            resample_labels: str = "history", train_resamples: int | None = None) -> None:
+            resample_labels: str = "history", train_resamples: int | None = None,
+            steps_factor: int | None = None) -> None:
     b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
+    warm_from = train_steps = None
+    if steps_factor is not None:
+      b["TRAIN_STEPS"] = train_steps = steps_factor * base_steps
+      if gin_default("SCHEDULE") in BUDGET_FREE_SCHEDULES:
+        warm_from = train_id(method, n, sampler, fmt, mode, init_from, resample_labels,
+                             train_resamples)
     if resample_labels != "history":
       b[RESAMPLE_LABELS_BINDING] = resample_labels
     if train_resamples is not None:
@@ -295,10 +319,11 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     if mode != "full":
       b["TRAINING_MODE"] = mode
       b["LORA_RANK"] = LORA_RANK if mode == "lora" else 0
-    add(Run(train_id(method, n, sampler, fmt, mode, init_from, resample_labels, train_resamples),
+    add(Run(train_id(method, n, sampler, fmt, mode, init_from, resample_labels, train_resamples,
+                     steps_factor),
             "train", method, (group,), n, sampler, fmt, mode, init_from, resample_labels,
-            train_resamples, f"gin/experiments/{GIN_FILES[method]}", tuple(sorted(b.items())),
-            skip))
+            train_resamples, train_steps, warm_from, f"gin/experiments/{GIN_FILES[method]}",
+            tuple(sorted(b.items())), skip))
 
   def baseline(method: str, group: str, n: int, sampler: str = "recency") -> None:
     add(Run(f"{method}-h{n}-{sampler}", "baseline", method, (group,), n, sampler, "",
@@ -343,6 +368,10 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     train("persoma_mlp", "labels", 50, resample_labels=labels)
   train("persoma_mlp", "labels", 50, resample_labels="window",
         train_resamples=LABELS_MORE_RESAMPLES)
+  # 7. longer training (+ the same runs at the program's step budget)
+  for labels in LONG_TRAIN_LABELS:
+    train("persoma_mlp", "steps", 50, resample_labels=labels)
+    train("persoma_mlp", "steps", 50, resample_labels=labels, steps_factor=LONG_TRAIN_FACTOR)
   baseline("rule", "labels", 50)
   # bases first so dependants can start in the same invocation
   order = {base: 0}
