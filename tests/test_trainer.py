@@ -92,3 +92,32 @@ def test_bad_batch_sizes():
     T.TrainerConfig(batch_size=0)
   with pytest.raises(ValueError, match="train_steps"):
     T.TrainerConfig(train_steps=0)
+
+
+def test_fit_keeps_at_most_two_steps_in_flight(tmp_path, monkeypatch):
+  """Asynchronous dispatch is bounded: before step k+3 is dispatched, step k has finished, so
+  a SIGTERM save waits for at most MAX_STEPS_IN_FLIGHT steps, not a whole logging interval."""
+  tr = _trainer(tmp_path, steps=12)
+  tr.config = T.TrainerConfig(**{**tr.config.__dict__, "log_every_steps": 100,
+                                 "eval_every_steps": 0})
+  events = []
+  real_step, real_block = tr.train_step, jax.block_until_ready
+
+  def step(batch):
+    events.append("dispatch")
+    return real_step(batch)
+
+  def block(x):
+    events.append("wait")
+    return real_block(x)
+
+  tr.train_step = step
+  monkeypatch.setattr(T.jax, "block_until_ready", block)
+  train, _, _ = _splits()
+  assert T.fit(tr, train, None)["step"] == 12
+  dispatched = waited = 0
+  for e in events:
+    dispatched += e == "dispatch"
+    waited += e == "wait"
+    assert dispatched - waited <= T.MAX_STEPS_IN_FLIGHT + 1
+  assert waited >= 12 - T.MAX_STEPS_IN_FLIGHT
