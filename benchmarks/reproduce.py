@@ -11,8 +11,10 @@
 
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
-skipped; interrupted ones resume from their last checkpoint; results of an older configuration
-are moved to an archive folder, never deleted. Each finished run's figures are also kept in the
+skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a runner save first,
+so a long run can span several sessions); a longer-trained copy of a finished run (group 7)
+starts from that run's last checkpoint; results of an older configuration are moved to an
+archive folder, never deleted. Each finished run's figures are also kept in the
 repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
 fresh clone on another machine skips what has been run and regenerates the page from it. Every
 result is collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
@@ -53,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--dataset", default="movielens_1m",
                  help="task dataset slug: movielens_1m (the program) or synthetic (smoke run)")
   p.add_argument("--only", action="append", default=[],
-                 help="group (history|samplers|formats|modes|cost), run id or fnmatch pattern; "
+                 help=f"group ({'|'.join(plan_lib.GROUPS)}), run id or fnmatch pattern; "
                  "repeatable or comma-separated")
   p.add_argument("--list", action="store_true", help="print the plan with run ids and status")
   p.add_argument("--dry_run", action="store_true", help="print what would run, run nothing")
