@@ -227,16 +227,19 @@ class Program:
   # ---- running --------------------------------------------------------------------------
   def run_all(self) -> int:
     """Runs the selection in plan order: baselines, then train runs (`--jobs` at a time, each
-    pinned to one core; a run waits for its base), then the input-cost timings alone."""
+    pinned to one core; a run waits for its base or the shorter run it continues), then the
+    input-cost timings alone."""
     failed: list[str] = []
     todo = list(enumerate(self.selected, 1))
     t_all = time.time()
     self._last_publish = time.time()
     self._publish_lock = threading.Lock()
-    first = [x for x in todo if x[1].kind != "cost" and not x[1].init_from]
+    # runs that start from another run (a base, or a shorter run to warm-start from) go second
+    first = [x for x in todo if x[1].kind != "cost" and not x[1].init_from
+             and not x[1].warm_from]
     jobs = max(1, int(self.a.jobs))
     try:
-      for batch in (first, [x for x in todo if x[1].init_from],
+      for batch in (first, [x for x in todo if x[1].init_from or x[1].warm_from],
                     [x for x in todo if x[1].kind == "cost"]):
         trains = [x for x in batch if x[1].kind == "train"]
         for i, run in [x for x in batch if x[1].kind != "train"]:

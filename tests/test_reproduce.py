@@ -294,6 +294,27 @@ def test_program_with_jobs_runs_each_run_once_and_bases_before_dependants(progra
   assert {r["run_id"] for r in results} == set(calls)
 
 
+
+def test_a_longer_run_waits_for_the_shorter_run_it_continues(program_env, monkeypatch):
+  base, calls, _, _, _ = program_env
+  batches: list[list[str]] = []
+  real = reproduce.execute.run_parallel
+
+  def recording(items, fn, jobs):
+    batches.append([run.run_id for _, run in items])
+    return real(items, fn, jobs)
+
+  monkeypatch.setattr(reproduce.execute, "run_parallel", recording)
+  assert reproduce.main(base + ["--only", "steps", "--jobs", "2"]) == 0
+  short = [b for b in batches if any(plan_lib.LONG_TRAIN_LABELS[0] in r and "-steps_x" not in r
+                                     for r in b)]
+  longer = [b for b in batches if any("-steps_x" in r for r in b)]
+  assert len(short) == 1 and len(longer) == 1 and batches.index(short[0]) < batches.index(
+      longer[0])
+  assert not any("-steps_x" in r for r in short[0])
+  assert len(calls) == 4  # both budgets of both label sources
+
+
 def test_run_parallel_gives_each_worker_its_own_core(monkeypatch):
   import threading
   import time as time_lib
