@@ -573,6 +573,9 @@ print("00:00:02 I Parameters: 1,234 trainable of 5,678 total (mode full)")
 print("00:00:03 I step 6/6 loss 1.0 | 1 steps/s")
 if sys.argv[2] == "fail":
     sys.exit(3)
+if sys.argv[2] == "preempt":
+    print(json.dumps({"preempted": True, "step": 6}))
+    sys.exit(143)
 res = {"f1": 0.61, "precision": 0.7, "recall": 0.6, "split": "test", "step": 4, "users": 280,
        "f1_liked": 0.66, "f1_disliked": 0.52}
 json.dump(res, open(os.path.join(model_dir, "eval_test.json"), "w"))
@@ -596,12 +599,18 @@ def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypat
     execute.run_train(run, store, fp, echo=echoed.append)
   assert store.status(run, fp)[0] == "failed"
   assert any("step 6/6" in e for e in echoed)  # progress lines reach the console
+  mode["v"] = "preempt"  # SIGTERM: saved and exited; not a failure, the next start resumes
+  with pytest.raises(RuntimeError, match="preempted at step 6"):
+    execute.run_train(run, store, fp, echo=echoed.append)
+  assert store.status(run, fp) == ("interrupted", "resumes from step 6")
+  store.record_attempt(run.run_id, fp, 1.0, error="preempted (checkpoint saved); see log")
+  assert store.status(run, fp)[0] == "interrupted"  # as older progress files record it
   mode["v"] = "ok"
   res = execute.run_train(run, store, fp, echo=echoed.append)
   assert res["f1"] == 0.61 and res["users"] == 280 and res["best_step"] == 4
   assert (res["f1_liked"], res["f1_disliked"]) == (0.66, 0.52)  # per side, from eval_test.json
   assert res["params_trainable"] == 1234 and res["params_total"] == 5678
-  assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 2
+  assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 4
   assert state_lib.result_problem(res, run.run_id, fp) is None
   assert "===== attempt" in store.log_path(run.run_id).read_text()
 

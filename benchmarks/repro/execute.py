@@ -106,7 +106,8 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   side by side use a small CPU host better than one run on all cores).
 
   Raises RuntimeError (with the log path) when the runner fails or is preempted, after
-  recording the attempt in the run's progress file; KeyboardInterrupt after the child saved.
+  recording the attempt in the run's progress file (a preempted run then counts as
+  interrupted, not failed); KeyboardInterrupt after the child saved.
   """
   model_dir = store.model_dir(run.run_id)
   model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -147,9 +148,12 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
       raise
   wall = time.time() - t0
   out = _last_json(lines[-20:])
-  if rc != 0 or out is None or out.get("preempted") or "f1" not in out:
-    why = ("preempted (checkpoint saved)" if out and out.get("preempted") else
-           f"exit code {rc}" if rc != 0 else "no result line")
+  if out and out.get("preempted"):  # SIGTERM: the runner saved; the same command resumes
+    store.record_attempt(run.run_id, fingerprint, wall, error=None, interrupted=True)
+    raise RuntimeError(f"{run.run_id}: preempted at step {out.get('step')} (checkpoint "
+                       f"saved; the same command resumes it); log: {log_path}")
+  if rc != 0 or out is None or "f1" not in out:
+    why = f"exit code {rc}" if rc != 0 else "no result line"
     store.record_attempt(run.run_id, fingerprint, wall, error=f"{why}; see {log_path}")
     raise RuntimeError(f"{run.run_id}: {why}; log: {log_path}")
   prog = store.record_attempt(run.run_id, fingerprint, wall, error=None)

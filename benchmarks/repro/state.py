@@ -214,7 +214,8 @@ class Store:
     same = prog.get("fingerprint") == fingerprint
     if not base_done:
       return "blocked", f"waits for {run.init_from}"
-    if same and prog.get("last_error"):
+    # progress files written before preemptions were recorded as such say "preempted ..."
+    if same and prog.get("last_error") and not str(prog["last_error"]).startswith("preempted"):
       return "failed", f"attempt {prog.get('attempts')}: {prog['last_error']}"
     if self.has_checkpoints(run.run_id) or (same and prog.get("attempts")):
       step = self.last_step(run.run_id)
