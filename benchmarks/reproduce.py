@@ -325,12 +325,11 @@ class Program:
     src = self.by_id.get(run.warm_from)
     if src is None or self.store.has_checkpoints(run.run_id):
       return
-    obj, problem = self.store.read_result(src.run_id, self.fp[src.run_id])
     bound = dict(src.bindings)
     steps = int(bound.get("TRAIN_STEPS") or gin_default("TRAIN_STEPS"))
     every = int(bound.get("EVAL_EVERY_STEPS") or gin_default("EVAL_EVERY_STEPS"))
     last = self.store.last_step(src.run_id)
-    why = ("it is not done" if obj is None or problem else
+    why = ("it is not done" if self.status(src)[0] != "done" else
            f"its last checkpoint is step {last}, not {steps}" if last != steps else
            # an extra final evaluation would make its early-stopping state differ
            f"its {steps} steps are not a multiple of EVAL_EVERY_STEPS={every}"
@@ -339,7 +338,7 @@ class Program:
       print(f"  [{run.run_id}] training from step 0, not from {src.run_id}: {why}", flush=True)
       return
     rec = execute.warm_start(self.store.model_dir(src.run_id), self.store.model_dir(run.run_id),
-                             src.run_id, steps, obj.get("wall_secs"))
+                             src.run_id, steps)
     print(f"  [{run.run_id}] starting from step {rec['step']} of {src.run_id} (same "
           f"configuration; the learning rate does not depend on TRAIN_STEPS)", flush=True)
 

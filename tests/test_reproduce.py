@@ -666,17 +666,17 @@ def test_warm_start_copies_the_last_checkpoint_and_never_overwrites(tmp_path):
     (src / d).mkdir(parents=True)
     (src / d / "state").write_text(d)
   dst = tmp_path / "dst" / "model"
-  rec = execute.warm_start(src, dst, "src-run", 8, 12.5)
+  rec = execute.warm_start(src, dst, "src-run", 8)
   assert sorted(p.name for p in (dst / "checkpoints").iterdir()) == ["8"]
   assert (dst / "checkpoints/8/state").read_text() == "checkpoints/8"
   assert (dst / "best/8/state").read_text() == "best/8"
   assert json.loads((dst / execute.WARM_START_FILE).read_text()) == rec
-  assert rec["from"] == "src-run" and rec["source_wall_secs"] == 12.5
+  assert rec["from"] == "src-run" and rec["step"] == 8
   assert not [p for p in dst.parent.iterdir() if p.name.startswith(".tmp")]
   with pytest.raises(FileExistsError, match="already holds checkpoints"):
-    execute.warm_start(src, dst, "src-run", 8, None)
+    execute.warm_start(src, dst, "src-run", 8)
   with pytest.raises(FileNotFoundError, match="no checkpoint at step 12"):
-    execute.warm_start(src, tmp_path / "other" / "model", "src-run", 12, None)
+    execute.warm_start(src, tmp_path / "other" / "model", "src-run", 12)
 
 
 def test_program_warm_starts_only_from_a_run_that_trained_to_its_end(program_env, capsys):

@@ -81,7 +81,7 @@ def test_longer_run_from_a_finished_shorter_run_matches_a_longer_run(tmp_path):
     done, _ = standin_run.main([str(short), "--steps=8", *common, *sched])
     assert done["step"] == 8
     longer = tmp_path / f"long_{schedule}"
-    rec = execute.warm_start(short, longer, "short", 8, 1.0)
+    rec = execute.warm_start(short, longer, "short", 8)
     assert rec["from"] == "short" and rec["step"] == 8
     out, params = standin_run.main([str(longer), "--steps=12", *common, *sched])
     assert out["step"] == 12 and len(out["losses"]) == 4  # continued from step 8

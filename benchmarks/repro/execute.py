@@ -52,8 +52,8 @@ def _last_json(lines: list[str]) -> dict | None:
 WARM_START_FILE = "warm_start.json"
 
 
-def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str, step: int,
-               source_wall_secs: float | None) -> dict[str, Any]:
+def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
+               step: int) -> dict[str, Any]:
   """Copies the checkpoints (`checkpoints/`, `best/`) of `source_run`, which trained to its
   last step `step`, into the empty `dst_model_dir`, and records that in `warm_start.json`
   beside it. Returns the record. Raises FileExistsError if `dst_model_dir` holds checkpoints
@@ -76,8 +76,7 @@ def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str, step: 
   shutil.copytree(src_ck, tmp / "checkpoints" / str(step))
   if (src_model_dir / "best").is_dir():
     shutil.copytree(src_model_dir / "best", tmp / "best")
-  record = {"from": source_run, "step": step, "source_wall_secs": source_wall_secs,
-            "copied_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+  record = {"from": source_run, "step": step, "copied_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
   state_lib.write_json(tmp / WARM_START_FILE, record)
   for name in ("best", WARM_START_FILE, "checkpoints"):  # checkpoints last: they mark it done
     if (tmp / name).exists():

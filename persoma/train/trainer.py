@@ -9,7 +9,6 @@ The model is anything with T5X's `BaseModel` interface:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import logging
@@ -31,12 +30,12 @@ from persoma.train import evaluation
 from persoma.train import optim
 from persoma.train import partitioning
 
-# Model-batch features that go to devices (DESIGN.md "Model batch").
 # Train steps dispatched ahead of the host (JAX dispatch is asynchronous). Two keep the device
 # busy; a larger queue only delays a preemption save: SIGTERM is honoured after the queued
 # steps have run, and the TPU grace period is short.
 MAX_STEPS_IN_FLIGHT = 2
 
+# Model-batch features that go to devices (DESIGN.md "Model batch").
 MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
                   "decoder_loss_weights", "history_embeddings", "history_mask")
 
@@ -323,7 +322,6 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
   summary: dict[str, Any] = {"preempted": False}
   t_last, s_last, t_start = time.time(), start, time.time()
   losses: list[Any] = []
-  in_flight: collections.deque[Any] = collections.deque()
   stop = bool(meta.get("stopped_early"))
   with ckpt_lib.PreemptionGuard() as guard:
     step = start
@@ -331,9 +329,8 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
       metrics = trainer.train_step(batcher.batch(step))
       step += 1
       losses.append(metrics["loss"])
-      in_flight.append(metrics["loss"])
-      if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # bound the queue: SIGTERM saves promptly
-        jax.block_until_ready(in_flight.popleft())
+      if len(losses) > MAX_STEPS_IN_FLIGHT:  # bound the queue: SIGTERM saves promptly
+        jax.block_until_ready(losses[-MAX_STEPS_IN_FLIGHT - 1])
       if step % cfg.log_every_steps == 0 or step == total:
         loss = float(np.mean(jax.device_get(losses)))  # waits for the queued steps
         now = time.time()
