@@ -235,11 +235,11 @@ class Program:
     self._last_publish = time.time()
     self._publish_lock = threading.Lock()
     # runs that start from another run (a base, or a shorter run to warm-start from) go second
-    first = [x for x in todo if x[1].kind != "cost" and not x[1].init_from
-             and not x[1].warm_from]
+    second = [x for x in todo if x[1].init_from or x[1].warm_from]
+    first = [x for x in todo if x[1].kind != "cost" and x not in second]
     jobs = max(1, int(self.a.jobs))
     try:
-      for batch in (first, [x for x in todo if x[1].init_from or x[1].warm_from],
+      for batch in (first, second,
                     [x for x in todo if x[1].kind == "cost"]):
         trains = [x for x in batch if x[1].kind == "train"]
         for i, run in [x for x in batch if x[1].kind != "train"]:

@@ -1,6 +1,7 @@
 """The training loop on the stand-in model: learns, validates, keeps the best checkpoint, stops
 early, evaluates test into JSON, honours training modes, and logs through clu writers."""
 
+import dataclasses
 import json
 import logging
 
@@ -98,8 +99,7 @@ def test_fit_keeps_at_most_two_steps_in_flight(tmp_path, monkeypatch):
   """Asynchronous dispatch is bounded: before step k+3 is dispatched, step k has finished, so
   a SIGTERM save waits for at most MAX_STEPS_IN_FLIGHT steps, not a whole logging interval."""
   tr = _trainer(tmp_path, steps=12)
-  tr.config = T.TrainerConfig(**{**tr.config.__dict__, "log_every_steps": 100,
-                                 "eval_every_steps": 0})
+  tr.config = dataclasses.replace(tr.config, log_every_steps=100, eval_every_steps=0)
   events = []
   real_step, real_block = tr.train_step, jax.block_until_ready
 
