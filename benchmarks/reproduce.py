@@ -229,7 +229,7 @@ class Program:
     """Runs the selection in plan order: baselines, then train runs (`--jobs` at a time, each
     pinned to one core; a run waits for its base or the shorter run it continues), then the
     input-cost timings alone."""
-    failed: list[str] = []
+    outcomes: dict[str, list[str]] = {"failed": [], "interrupted": []}
     todo = list(enumerate(self.selected, 1))
     t_all = time.time()
     self._last_publish = time.time()
@@ -243,12 +243,10 @@ class Program:
                     [x for x in todo if x[1].kind == "cost"]):
         trains = [x for x in batch if x[1].kind == "train"]
         for i, run in [x for x in batch if x[1].kind != "train"]:
-          if not self.run_one(i, len(todo), run):
-            failed.append(run.run_id)
-        for (i, run), ok in execute.run_parallel(
+          outcomes.setdefault(self.run_one(i, len(todo), run), []).append(run.run_id)
+        for (i, run), outcome in execute.run_parallel(
             trains, lambda x, cpu: self.run_one(x[0], len(todo), x[1], cpu), jobs):
-          if not ok:
-            failed.append(run.run_id)
+          outcomes.setdefault(outcome, []).append(run.run_id)
     except KeyboardInterrupt:
       print("interrupted; rerun the same command to resume.", flush=True)
       self.publish()
@@ -257,30 +255,34 @@ class Program:
       print(f"dry run: {len(todo)} runs considered, nothing run or written")
       return 0
     md, png = self.publish()
+    failed, stopped = outcomes["failed"], outcomes["interrupted"]
     print(f"{len(todo)} runs considered in {time.time() - t_all:.0f}s; "
-          f"{len(failed)} failed or blocked{': ' + ', '.join(failed) if failed else ''}")
+          f"{len(failed)} failed or blocked{': ' + ', '.join(failed) if failed else ''}"
+          + (f"; {len(stopped)} interrupted (the same command resumes them): "
+             + ", ".join(stopped) if stopped else ""))
     print(f"results: {self.store.root / 'results.json'}\npage: {md}" + (f"\nplot: {png}" if png else ""))
-    return 1 if failed else 0
+    return 1 if failed or stopped else 0
 
-  def run_one(self, i: int, total: int, run: plan_lib.Run, cpu: int | None = None) -> bool:
-    """Runs (or skips) one planned run; False if it failed or is blocked."""
+  def run_one(self, i: int, total: int, run: plan_lib.Run, cpu: int | None = None) -> str:
+    """Runs (or skips) one planned run; returns "ok", "failed" (also: blocked) or
+    "interrupted" (the runner saved on SIGTERM)."""
     st, det = self.status(run)
     head = f"[{i}/{total}] {run.run_id}"
     if st == "done":
       print(f"{head}: done ({det}), skipping", flush=True)
-      return True
+      return "ok"
     if st == "skipped":
       print(f"{head}: not runnable here: {det}", flush=True)
-      return True
+      return "ok"
     if st == "blocked":
       print(f"{head}: " + (f"would run once {run.init_from} has a result" if self.a.dry_run
                            else f"blocked: {run.init_from} has no result"), flush=True)
-      return self.a.dry_run
+      return "ok" if self.a.dry_run else "failed"
     if self.a.dry_run:
       cmd = (" ".join(execute.train_command(run, self.store.model_dir(run.run_id)))
              if run.kind == "train" else f"({run.kind} measurement in-process)")
       print(f"{head}: {st}{(': ' + det) if det else ''}\n    would run: {cmd}", flush=True)
-      return True
+      return "ok"
     if st in ("stale", "invalid") or (
         st in ("interrupted", "failed")
         and self.store.progress(run.run_id).get("fingerprint") not in (None, self.fp[run.run_id])):
@@ -291,9 +293,12 @@ class Program:
     t0 = time.time()
     try:
       result = self.execute(run, cpu)
+    except execute.Preempted as e:
+      print(f"{head}: interrupted after {time.time() - t0:.0f}s: {e}", flush=True)
+      return "interrupted"
     except Exception as e:  # pylint: disable=broad-except
       print(f"{head}: FAILED after {time.time() - t0:.0f}s: {e}", flush=True)
-      return False
+      return "failed"
     self.store.write_result(run.run_id, result)
     figs = (f"F1 {result['f1']:.4f} P {result['precision']:.4f} R {result['recall']:.4f}"
             if "f1" in result else f"{result.get('encoder_tokens', 0):.1f} encoder tokens")
@@ -302,7 +307,7 @@ class Program:
       if time.time() - self._last_publish > 300:  # keep the page current during long programs
         self.publish()
         self._last_publish = time.time()
-    return True
+    return "ok"
 
   def execute(self, run: plan_lib.Run, cpu: int | None = None) -> dict[str, Any]:
     fp = self.fp[run.run_id]

@@ -282,6 +282,28 @@ def test_program_skips_finished_and_retries_failed(program_env, capsys):
   assert all("history" in r["groups"] for r in results)
 
 
+def test_a_preempted_run_is_reported_as_interrupted_not_failed(program_env, monkeypatch, capsys):
+  base, calls, _, _, _ = program_env
+  stopped = "persoma_mlp-h5-recency-uem-full"
+  inner = reproduce.Program.execute
+
+  def preempt(self, run, cpu=None):
+    if run.run_id != stopped:
+      return inner(self, run, cpu)
+    self.store.record_attempt(run.run_id, self.fp[run.run_id], 1.0, error=None, interrupted=True)
+    raise reproduce.execute.Preempted(f"{run.run_id}: preempted at step 3 (checkpoint saved)")
+
+  monkeypatch.setattr(reproduce.Program, "execute", preempt)
+  assert reproduce.main(base + ["--only", "history"]) == 1  # not finished: not a success
+  out = capsys.readouterr().out
+  assert f"{stopped}: interrupted after" in out and "FAILED" not in out
+  assert ("0 failed or blocked; 1 interrupted (the same command resumes them): "
+          f"{stopped}") in out
+  assert reproduce.main(base + ["--only", stopped, "--list"]) == 0
+  row = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(stopped)]
+  assert len(row) == 1 and row[0].split()[3] == "interrupted:", row
+
+
 def test_program_with_jobs_runs_each_run_once_and_bases_before_dependants(program_env):
   base, calls, _, work, _ = program_env
   assert reproduce.main(base + ["--only", "modes", "--only", "cost", "--jobs", "2"]) == 0

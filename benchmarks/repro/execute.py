@@ -36,6 +36,10 @@ SIZE_RE = re.compile(r" model (\w+)/\w+, mode ")
 Echo = Callable[[str], None]
 
 
+class Preempted(RuntimeError):
+  """The runner was stopped by SIGTERM after saving a checkpoint; the same command resumes it."""
+
+
 def _last_json(lines: list[str]) -> dict | None:
   for line in reversed(lines):
     line = line.strip()
@@ -104,9 +108,10 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   With `cpu` set, the runner is pinned to that core with single-threaded XLA (several runs
   side by side use a small CPU host better than one run on all cores).
 
-  Raises RuntimeError (with the log path) when the runner fails or is preempted, after
-  recording the attempt in the run's progress file (a preempted run then counts as
-  interrupted, not failed); KeyboardInterrupt after the child saved.
+  Raises RuntimeError (with the log path) when the runner fails, and `Preempted` (a
+  RuntimeError) when it saved and exited on SIGTERM, after recording the attempt in the run's
+  progress file (a preempted run then counts as interrupted, not failed); KeyboardInterrupt
+  after the child saved.
   """
   model_dir = store.model_dir(run.run_id)
   model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +154,7 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   out = _last_json(lines[-20:])
   if out and out.get("preempted"):  # SIGTERM: the runner saved; the same command resumes
     store.record_attempt(run.run_id, fingerprint, wall, error=None, interrupted=True)
-    raise RuntimeError(f"{run.run_id}: preempted at step {out.get('step')} (checkpoint "
+    raise Preempted(f"{run.run_id}: preempted at step {out.get('step')} (checkpoint "
                        f"saved; the same command resumes it); log: {log_path}")
   if rc != 0 or out is None or "f1" not in out:
     why = f"exit code {rc}" if rc != 0 else "no result line"
