@@ -155,7 +155,7 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   if out and out.get("preempted"):  # SIGTERM: the runner saved; the same command resumes
     store.record_attempt(run.run_id, fingerprint, wall, error=None, interrupted=True)
     raise Preempted(f"{run.run_id}: preempted at step {out.get('step')} (checkpoint "
-                       f"saved; the same command resumes it); log: {log_path}")
+                    f"saved; the same command resumes it); log: {log_path}")
   if rc != 0 or out is None or "f1" not in out:
     why = f"exit code {rc}" if rc != 0 else "no result line"
     store.record_attempt(run.run_id, fingerprint, wall, error=f"{why}; see {log_path}")
