@@ -234,13 +234,15 @@ class Program:
     t_all = time.time()
     self._last_publish = time.time()
     self._publish_lock = threading.Lock()
-    # runs that start from another run (a base, or a shorter run to warm-start from) go second
-    second = [x for x in todo if x[1].init_from or x[1].warm_from]
-    first = [x for x in todo if x[1].kind != "cost" and x not in second]
+    # a run that starts from another (a base, or a shorter run to warm-start from) goes in a
+    # later batch than that run, so the chain completes in one invocation
+    depth = {x[1].run_id: self._chain_depth(x[1]) for x in todo}
+    batches = [[x for x in todo if x[1].kind != "cost" and depth[x[1].run_id] == d]
+               for d in range(max(depth.values(), default=0) + 1)]
+    batches.append([x for x in todo if x[1].kind == "cost"])
     jobs = max(1, int(self.a.jobs))
     try:
-      for batch in (first, second,
-                    [x for x in todo if x[1].kind == "cost"]):
+      for batch in batches:
         trains = [x for x in batch if x[1].kind == "train"]
         for i, run in [x for x in batch if x[1].kind != "train"]:
           outcomes.setdefault(self.run_one(i, len(todo), run), []).append(run.run_id)
@@ -262,6 +264,14 @@ class Program:
              + ", ".join(stopped) if stopped else ""))
     print(f"results: {self.store.root / 'results.json'}\npage: {md}" + (f"\nplot: {png}" if png else ""))
     return 1 if failed or stopped else 0
+
+  def _chain_depth(self, run: plan_lib.Run) -> int:
+    """How many planned runs `run` waits for: 0 for a run from scratch, 1 + its source's
+    depth for a run initialised from a base or warm-started from a shorter run."""
+    depth = 0
+    while (src := self.by_id.get(run.init_from or run.warm_from or "")) is not None:
+      depth, run = depth + 1, src
+    return depth
 
   def run_one(self, i: int, total: int, run: plan_lib.Run, cpu: int | None = None) -> str:
     """Runs (or skips) one planned run; returns "ok", "failed" (also: blocked) or

@@ -328,13 +328,11 @@ def test_a_longer_run_waits_for_the_shorter_run_it_continues(program_env, monkey
 
   monkeypatch.setattr(reproduce.execute, "run_parallel", recording)
   assert reproduce.main(base + ["--only", "steps", "--jobs", "2"]) == 0
-  short = [b for b in batches if any(plan_lib.LONG_TRAIN_LABELS[0] in r and "-steps_x" not in r
-                                     for r in b)]
-  longer = [b for b in batches if any("-steps_x" in r for r in b)]
-  assert len(short) == 1 and len(longer) == 1 and batches.index(short[0]) < batches.index(
-      longer[0])
-  assert not any("-steps_x" in r for r in short[0])
-  assert len(calls) == 4  # both budgets of both label sources
+  where = {r: k for k, b in enumerate(batches) for r in b}
+  prog = reproduce.Program(reproduce.parse_args(base))
+  chained = [r for r in prog.plan if "steps" in r.groups and r.warm_from]
+  assert chained and all(where[r.warm_from] < where[r.run_id] for r in chained)
+  assert len(calls) == len([r for r in prog.plan if "steps" in r.groups])  # every budget ran
 
 
 def test_run_parallel_gives_each_worker_its_own_core(monkeypatch):
@@ -657,28 +655,39 @@ def test_budget_projects_every_train_run_from_cached_measurements(program_env, m
   assert "measured @b8" in line and " 8.00 " in line  # 2 s at batch 8 -> 8 s at batch 32
   est = next(l for l in out.splitlines() if l.startswith("persoma_mlp-h100-recency-uem-full "))
   assert "est. from persoma_mlp L=94" in est
-  assert "TOTAL projected wall time of the 36 train runs" in out
+  prog = reproduce.Program(reproduce.parse_args(base + ["--max_steps", "100"]))
+  n_train = sum(r.kind == "train" and not r.skip_reason for r in prog.plan)
+  assert n_train > 30  # every train run of the program, not only the measured one
+  assert f"TOTAL projected wall time of the {n_train} train runs" in out
 
 
 # ----------------------------------------------------------------------------- group 7
-def test_longer_training_runs_bind_steps_and_start_from_the_shorter_run(plan):
+def test_longer_training_runs_bind_steps_and_start_from_the_next_shorter_run(plan):
   by_id = {r.run_id: r for r in plan}
   steps = [r for r in plan if "steps" in r.groups]
-  long_steps = plan_lib.LONG_TRAIN_FACTOR * int(plan_lib.gin_default("TRAIN_STEPS"))
-  assert {(r.resample_labels, r.train_steps) for r in steps} == {
-      (x, s) for x in plan_lib.LONG_TRAIN_LABELS for s in (None, long_steps)}
+  base_steps = int(plan_lib.gin_default("TRAIN_STEPS"))
+  budgets = {(x, f * base_steps) for x, fs in plan_lib.LONG_TRAIN_FACTORS.items() for f in fs}
+  assert {(r.resample_labels, r.train_steps) for r in steps} == budgets | {
+      (x, None) for x in plan_lib.LONG_TRAIN_LABELS}
   for r in steps:
     if r.train_steps is None:
       assert "TRAIN_STEPS" not in dict(r.bindings) and r.warm_from is None
       continue
-    assert r.run_id.endswith(f"-steps_x{plan_lib.LONG_TRAIN_FACTOR}") and dict(r.bindings)["TRAIN_STEPS"] == long_steps
+    factor = r.train_steps // base_steps
+    assert r.run_id.endswith(f"-steps_x{factor}") and dict(r.bindings)["TRAIN_STEPS"] == r.train_steps
     short = by_id[r.warm_from]
-    assert short.train_steps is None and short.resample_labels == r.resample_labels
-    assert {k: v for k, v in r.bindings if k != "TRAIN_STEPS"} == dict(short.bindings)
+    # the next shorter budget of the same labels: no planned run of those labels lies between
+    shorter = [f for f in plan_lib.LONG_TRAIN_FACTORS[r.resample_labels] if f < factor]
+    assert (short.train_steps or base_steps) == (max(shorter, default=1) * base_steps)
+    assert short.resample_labels == r.resample_labels
+    assert {k: v for k, v in r.bindings if k != "TRAIN_STEPS"} == {
+        k: v for k, v in short.bindings if k != "TRAIN_STEPS"}
     assert r.fingerprint() != short.fingerprint()
-  # smoke settings scale the long budget with --max_steps
+  assert any(by_id[r.warm_from].warm_from for r in steps if r.warm_from), "no chain of 3 budgets"
+  # smoke settings scale the long budgets with --max_steps
   small = plan_lib.build_plan(settings(train_steps=20), fake_tokens)
-  assert {r.train_steps for r in small if "steps" in r.groups} == {None, 20 * plan_lib.LONG_TRAIN_FACTOR}
+  assert {r.train_steps for r in small if "steps" in r.groups} == {None} | {
+      20 * f for fs in plan_lib.LONG_TRAIN_FACTORS.values() for f in fs}
 
 
 def test_warm_start_copies_the_last_checkpoint_and_never_overwrites(tmp_path):

@@ -49,8 +49,10 @@ LORA_RANK = 4
 RESAMPLE_LABELS = ("history", "window", "shown")  # persoma.data.examples.RESAMPLE_LABELS
 RESAMPLE_LABELS_BINDING = "data_config.PersomaDataConfig.train_resample_labels"
 LABELS_MORE_RESAMPLES = 16  # group 6 also runs window labels with this many histories per user
-LONG_TRAIN_FACTOR = 3  # group 7 trains for this many times the program's TRAIN_STEPS
-LONG_TRAIN_LABELS = ("shown", "history")  # group 7's runs, in run order
+# Group 7 trains PERSOMA-MLP at N=50 for these multiples of the program's TRAIN_STEPS, per
+# label source (in run order); each longer run continues the next shorter one of its labels.
+LONG_TRAIN_FACTORS: dict[str, tuple[int, ...]] = {"shown": (3, 6), "history": (3,)}
+LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
 BUDGET_FREE_SCHEDULES = ("constant", "warmup_constant", "rsqrt")
@@ -145,9 +147,10 @@ class Run:
       program's default, `window` or `shown`; see `persoma.data.build_examples`).
     train_resamples: histories per train user per epoch when it differs from the gin default
       (TRAIN_RESAMPLES in repro_common.gin); None: the default.
-    train_steps: TRAIN_STEPS when it differs from the program's (group 7: LONG_TRAIN_FACTOR
-      times it; the run id says `-steps_x<factor>`); None: the program's.
-    warm_from: run id of the same configuration with the program's TRAIN_STEPS. Only set when
+    train_steps: TRAIN_STEPS when it differs from the program's (group 7: a multiple of it from
+      LONG_TRAIN_FACTORS; the run id says `-steps_x<factor>`); None: the program's.
+    warm_from: run id of the same configuration with the next smaller step budget (the
+      program's TRAIN_STEPS, or a smaller factor of group 7). Only set when
       the learning-rate schedule ignores the step budget: then the first steps of this run are
       that run's, and `benchmarks/reproduce.py` starts from its last checkpoint when it trained
       to the end (not part of the fingerprint: the numbers are the same either way).
@@ -294,14 +297,16 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   def train(method: str, group: str, n: int, sampler: str = "recency", fmt: str = "uem",
             mode: str = "full", init_from: str | None = None,
             resample_labels: str = "history", train_resamples: int | None = None,
-            steps_factor: int | None = None) -> None:
+            steps_factor: int | None = None, warm_factor: int | None = None) -> None:
+    """Adds a train run; `warm_factor`: the step factor of the shorter run a longer one
+    continues (None: the program's budget)."""
     b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
     warm_from = train_steps = None
     if steps_factor is not None:
       b["TRAIN_STEPS"] = train_steps = steps_factor * base_steps
       if gin_default("SCHEDULE") in BUDGET_FREE_SCHEDULES:
         warm_from = train_id(method, n, sampler, fmt, mode, init_from, resample_labels,
-                             train_resamples)
+                             train_resamples, warm_factor)
     if resample_labels != "history":
       b[RESAMPLE_LABELS_BINDING] = resample_labels
     if train_resamples is not None:
@@ -369,9 +374,11 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   train("persoma_mlp", "labels", 50, resample_labels="window",
         train_resamples=LABELS_MORE_RESAMPLES)
   # 7. longer training (+ the same runs at the program's step budget)
-  for labels in LONG_TRAIN_LABELS:
+  for labels, factors in LONG_TRAIN_FACTORS.items():
     train("persoma_mlp", "steps", 50, resample_labels=labels)
-    train("persoma_mlp", "steps", 50, resample_labels=labels, steps_factor=LONG_TRAIN_FACTOR)
+    for shorter, factor in zip((None,) + factors, factors):
+      train("persoma_mlp", "steps", 50, resample_labels=labels, steps_factor=factor,
+            warm_factor=shorter)
   baseline("rule", "labels", 50)
   # bases first so dependants can start in the same invocation
   order = {base: 0}

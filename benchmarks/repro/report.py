@@ -77,6 +77,12 @@ def _labels_cell(r: Mapping[str, Any]) -> str:
   return (r.get("resample_labels") or "history") + (f", {k} histories per user" if k else "")
 
 
+def _factors_text() -> str:
+  """'3x or 6x': the step multiples group 7 trains for."""
+  factors = sorted({f for fs in plan_lib.LONG_TRAIN_FACTORS.values() for f in fs})
+  return " or ".join(f"{f}x" for f in factors)
+
+
 def _steps_cell(r: Mapping[str, Any], default_steps: int) -> str:
   """Group 7's key column: label source, step budget and best (selected) step."""
   if r["kind"] != "train":
@@ -284,11 +290,12 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   default_steps = int(meta.get("train_steps") or plan_lib.gin_default("TRAIN_STEPS"))
   L += [f"## {plan_lib.GROUPS['steps']}", "",
         f"The program trains every run for at most {default_steps:,} steps; the runs below "
-        f"train the same configuration for {plan_lib.LONG_TRAIN_FACTOR}x as many (same "
+        f"train the same configuration for {_factors_text()} as many (same "
         "validation-F1 early stopping and best-checkpoint selection). The learning rate "
         "does not depend on the step budget (warmup, then constant), so a longer run "
         "repeats the shorter one's first steps exactly; the program therefore starts it from "
-        "the shorter run's last checkpoint when that run trained to its end "
+        "the last checkpoint of the next shorter run of the same labels when that run trained "
+        "to its end "
         "(`tests/test_resume.py` checks that this gives the parameters of a run from step "
         "0). Its wall time in the Runs table counts the added steps only.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
