@@ -1,4 +1,5 @@
-"""Adapters: shapes, masks, logical axes, N-independence of the perceiver, bad input."""
+"""Adapters: shapes, masks, logical axes, N-independence of the perceiver and the set pooling,
+order invariance of the set pooling, bad input."""
 import functools
 
 import flax.linen as nn
@@ -16,7 +17,9 @@ CONFIGS = {
     "mlp": dict(hidden_dim=24),
     "transformer": dict(width=16, num_heads=2, mlp_dim=32),
     "perceiver": dict(width=16, num_heads=2, mlp_dim=32, num_latents=5, num_layers=2),
+    "pool": dict(hidden_dim=24, summary_tokens=3),
 }
+RESAMPLERS = {"perceiver": 5, "pool": 3}  # adapters with a fixed number of prompt tokens
 
 
 def _inputs(seed=0, n=N):
@@ -49,8 +52,8 @@ def test_shapes_mask_and_no_leak_from_padding(name):
   p = module.num_tokens(N)
   assert prompts.shape == (B, p, H) and pmask.shape == (B, p)
   assert pmask.dtype == jnp.int32
-  if name == "perceiver":
-    assert p == 5 and np.all(np.asarray(pmask) == 1)
+  if name in RESAMPLERS:
+    assert p == RESAMPLERS[name] and np.all(np.asarray(pmask) == 1)
   else:
     np.testing.assert_array_equal(pmask, mask)
     # masked positions give zero prompt vectors
@@ -105,6 +108,27 @@ def test_perceiver_resamples_any_n_to_r():
     assert np.all(np.isfinite(np.asarray(prompts)))
 
 
+def test_set_pool_ignores_item_order_and_takes_any_n():
+  module, variables, apply = _ready("pool")
+  emb, mask = _inputs()
+  prompts, _ = apply(variables, emb, mask)
+  # reversing the real items of row 0 (all N real) and of row 1 (first N/2 real) changes nothing
+  order0, order1 = np.arange(N)[::-1], np.r_[np.arange(N // 2)[::-1], np.arange(N // 2, N)]
+  shuffled = jnp.stack([emb[0, order0], emb[1, order1]])
+  np.testing.assert_allclose(apply(variables, shuffled, mask)[0], prompts, atol=1e-5)
+  # the same items behind more padding: same tokens (a longer N is only more masked rows)
+  padded = jnp.concatenate([emb, jnp.zeros((B, 2, D))], axis=1)
+  pmask = jnp.concatenate([mask, jnp.zeros((B, 2), mask.dtype)], axis=1)
+  out, out_mask = apply(variables, padded, pmask)
+  assert out.shape == (B, 3, H) and np.all(np.asarray(out_mask) == 1)
+  np.testing.assert_allclose(out, prompts, atol=1e-5)
+  # but the item count is seen: the same items twice differ from them once
+  twice = jnp.concatenate([emb[:1, :3], emb[:1, :3]], axis=1)
+  once = jnp.concatenate([emb[:1, :3], jnp.zeros((1, 3, D))], axis=1)
+  m_twice, m_once = jnp.ones((1, 6), jnp.int32), jnp.array([[1, 1, 1, 0, 0, 0]], jnp.int32)
+  assert not np.allclose(apply(variables, twice, m_twice)[0], apply(variables, once, m_once)[0])
+
+
 def _shapes(module):
   emb, mask = _inputs()
   params = jax.eval_shape(module.init, jax.random.PRNGKey(0), emb, mask)["params"]
@@ -122,6 +146,9 @@ def test_depth_and_width_are_fields():
   assert vt["items"]["position_embedding"] == (8, 8)   # [max_items, width]
   vp = _shapes(_build("perceiver", num_latents=7, num_layers=3))
   assert vp["latents"] == (7, 16) and "layers_2" in vp and "layers_3" not in vp
+  vs = _shapes(_build("pool", num_layers=3, summary_tokens=4))
+  assert sorted(k for k in vs if k.startswith("phi_")) == ["phi_0", "phi_1", "phi_2"]
+  assert vs["phi_0"]["kernel"] == (D, 24) and vs["rho_out"]["kernel"] == (24, 4, H)
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -40,8 +40,15 @@ def test_plan_ids_unique_and_groups_merged(plan):
   assert len(ids) == len(set(ids))
   by_id = {r.run_id: r for r in plan}
   shared = by_id["persoma_mlp-h50-recency-uem-full"]
-  assert set(shared.groups) == {"history", "samplers", "modes", "labels", "steps"}
-  assert set(by_id["persoma_mlp-h10-recency-uem-full"].groups) == {"history", "formats"}
+  assert set(shared.groups) == {"history", "samplers", "modes", "labels", "steps", "pool"}
+  assert set(by_id["persoma_mlp-h10-recency-uem-full"].groups) == {"history", "formats", "pool"}
+  # group 8: the pool adapter at every N (+ shown labels at N=50), beside the same MLP runs
+  pool = [r for r in plan if "pool" in r.groups]
+  assert {(r.method, r.history_size, r.resample_labels) for r in pool} == {
+      (m, n, "history") for m in ("persoma_pool", "persoma_mlp") for n in (5, 10, 50, 100)} | {
+      (m, 50, "shown") for m in ("persoma_pool", "persoma_mlp")}
+  assert all(r.gin_file == "gin/experiments/persoma_pool.gin" for r in pool
+             if r.method == "persoma_pool")
   # group contents
   hist = [r for r in plan if "history" in r.groups]
   assert {(r.method, r.history_size) for r in hist if r.kind == "baseline"} == {
@@ -511,6 +518,13 @@ def test_render_and_plot(tmp_path):
   table = md.split("## 7.")[1]
   assert table.index("| PERSOMA-MLP | shown, 2,500 steps (best 2,500) | 0.4500 |") < table.index(
       "| PERSOMA-MLP | shown, 7,500 steps (best 6,000); steps 1–2,500 are `mlp-shown`'s | 0.5000 |")
+  pool = dict(short, run_id="pool-shown", method="persoma_pool", groups=["pool"], f1=0.6,
+              label=plan_lib.METHOD_LABELS["persoma_pool"])
+  md = report.render(res + [pool, dict(short, groups=["pool"])],
+                     meta={"dataset": "movielens_1m"}, missing=[], plot_file=None)
+  table = md.split("## 8.")[1].split("## Runs")[0]
+  assert table.index("| PERSOMA-MLP | 50, shown labels | 0.4500 |") < table.index(
+      "| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |")
   out = tmp_path / "p.png"
   assert report.plot(res, str(out))
   assert out.stat().st_size > 1000
@@ -551,7 +565,8 @@ def test_experiment_gin_files_parse_and_bind_the_run():
           "persoma_perceiver-h5-recency-uem-full": ("persoma", "perceiver", "full", 5),
           "persoma_transformer-h100-recency-uem-full": ("persoma", "transformer", "full", 100),
           "uem-h10-recency-uem-full": ("uem", "uem", "full", 10),
-          "textprompt-h10-recency-title_score-full": ("text", None, "full", 10)}
+          "textprompt-h10-recency-title_score-full": ("text", None, "full", 10),
+          "persoma_pool-h100-recency-uem-full": ("persoma", "pool", "full", 100)}
   try:
     for rid, (comp, adapter, mode, n) in want.items():
       run = runs[rid]
@@ -565,6 +580,9 @@ def test_experiment_gin_files_parse_and_bind_the_run():
       assert exp.task.data_config.data_dir == "/d"
       if adapter:
         assert exp.model.adapter == adapter
+      if adapter == "pool":  # sized like PERSOMA-MLP (MLP_HIDDEN_DIM of repro_common.gin)
+        assert exp.model.adapter_fields["pool"]["hidden_dim"] == gin.query_parameter(
+            "%MLP_HIDDEN_DIM")
       if mode == "lora":
         assert exp.model.lora_rank == plan_lib.LORA_RANK
       if comp == "text":

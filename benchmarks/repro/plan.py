@@ -37,6 +37,7 @@ GROUPS: dict[str, str] = {
     "cost": "5. Input cost (the paper's Table 2)",
     "labels": "6. Labels of the augmented train histories (a persoma addition; PERSOMA-MLP, N = 50)",
     "steps": "7. Longer training (a persoma addition; PERSOMA-MLP, N = 50)",
+    "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -67,6 +68,7 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_mlp": "PERSOMA-MLP",
     "persoma_transformer": "PERSOMA-Transformer",
     "persoma_perceiver": "PERSOMA-Perceiver",
+    "persoma_pool": "PERSOMA-Pool (persoma)",
 }
 GIN_FILES: dict[str, str] = {
     "textprompt": "text_prompt.gin",
@@ -74,7 +76,12 @@ GIN_FILES: dict[str, str] = {
     "persoma_mlp": "persoma_mlp.gin",
     "persoma_transformer": "persoma_transformer.gin",
     "persoma_perceiver": "persoma_perceiver.gin",
+    "persoma_pool": "persoma_pool.gin",
 }
+# Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
+# labels, the best label source of group 6; N=50 first, the size of the target.
+POOL_HISTORY_SIZES = (50, 100, 10, 5)
+POOL_SHOWN_N = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,6 +387,12 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       train("persoma_mlp", "steps", 50, resample_labels=labels, steps_factor=factor,
             warm_factor=shorter)
   baseline("rule", "labels", 50)
+  # 8. the set-pooling adapter (+ the MLP rows it is compared with)
+  for n in POOL_HISTORY_SIZES:
+    train("persoma_pool", "pool", n)
+    train("persoma_mlp", "pool", n)
+  train("persoma_pool", "pool", POOL_SHOWN_N, resample_labels="shown")
+  train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),

@@ -300,6 +300,15 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "0). Its wall time in the Runs table counts the added steps only.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
+  L += [f"## {plan_lib.GROUPS['pool']}", "",
+        "PERSOMA-Pool is not in the papers: `persoma.models.set_pool.SetPoolAdapter` applies a "
+        "2-layer MLP to each item, averages the results over the history (plus the item "
+        "count) and maps the average to 8 soft-prompt tokens for any N "
+        "(`gin/experiments/persoma_pool.gin`). The average can hold per-genre rating means, "
+        "which the label rule uses, so the LM need not learn to aggregate N item tokens. "
+        "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
+  L += _prf_rows([dict(r, n_labels=f"{r['history_size']}, {_labels_cell(r)} labels")
+                  for r in by_group["pool"]], "n_labels", "N, train labels") + [""]
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]
   for r in results:

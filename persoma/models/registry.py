@@ -1,16 +1,18 @@
-"""Name -> class lookup for history adapters (``mlp``, ``transformer``, ``perceiver``, ``uem``)."""
+"""Name -> class lookup for history adapters (``mlp``, ``transformer``, ``perceiver``, ``uem``,
+``pool``)."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
 from persoma.models import adapters
+from persoma.models import set_pool
 from persoma.models import uem
 
 
 def adapter_classes() -> dict[str, type[adapters.Adapter]]:
   """All registered adapter classes by name."""
-  return {**adapters.ADAPTERS, "uem": uem.UEM}
+  return {**adapters.ADAPTERS, "uem": uem.UEM, "pool": set_pool.SetPoolAdapter}
 
 
 def get_adapter(name: str, **fields: Any) -> adapters.Adapter:

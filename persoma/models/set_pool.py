@@ -1,0 +1,72 @@
+"""Set-pooling adapter (Deep Sets): a persoma addition beside the papers' three adapters.
+
+The PERSOMA labels are per-genre statistics of the whole history (which genres a user rates
+high or low on average). The papers' adapters hand the LM one token per item (MLP,
+Transformer) or R resampled latents (Perceiver), so the LM itself must learn to average ratings
+per genre across N tokens. ``SetPoolAdapter`` builds that average into the adapter:
+
+  phi:  ``num_layers`` dense layers (GELU) on each item           ``[B, N, D] -> [B, N, W]``
+  pool: masked mean over the items, plus ``log(1 + n_items)``     ``-> [B, W + 1]``
+  rho:  layer norm, dense + GELU, dense to ``summary_tokens`` x H  ``-> [B, K, H]``
+
+A sum of per-item features ``phi(genres_i, rating_i)`` divided by the item count can express
+per-genre rating means and genre shares exactly, which is what the label rule computes, and the
+output is invariant to the order of the history. ``K = summary_tokens`` (default 8) prompt
+tokens for any N, so, like the Perceiver, the encoder input does not grow with the history.
+
+An all-masked history (no items): every prompt vector is zero and the prompt mask is zero (the
+T5 attends to none of them); values and gradients stay finite.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from persoma.models import adapters
+
+Array = jax.Array
+
+
+class SetPoolAdapter(adapters.Adapter):
+  """``[B, N, D] -> ([B, K, H], mask [B, K])``, ``K = summary_tokens``; see module docstring."""
+  summary_tokens: int = 8
+  num_layers: int = 2     # layers of the per-item MLP phi
+  hidden_dim: int = 1024  # W, width of phi and rho
+
+  def num_tokens(self, num_items: int) -> int:
+    return self.summary_tokens
+
+  @nn.compact
+  def __call__(self, history_embeddings: Array, history_mask: Array,
+               enable_dropout: bool = False) -> tuple[Array, Array]:
+    mask = self._check(history_embeddings, history_mask)  # [B, N] float32
+    if self.num_layers < 1 or self.summary_tokens < 1:
+      raise ValueError("SetPoolAdapter.num_layers and .summary_tokens must be >= 1, got "
+                       f"{self.num_layers} and {self.summary_tokens}")
+    drop = nn.Dropout(self.dropout_rate)
+    x = history_embeddings.astype(self.dtype)
+    in_axis = "history_embed"
+    for i in range(self.num_layers):
+      x = nn.gelu(adapters.dense(self.hidden_dim, (in_axis, "mlp"), f"phi_{i}", self.dtype)(x))
+      x = drop(x, deterministic=not enable_dropout)
+      in_axis = "mlp"
+    count = jnp.sum(mask, axis=1, keepdims=True)  # [B, 1]
+    pooled = jnp.einsum("bnw,bn->bw", x, mask.astype(x.dtype)) / jnp.maximum(count, 1.0)
+    pooled = jnp.concatenate([pooled, jnp.log1p(count).astype(x.dtype)], axis=-1)
+    h = nn.LayerNorm(dtype=self.dtype, name="pool_norm",
+                     scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(),
+                                                             ("embed",)),
+                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(),
+                                                            ("embed",)))(pooled)
+    h = nn.gelu(adapters.dense(self.hidden_dim, ("embed", "mlp"), "rho_hidden", self.dtype)(h))
+    h = drop(h, deterministic=not enable_dropout)
+    out = nn.DenseGeneral(
+        (self.summary_tokens, self.d_model), dtype=self.dtype, name="rho_out",
+        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
+                                                 ("mlp", "prompt", "embed")),
+        bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(),
+                                               ("prompt", "embed")))(h)  # [B, K, H]
+    has_items = (count > 0).astype(jnp.float32)  # [B, 1]
+    out_mask = jnp.broadcast_to(has_items, out.shape[:2])
+    return out * out_mask[..., None].astype(out.dtype), out_mask.astype(jnp.int32)
