@@ -520,11 +520,14 @@ def test_render_and_plot(tmp_path):
       "| PERSOMA-MLP | shown, 7,500 steps (best 6,000); steps 1–2,500 are `mlp-shown`'s | 0.5000 |")
   pool = dict(short, run_id="pool-shown", method="persoma_pool", groups=["pool"], f1=0.6,
               label=plan_lib.METHOD_LABELS["persoma_pool"])
-  md = report.render(res + [pool, dict(short, groups=["pool"])],
+  md = report.render(res + [pool, dict(short, groups=["pool"]),
+                           dict(pool, run_id="pool-10", history_size=10, resample_labels=None)],
                      meta={"dataset": "movielens_1m"}, missing=[], plot_file=None)
   table = md.split("## 8.")[1].split("## Runs")[0]
-  assert table.index("| PERSOMA-MLP | 50, shown labels | 0.4500 |") < table.index(
-      "| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |")
+  # by N, each pool row right after its MLP twin
+  assert table.index("| PERSOMA-Pool (persoma) | 10, history labels |") < table.index(
+      "| PERSOMA-MLP | 50, shown labels | 0.4500 |") < table.index(
+          "| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |")
   out = tmp_path / "p.png"
   assert report.plot(res, str(out))
   assert out.stat().st_size > 1000

@@ -307,8 +307,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "(`gin/experiments/persoma_pool.gin`). The average can hold per-genre rating means, "
         "which the label rule uses, so the LM need not learn to aggregate N item tokens. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
+  pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
+      r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),
+      _order(r["method"])))
   L += _prf_rows([dict(r, n_labels=f"{r['history_size']}, {_labels_cell(r)} labels")
-                  for r in by_group["pool"]], "n_labels", "N, train labels") + [""]
+                  for r in pairs], "n_labels", "N, train labels") + [""]
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]
   for r in results:
