@@ -54,11 +54,7 @@ class SetPoolAdapter(adapters.Adapter):
     count = jnp.sum(mask, axis=1, keepdims=True)  # [B, 1]
     pooled = jnp.einsum("bnw,bn->bw", x, mask.astype(x.dtype)) / jnp.maximum(count, 1.0)
     pooled = jnp.concatenate([pooled, jnp.log1p(count).astype(x.dtype)], axis=-1)
-    h = nn.LayerNorm(dtype=self.dtype, name="pool_norm",
-                     scale_init=nn.with_logical_partitioning(nn.initializers.ones_init(),
-                                                             ("embed",)),
-                     bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(),
-                                                            ("embed",)))(pooled)
+    h = adapters.layer_norm("pool_norm", self.dtype)(pooled)
     h = nn.gelu(adapters.dense(self.hidden_dim, ("embed", "mlp"), "rho_hidden", self.dtype)(h))
     h = drop(h, deterministic=not enable_dropout)
     out = nn.DenseGeneral(
