@@ -15,6 +15,7 @@ methods F1; if it scores near them, the limit is learning the aggregation from t
 
   python benchmarks/direct_probe.py --data_dir ../shared/movielens                # N=50, uem
   python benchmarks/direct_probe.py --data_dir ../shared/movielens --resample_labels shown
+  python benchmarks/direct_probe.py --data_dir ../shared/movielens --pooling ratio
 
 Prints progress, one line per figure, and a JSON summary as the last line.
 """
@@ -72,6 +73,8 @@ def main(argv=None) -> int:
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--lr", type=float, default=1e-3)
   p.add_argument("--hidden", type=int, default=512, help="adapter width (program: 512)")
+  p.add_argument("--pooling", default="mean", help="SetPoolAdapter.pooling: mean | ratio")
+  p.add_argument("--ratio_channels", type=int, default=64, help="SetPoolAdapter.ratio_channels")
   p.add_argument("--eval_every", type=int, default=500)
   p.add_argument("--split", default="test", help="the split scored at the end")
   p.add_argument("--seed", type=int, default=0)
@@ -120,7 +123,8 @@ def main(argv=None) -> int:
       emb = table[idx].reshape(idx.shape[:2] + (k * store.dim,))
       mask = (idx[:, :, 0] < table.shape[0] - 1).astype(jnp.int32)
       tokens, _ = SetPoolAdapter(d_model=128, input_dim=k * store.dim, max_items=args.history,
-                                 hidden_dim=args.hidden, name="adapter")(emb, mask)
+                                 hidden_dim=args.hidden, pooling=args.pooling,
+                                 ratio_channels=args.ratio_channels, name="adapter")(emb, mask)
       return nn.Dense(2 * len(genres), name="head")(tokens.reshape(tokens.shape[0], -1))
 
   model = Direct()
@@ -168,6 +172,7 @@ def main(argv=None) -> int:
   keys = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
   print(json.dumps({"dataset": data.name, "history": args.history, "sampler": args.sampler,
                     "fmt": args.fmt, "resample_labels": args.resample_labels,
+                    "pooling": args.pooling,
                     "train_histories": len(train), "steps": args.steps, "best_step": best[1],
                     "split": args.split, "users": len(held),
                     "direct": {k: res[k] for k in keys}, "rule": {k: rule[k] for k in keys},

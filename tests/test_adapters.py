@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from persoma.models import adapters
+from persoma.models import adapters, set_pool
 from persoma.models.registry import get_adapter
 
 B, N, D, H = 2, 6, 16, 32
@@ -18,8 +18,11 @@ CONFIGS = {
     "transformer": dict(width=16, num_heads=2, mlp_dim=32),
     "perceiver": dict(width=16, num_heads=2, mlp_dim=32, num_latents=5, num_layers=2),
     "pool": dict(hidden_dim=24, summary_tokens=3),
+    "pool_ratio": dict(hidden_dim=24, summary_tokens=3, pooling="ratio", ratio_channels=4),
 }
-RESAMPLERS = {"perceiver": 5, "pool": 3}  # adapters with a fixed number of prompt tokens
+REGISTRY_NAME = {"pool_ratio": "pool"}  # test configs that are a registered adapter's variant
+# adapters with a fixed number of prompt tokens
+RESAMPLERS = {"perceiver": 5, "pool": 3, "pool_ratio": 3}
 
 
 def _inputs(seed=0, n=N):
@@ -32,7 +35,7 @@ def _inputs(seed=0, n=N):
 
 
 def _build(name, **kw):
-  return get_adapter(name, **{**SMALL, **CONFIGS[name], **kw})
+  return get_adapter(REGISTRY_NAME.get(name, name), **{**SMALL, **CONFIGS[name], **kw})
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,8 +111,9 @@ def test_perceiver_resamples_any_n_to_r():
     assert np.all(np.isfinite(np.asarray(prompts)))
 
 
-def test_set_pool_ignores_item_order_and_takes_any_n():
-  module, variables, apply = _ready("pool")
+@pytest.mark.parametrize("name", ["pool", "pool_ratio"])
+def test_set_pool_ignores_item_order_and_takes_any_n(name):
+  module, variables, apply = _ready(name)
   emb, mask = _inputs()
   prompts, _ = apply(variables, emb, mask)
   # reversing the real items of row 0 (all N real) and of row 1 (first N/2 real) changes nothing
@@ -127,6 +131,28 @@ def test_set_pool_ignores_item_order_and_takes_any_n():
   once = jnp.concatenate([emb[:1, :3], jnp.zeros((1, 3, D))], axis=1)
   m_twice, m_once = jnp.ones((1, 6), jnp.int32), jnp.array([[1, 1, 1, 0, 0, 0]], jnp.int32)
   assert not np.allclose(apply(variables, twice, m_twice)[0], apply(variables, once, m_once)[0])
+
+
+def test_gated_ratio_is_the_shrunk_mean_of_the_gated_items():
+  # channel 0 gates items 0 and 2 (values 4, 2), channel 1 gates none; item 3 is padding
+  gate = jnp.array([[[1.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]])
+  value = jnp.array([[[4.0, 9.0], [7.0, 9.0], [2.0, 9.0], [100.0, 100.0]]])
+  mask = jnp.array([[1, 1, 1, 0]])
+  ratio, log_total = jax.jit(set_pool.gated_ratio)(gate, value, mask)
+  np.testing.assert_allclose(ratio, [[(4.0 + 2.0) / 3.0, 0.0]], rtol=1e-6)
+  np.testing.assert_allclose(log_total, [[np.log(3.0), 0.0]], rtol=1e-6)
+
+
+def test_ratio_pooling_adds_only_its_channels_and_checks_its_fields():
+  mean, ratio = _shapes(_build("pool")), _shapes(_build("pool_ratio"))
+  assert set(ratio) - set(mean) == {"ratio_gate", "ratio_value"}
+  assert ratio["ratio_gate"]["kernel"] == (24, 4)
+  # rho sees the mean (W), the log count (1) and per channel a mean and a log total (2C)
+  assert mean["rho_hidden"]["kernel"] == (24 + 1, 24)
+  assert ratio["rho_hidden"]["kernel"] == (24 + 1 + 2 * 4, 24)
+  emb, mask = _inputs()
+  with pytest.raises(ValueError, match="pooling must be one of"):
+    _build("pool", pooling="max").init(jax.random.PRNGKey(0), emb, mask)
 
 
 def _shapes(module):

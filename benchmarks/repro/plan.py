@@ -69,6 +69,7 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_transformer": "PERSOMA-Transformer",
     "persoma_perceiver": "PERSOMA-Perceiver",
     "persoma_pool": "PERSOMA-Pool (persoma)",
+    "persoma_pool_ratio": "PERSOMA-Pool, ratio pooling (persoma)",
 }
 GIN_FILES: dict[str, str] = {
     "textprompt": "text_prompt.gin",
@@ -77,10 +78,13 @@ GIN_FILES: dict[str, str] = {
     "persoma_transformer": "persoma_transformer.gin",
     "persoma_perceiver": "persoma_perceiver.gin",
     "persoma_pool": "persoma_pool.gin",
+    "persoma_pool_ratio": "persoma_pool_ratio.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
-# labels, the best label source of group 6; N=50 first, the size of the target.
+# labels, the best label source of group 6; N=50 first, the size of the target. The
+# ratio-pooling variant (session 9) runs at the same N.
 POOL_HISTORY_SIZES = (50, 100, 10, 5)
+POOL_METHODS = ("persoma_pool", "persoma_pool_ratio")
 POOL_SHOWN_N = 50
 
 
@@ -389,7 +393,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   baseline("rule", "labels", 50)
   # 8. the set-pooling adapter (+ the MLP rows it is compared with)
   for n in POOL_HISTORY_SIZES:
-    train("persoma_pool", "pool", n)
+    for m in POOL_METHODS:
+      train(m, "pool", n)
     train("persoma_mlp", "pool", n)
   train("persoma_pool", "pool", POOL_SHOWN_N, resample_labels="shown")
   train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")

@@ -306,6 +306,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "count) and maps the average to 8 soft-prompt tokens for any N "
         "(`gin/experiments/persoma_pool.gin`). The average can hold per-genre rating means, "
         "which the label rule uses, so the LM need not learn to aggregate N item tokens. "
+        "The ratio-pooling variant (`gin/experiments/persoma_pool_ratio.gin`) adds 64 "
+        "channels, each a gate-weighted mean of a per-item value with the log of its gate "
+        "total, so a per-genre mean rating and count need no learned division. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),

@@ -49,6 +49,7 @@ STANDARD_LOGICAL_AXIS_RULES: tuple[tuple[str, str | None], ...] = (
     ("history_embed", None),
     ("latents", None),
     ("lora_rank", None),
+    ("pool_channels", None),
 )
 
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "MEGASCALE_COORDINATOR_ADDRESS")
