@@ -125,6 +125,12 @@ def test_modes_group_uses_task_adapted_base(plan):
   lora = next(r for r in dependants if r.mode == "lora")
   assert dict(lora.bindings)["LORA_RANK"] == 4 and dict(lora.bindings)["TRAINING_MODE"] == "lora"
   assert dict(next(r for r in dependants if r.mode == "frozen").bindings)["LORA_RANK"] == 0
+  # the base is text prompting in BASE_FMT, and a dependant's id names the base's N and format
+  assert plan[0].method == "textprompt" and plan[0].fmt == plan_lib.BASE_FMT == "title_score"
+  assert all(r.run_id.endswith("-on-textprompt_h10_title_score") for r in dependants)
+  assert plan_lib.train_id("persoma_mlp", 50, "recency", "uem", "frozen",
+                           init_from="textprompt-h5-recency-uem-full") == (
+                               "persoma_mlp-h50-recency-uem-frozen-on-textprompt_h5")
 
 
 def test_gin_args_and_overrides():
@@ -150,14 +156,14 @@ def test_fingerprints():
   rid = "persoma_mlp-h50-recency-uem-full"
   assert p1[rid].fingerprint() == p2[rid].fingerprint()  # data location is not identity
   assert p1[rid].fingerprint() != p3[rid].fingerprint()
-  dep = "persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10"
+  dep = "persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10_title_score"
   assert p1[dep].fingerprint("aaa") != p1[dep].fingerprint("bbb")
 
 
 def test_select(plan):
   assert {r.kind for r in plan_lib.select(plan, ["cost"])} == {"cost"}
   got = {r.run_id for r in plan_lib.select(plan, ["persoma_mlp-h50-recency-uem-frozen-on-*"])}
-  assert got == {"persoma_mlp-h50-recency-uem-frozen-on-textprompt_h10",
+  assert got == {"persoma_mlp-h50-recency-uem-frozen-on-textprompt_h10_title_score",
                  plan_lib.base_run_id()}  # the base is pulled in
   assert len(plan_lib.select(plan, None)) == len(plan)
   with pytest.raises(ValueError, match="nosuch"):
@@ -566,7 +572,7 @@ def test_experiment_gin_files_parse_and_bind_the_run():
   from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
   runs = {r.run_id: r for r in plan_lib.build_plan(settings(data_dir="/d", model_size="tiny"),
                                                    fake_tokens)}
-  want = {"persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10": ("persoma", "mlp", "lora", 50),
+  want = {"persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10_title_score": ("persoma", "mlp", "lora", 50),
           "persoma_perceiver-h5-recency-uem-full": ("persoma", "perceiver", "full", 5),
           "persoma_transformer-h100-recency-uem-full": ("persoma", "transformer", "full", 100),
           "uem-h10-recency-uem-full": ("uem", "uem", "full", 10),

@@ -58,7 +58,11 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
 BUDGET_FREE_SCHEDULES = ("constant", "warmup_constant", "rsqrt")
 NOT_IDENTITY = ("DATA_DIR",)  # bindings that locate data but do not change the numbers
-BASE_N = 10  # the task-adapted base: text prompting at N = 10, uem format
+# The task-adapted base of group 4: text prompting at N = 10 in the title_score format. Its
+# encoder input is 159 tokens on average (uem: 942), so it trains within one session; the uem
+# base needed about 15 core-hours and was lost twice with the machine (sessions 3 and 9).
+BASE_N = 10
+BASE_FMT = "title_score"
 
 METHOD_LABELS: dict[str, str] = {
     "counting": "Counting baseline",
@@ -259,8 +263,9 @@ def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
              train_resamples: int | None = None, steps_factor: int | None = None) -> str:
   mode_tag = f"lora{LORA_RANK}" if mode == "lora" else mode
   rid = f"{method}-h{n}-{sampler}-{fmt}-{mode_tag}"
-  if init_from:
-    rid += "-on-" + init_from.split("-", 1)[0] + "_h" + init_from.split("-h", 1)[1].split("-")[0]
+  if init_from:  # e.g. -on-textprompt_h10_title_score (the base's format, unless uem)
+    base_method, base_n, _, base_fmt = init_from.split("-")[:4]
+    rid += f"-on-{base_method}_{base_n}" + ("" if base_fmt == "uem" else f"_{base_fmt}")
   if resample_labels != "history":
     rid += f"-relabel_{resample_labels}"
   if train_resamples is not None:
@@ -271,7 +276,7 @@ def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
 
 
 def base_run_id() -> str:
-  return train_id("textprompt", BASE_N, "recency", "uem")
+  return train_id("textprompt", BASE_N, "recency", BASE_FMT)
 
 
 TextTokens = Callable[[int, str], int]
@@ -365,7 +370,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     train("textprompt", "formats", 10, fmt=f)
   # 4. training modes on the task-adapted base (+ the from-scratch full run for reference)
   base = base_run_id()
-  train("textprompt", "modes", BASE_N)
+  train("textprompt", "modes", BASE_N, fmt=BASE_FMT)
   train("persoma_mlp", "modes", 50)
   for mode in ("full", "lora", "frozen"):
     train("persoma_mlp", "modes", 50, mode=mode, init_from=base)

@@ -262,7 +262,8 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += [f"## {plan_lib.GROUPS['modes']}", "",
         "**The task-adapted base stands in for a pretrained checkpoint.** No pretrained T5 is "
         "available on this machine, so the T5 is first trained on the text-prompting task "
-        f"(N={plan_lib.BASE_N}, uem format; run `{plan_lib.base_run_id()}`) and its best "
+        f"(N={plan_lib.BASE_N}, {plan_lib.BASE_FMT} format; run `{plan_lib.base_run_id()}`) "
+        "and its best "
         "checkpoint initialises the PERSOMA-MLP runs below, which then train everything "
         "(full), LoRA factors + adapter + task prompt (lora), or adapter + task prompt only "
         "(frozen). The from-scratch full run is listed for reference.", ""]
