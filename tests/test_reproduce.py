@@ -496,6 +496,13 @@ def test_targets_are_judged_from_figures():
   lines = "\n".join(report.check_targets(_fake_results() + [longer, worse]))
   assert ("met (F1 0.5800; best variant of groups 6-7: F1 0.6100, `mlp50-longer`; paper"
           in lines)  # a frozen / LoRA / base-initialised run is not a variant of the target
+  # the N=10 comparison is also judged in each other format both methods ran in (group 3)
+  mlp10 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-10")
+  title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",
+                f1=f) for m, f in (("persoma_mlp", 0.30), ("textprompt", 0.35))]
+  lines = "\n".join(report.check_targets(_fake_results() + title))
+  assert "title_score format: F1 0.3000 vs text prompting 0.3500 (more than 0.02 below)" in lines
+  assert "complete format" not in lines
 
 
 def test_render_and_plot(tmp_path):
