@@ -4,9 +4,11 @@ plot, all from fake results in a tmp dir (no training, no MovieLens needed)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -330,6 +332,34 @@ def test_program_with_jobs_runs_each_run_once_and_bases_before_dependants(progra
   results = json.loads((work / "results.json").read_text())["runs"]
   assert {r["run_id"] for r in results} == set(calls)
 
+
+
+def test_dependants_started_together_share_one_base_export(tmp_path, monkeypatch):
+  """Two dependants of one base, started by --jobs 2 threads at once, get the same export."""
+  np = pytest.importorskip("numpy")
+  ocp = pytest.importorskip("orbax.checkpoint")
+  from persoma.models import checkpoints  # pylint: disable=g-import-not-at-top
+  (tmp_path / "model" / "best" / "7" / "state").mkdir(parents=True)
+  flat = {"encoder/layers_0/kernel": np.ones((2, 3), np.float32),
+          "encoder/layers_0/lora_a": np.ones((2, 1), np.float32),
+          "adapter/dense/kernel": np.zeros((3,), np.float32)}
+  monkeypatch.setattr(checkpoints, "load_t5x_checkpoint", lambda path, prefix: dict(flat))
+  barrier = threading.Barrier(2)
+
+  def export(_):
+    barrier.wait()
+    return reproduce.execute.export_base(tmp_path / "model", tmp_path / "export")
+
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    outs = list(pool.map(export, range(2)))
+  assert outs[0] == outs[1] == tmp_path / "export" / "checkpoint_7"
+  assert [p.name for p in (tmp_path / "export").iterdir()] == ["checkpoint_7"]  # no tmp left
+  with ocp.StandardCheckpointer() as ckptr:
+    restored = ckptr.restore(outs[0].resolve())
+  assert list(restored["target"]) == ["encoder"]  # the T5 only: no adapter, no LoRA factor
+  np.testing.assert_array_equal(restored["target"]["encoder"]["layers_0"]["kernel"],
+                                np.ones((2, 3)))
+  assert list(restored["target"]["encoder"]["layers_0"]) == ["kernel"]
 
 
 def test_a_longer_run_waits_for_the_shorter_run_it_continues(program_env, monkeypatch):

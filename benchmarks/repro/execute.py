@@ -276,6 +276,14 @@ def export_base(model_dir: Path, out_root: Path) -> Path:
   Only the T5 backbone (token_embedder/, encoder/, decoder/) is exported: the adapter, task
   prompt and LoRA factors of the dependent run start fresh.
   """
+  with _EXPORT_LOCK:  # dependants started together (--jobs > 1) share the export
+    return _export_base(model_dir, out_root)
+
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def _export_base(model_dir: Path, out_root: Path) -> Path:
   state_dir, step = best_state_dir(model_dir)
   out = out_root / f"checkpoint_{step}"
   if (out / "_METADATA").exists():
@@ -289,9 +297,14 @@ def export_base(model_dir: Path, out_root: Path) -> Path:
           and k.rsplit("/", 1)[-1] not in checkpoints.LORA_LEAVES}
   if not keep:
     raise ValueError(f"{state_dir}: no T5 params to export")
-  tmp = out_root / f".tmp_checkpoint_{step}_{os.getpid()}"
+  tmp = out_root / f".tmp_checkpoint_{step}_{os.getpid()}_{threading.get_ident()}"
   out_root.mkdir(parents=True, exist_ok=True)
   with ocp.StandardCheckpointer() as ckptr:
     ckptr.save(tmp.resolve(), {"target": traverse_util.unflatten_dict(keep)})
-  os.replace(tmp, out)
+  try:
+    os.replace(tmp, out)
+  except OSError:  # another process exported the same checkpoint first: keep its copy
+    if not (out / "_METADATA").exists():
+      raise
+    shutil.rmtree(tmp, ignore_errors=True)
   return out
