@@ -12,14 +12,14 @@ per genre across N tokens. ``SetPoolAdapter`` builds that average into the adapt
 
 A sum of per-item features ``phi(genres_i, rating_i)`` divided by the item count can express
 per-genre rating means and genre shares exactly, which is what the label rule computes, and the
-output is invariant to the order of the history.
+output is invariant to the order of the history. ``K = summary_tokens`` (default 8) prompt
+tokens for any N, so, like the Perceiver, the encoder input does not grow with the history.
 
 ``pooling='ratio'`` builds the ratio into the pooling instead of leaving rho to learn a division:
 each of ``ratio_channels`` channels c has a per-item gate ``g_ic = sigmoid(a_c . phi_i)`` and
 value ``v_ic = b_c . phi_i`` and pools ``sum_i g_ic v_ic / (1 + sum_i g_ic)`` together with
 ``log(1 + sum_i g_ic)``. With g the indicator of a genre and v the rating, a channel is that
-genre's mean rating (shrunk by one pseudo-item at 0) and its count: the statistics of the rule. ``K = summary_tokens`` (default 8) prompt
-tokens for any N, so, like the Perceiver, the encoder input does not grow with the history.
+genre's mean rating (shrunk by one pseudo-item at 0) and its count: the statistics of the rule.
 
 An all-masked history (no items): every prompt vector is zero and the prompt mask is zero (the
 T5 attends to none of them); values and gradients stay finite.
