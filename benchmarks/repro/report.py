@@ -144,16 +144,15 @@ def check_targets(results: Sequence[Mapping[str, Any]]) -> list[str]:
   cost = {(r["method"], r["history_size"]): r for r in results if r["kind"] == "cost"}
   ct, cp = cost.get(("textprompt", 10)), cost.get(("persoma_mlp", 10))
   parts = []
-  if tp is not None and pm is not None:
-    parts.append(f"F1 {pm:.4f} vs text prompting {tp:.4f} "
-                 f"({'within 0.02 or better' if pm >= tp - 0.02 else 'more than 0.02 below'})")
   fmt_f1 = {(r["method"], r.get("fmt")): r["f1"] for r in results
             if "formats" in r["groups"] and r["kind"] == "train"}
-  for fmt in plan_lib.FORMATS[1:]:  # the same comparison in each other format (group 3)
-    tf, pf = fmt_f1.get(("textprompt", fmt)), fmt_f1.get(("persoma_mlp", fmt))
-    if tf is not None and pf is not None:
-      parts.append(f"{fmt} format: F1 {pf:.4f} vs text prompting {tf:.4f} "
-                   f"({'within 0.02 or better' if pf >= tf - 0.02 else 'more than 0.02 below'})")
+  # uem (group 1), then the same comparison in each other format both methods ran (group 3)
+  for fmt, t, p in [("", tp, pm)] + [(f"{f} format: ", fmt_f1.get(("textprompt", f)),
+                                      fmt_f1.get(("persoma_mlp", f)))
+                                     for f in plan_lib.FORMATS[1:]]:
+    if t is not None and p is not None:
+      parts.append(f"{fmt}F1 {p:.4f} vs text prompting {t:.4f} "
+                   f"({'within 0.02 or better' if p >= t - 0.02 else 'more than 0.02 below'})")
   if ct and cp:
     ratio = ct["encoder_tokens"] / max(cp["encoder_tokens"], 1e-9)
     parts.append(f"{ratio:.1f}x fewer encoder tokens ({'>= 10x' if ratio >= 10 else '< 10x'})")
