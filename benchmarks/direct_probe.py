@@ -47,18 +47,23 @@ def targets(examples, genres: tuple[str, ...]) -> np.ndarray:
   return y
 
 
-def decode(probs: np.ndarray, genres: tuple[str, ...]) -> list[tuple[tuple[str, ...], ...]]:
-  """Per row of ``[E, 2G]`` probabilities: (liked, disliked) genre names, see module docstring."""
+def decode(probs: np.ndarray, genres: tuple[str, ...],
+           threshold: float = 0.5) -> list[tuple[tuple[str, ...], ...]]:
+  """Per row of ``[E, 2G]`` probabilities: (liked, disliked) genre names, see module docstring.
+
+  A genre is predicted when its probability exceeds ``threshold`` (0.5 in the module docstring).
+  """
   g = len(genres)
   out = []
   for p in probs:
     liked, disliked = p[:g].copy(), p[g:].copy()
-    both = (liked > 0.5) & (disliked > 0.5)
+    both = (liked > threshold) & (disliked > threshold)
     liked[both & (disliked >= liked)] = 0.0
     disliked[both & (liked > disliked)] = 0.0
     sides = []
     for side in (liked, disliked):
-      order = [i for i in np.argsort(-side, kind="stable") if side[i] > 0.5][:MAX_PER_SIDE]
+      order = [i for i in np.argsort(-side, kind="stable") if side[i] > threshold]
+      order = order[:MAX_PER_SIDE]
       sides.append(tuple(genres[i] for i in order))
     out.append(tuple(sides))
   return out

@@ -19,10 +19,11 @@ CONFIGS = {
     "perceiver": dict(width=16, num_heads=2, mlp_dim=32, num_latents=5, num_layers=2),
     "pool": dict(hidden_dim=24, summary_tokens=3),
     "pool_ratio": dict(hidden_dim=24, summary_tokens=3, pooling="ratio", ratio_channels=4),
+    "genre_stats": dict(hidden_dim=24, num_genres=4, genre_embed_dim=8),
 }
 REGISTRY_NAME = {"pool_ratio": "pool"}  # test configs that are a registered adapter's variant
 # adapters with a fixed number of prompt tokens
-RESAMPLERS = {"perceiver": 5, "pool": 3, "pool_ratio": 3}
+RESAMPLERS = {"perceiver": 5, "pool": 3, "pool_ratio": 3, "genre_stats": 4}
 
 
 def _inputs(seed=0, n=N):
@@ -111,7 +112,7 @@ def test_perceiver_resamples_any_n_to_r():
     assert np.all(np.isfinite(np.asarray(prompts)))
 
 
-@pytest.mark.parametrize("name", ["pool", "pool_ratio"])
+@pytest.mark.parametrize("name", ["pool", "pool_ratio", "genre_stats"])
 def test_set_pool_ignores_item_order_and_takes_any_n(name):
   module, variables, apply = _ready(name)
   emb, mask = _inputs()
@@ -124,7 +125,7 @@ def test_set_pool_ignores_item_order_and_takes_any_n(name):
   padded = jnp.concatenate([emb, jnp.zeros((B, 2, D))], axis=1)
   pmask = jnp.concatenate([mask, jnp.zeros((B, 2), mask.dtype)], axis=1)
   out, out_mask = apply(variables, padded, pmask)
-  assert out.shape == (B, 3, H) and np.all(np.asarray(out_mask) == 1)
+  assert out.shape == (B, RESAMPLERS[name], H) and np.all(np.asarray(out_mask) == 1)
   np.testing.assert_allclose(out, prompts, atol=1e-5)
   # but the item count is seen: the same items twice differ from them once
   twice = jnp.concatenate([emb[:1, :3], emb[:1, :3]], axis=1)

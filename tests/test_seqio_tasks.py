@@ -250,3 +250,35 @@ def test_task_data_train_split_is_indexed_and_resampled(settings):
   assert relabelled.targets != tripled.targets
   with pytest.raises(ValueError, match="train_resample_labels"):
     config.configure(train_resample_labels="future")
+
+
+def test_item_targets_are_the_shown_items_genres_and_stars(settings):
+  from persoma.data import labels
+  from persoma.seqio_tasks.materialize import materialize
+  name = "persoma_synthetic_h10_recency_uem"
+  assert "history_genres" not in _rows(name)[0]  # off by default
+  assert "history_genres" not in materialize(name, "validation", LENGTHS)
+  config.configure(item_targets=True)
+  rows = _rows(name)
+  arrays = materialize(name, "validation", LENGTHS)
+  exs = tasks.get_examples(tasks.parse_task_name(name), "validation")
+  data = tasks.load_data("synthetic")
+  gm = labels.movie_genre_matrix(data)
+  for i, (row, ex) in enumerate(zip(rows, exs)):
+    n = len(ex.positions)
+    assert row["history_genres"].shape == (10, 19) and row["history_stars"].dtype == np.int32
+    movies = data.ratings.movie_idx[ex.positions]
+    np.testing.assert_array_equal(row["history_genres"][:n], gm[movies])
+    np.testing.assert_array_equal(row["history_stars"][:n] + 1,
+                                  np.ceil(data.ratings.rating[ex.positions]))
+    assert not row["history_genres"][n:].any() and not row["history_stars"][n:].any()
+    np.testing.assert_array_equal(arrays["history_genres"][i], row["history_genres"])
+    np.testing.assert_array_equal(arrays["history_stars"][i], row["history_stars"])
+  # the converter carries them to the model batch
+  from persoma.seqio_tasks.feature_converter import PersomaFeatureConverter
+  ds = seqio.get_mixture_or_task(name).get_dataset(sequence_length=LENGTHS, split="validation",
+                                                   shuffle=False)
+  converted = next(PersomaFeatureConverter()(ds, LENGTHS).as_numpy_iterator())
+  np.testing.assert_array_equal(converted["history_stars"], rows[0]["history_stars"])
+  with pytest.raises(ValueError, match="history_size=2"):
+    labels.item_targets(data, [exs[0].positions], 2)

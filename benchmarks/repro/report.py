@@ -316,6 +316,13 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "The ratio-pooling variant (`gin/experiments/persoma_pool_ratio.gin`) adds 64 "
         "channels, each a gate-weighted mean of a per-item value with the log of its gate "
         "total, so a per-genre mean rating and count need no learned division. "
+        "PERSOMA-GenreStats (`persoma.models.genre_stats.GenreStatsAdapter`, "
+        "`gin/experiments/persoma_genre_stats.gin`) makes the statistics explicit: per-item "
+        "heads give genre probabilities and a star distribution, their sum over the history "
+        "is a soft per-genre rating histogram, and a per-genre MLP turns it into one "
+        "soft-prompt token per genre (19). Its item heads are also trained item by item on "
+        "the catalog's genres and the user's stars (an added loss, weight 1), a supervision "
+        "the papers' adapters do not get. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),

@@ -126,3 +126,23 @@ def user_labels(data: MovieLensData, config: LabelConfig = LabelConfig()) -> lis
   """Labels of every user (index order) from their whole pruned history."""
   sums, counts = all_genre_stats(data)
   return [labels_from_stats(sums[i], counts[i], config) for i in range(data.num_users)]
+
+
+def item_targets(data: MovieLensData, positions_list: Sequence[np.ndarray], history_size: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Per example and shown item: ``(genres [E, N, 19] float32, stars [E, N] int32)``.
+
+  ``stars`` is the 0-based star (half stars round up: 3.5 -> 4 stars -> 3); rows past an
+  example's items are 0 (the history mask tells them apart).
+  """
+  gm = movie_genre_matrix(data)
+  genres = np.zeros((len(positions_list), history_size, gm.shape[1]), np.float32)
+  stars = np.zeros((len(positions_list), history_size), np.int32)
+  for e, pos in enumerate(positions_list):
+    pos = np.asarray(pos, np.int64).reshape(-1)
+    if pos.size > history_size:
+      raise ValueError(f"example {e}: history has {pos.size} items, more than "
+                       f"history_size={history_size}")
+    genres[e, :pos.size] = gm[data.ratings.movie_idx[pos]]
+    stars[e, :pos.size] = np.clip(np.ceil(data.ratings.rating[pos]), 1, 5).astype(np.int32) - 1
+  return genres, stars

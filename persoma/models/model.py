@@ -7,7 +7,9 @@ and for the persoma / uem compositions ``history_embeddings [B, N, D]``, ``histo
 Semantics follow T5X: ``loss_fn`` is the weighted SUM of token cross-entropy plus
 ``z_loss * logsumexp(logits)^2`` (divided by ``loss_normalizing_factor`` if set: a number, or
 ``'NUM_REAL_TARGET_TOKENS'`` = sum of ``decoder_loss_weights``, or ``'NUM_TOTAL_TARGET_TOKENS'`` =
-B*T); ``score_batch`` is the summed weighted log-likelihood (no z-loss); decoding is greedy or
+B*T), plus ``item_loss_weight`` times the item-head loss of a ``GenreStatsAdapter`` (see
+``persoma.models.genre_stats``; needs ``history_genres`` / ``history_stars`` in the batch);
+``score_batch`` is the summed weighted log-likelihood (no z-loss); decoding is greedy or
 beam search (best-last ordering with ``return_all_decodes``), stopping at EOS, max length =
 ``decoder_input_tokens.shape[1]``. Everything is jittable (close over the model).
 
@@ -28,6 +30,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from persoma.models import genre_stats
 from persoma.models import training_modes
 from persoma.models.persoma_net import PersomaNetwork
 from persoma.models.t5 import decoding, losses
@@ -37,6 +40,7 @@ Array = jax.Array
 Batch = Mapping[str, Any]
 _NORMALIZERS = ("NUM_REAL_TARGET_TOKENS", "NUM_TOTAL_TARGET_TOKENS")
 _HISTORY = ("history_embeddings", "history_mask")
+_ITEM_TARGETS = ("history_genres", "history_stars")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +53,20 @@ class PersomaModel:
   eos_id: int = 1
   decode_method: Optional[str] = None    # 'greedy' | 'beam' | None (greedy iff num_decodes == 1)
   beam_alpha: float = 0.6
+  item_loss_weight: float = 0.0          # > 0: add the adapter's item-head loss (genre_stats)
 
   def __post_init__(self):
     lnf = self.loss_normalizing_factor
     if isinstance(lnf, str) and lnf not in _NORMALIZERS:
       raise ValueError(f"PersomaModel.loss_normalizing_factor={lnf!r}: use a number or one of "
                        f"{_NORMALIZERS}")
+    if self.item_loss_weight < 0:
+      raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} must be >= 0")
+    if self.item_loss_weight and not isinstance(self.network.adapter,
+                                                genre_stats.GenreStatsAdapter):
+      raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} needs the "
+                       f"'genre_stats' adapter (it supervises its item heads), got "
+                       f"{type(self.network.adapter).__name__}")
 
   @property
   def module(self) -> PersomaNetwork:
@@ -75,13 +87,30 @@ class PersomaModel:
                        f"{self.network.composition!r} (keys: {sorted(batch)})")
     return jnp.asarray(batch["history_embeddings"]), jnp.asarray(batch["history_mask"])
 
-  def _logits(self, params: Any, batch: Batch, dropout_rng: Optional[Array]) -> Array:
+  def _logits(self, params: Any, batch: Batch, dropout_rng: Optional[Array],
+              intermediates: bool = False):
+    """Logits ``[B, T, V]`` (and the ``intermediates`` collection if asked)."""
     emb, mask = self._history(batch)
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else None
-    return self.network.apply(
+    out = self.network.apply(
         {"params": nn.unbox(params)}, jnp.asarray(batch["encoder_input_tokens"]),
         jnp.asarray(batch["decoder_input_tokens"]), jnp.asarray(batch["decoder_target_tokens"]),
-        emb, mask, enable_dropout=dropout_rng is not None, rngs=rngs)
+        emb, mask, enable_dropout=dropout_rng is not None, rngs=rngs,
+        mutable=["intermediates"] if intermediates else False)
+    return (out[0], out[1].get("intermediates", {})) if intermediates else out
+
+  def _item_loss(self, batch: Batch, intermediates: Mapping) -> Array:
+    missing = [k for k in _ITEM_TARGETS if k not in batch]
+    if missing:
+      raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} but the batch "
+                       f"lacks {missing}: set PersomaDataConfig.item_targets = True (keys: "
+                       f"{sorted(batch)})")
+    found = genre_stats.find_item_logits(intermediates)
+    if found is None:
+      raise ValueError("PersomaModel.item_loss_weight > 0 but the adapter sowed no item logits")
+    return genre_stats.item_loss(*found, jnp.asarray(batch["history_genres"]),
+                                 jnp.asarray(batch["history_stars"]),
+                                 jnp.asarray(batch["history_mask"]))
 
   def _normalizer(self, batch: Batch) -> Optional[Array]:
     lnf = self.loss_normalizing_factor
@@ -124,7 +153,10 @@ class PersomaModel:
   def loss_fn(self, params: Any, batch: Batch, dropout_rng: Optional[Array]
               ) -> tuple[Array, dict[str, Array]]:
     """(loss, metrics): T5X loss (dropout on iff ``dropout_rng`` is given)."""
-    logits = self._logits(params, batch, dropout_rng)
+    if self.item_loss_weight:
+      logits, intermediates = self._logits(params, batch, dropout_rng, intermediates=True)
+    else:
+      logits = self._logits(params, batch, dropout_rng)
     targets = jnp.asarray(batch["decoder_target_tokens"])
     weights = self._weights(batch)
     out = losses.compute_weighted_cross_entropy(
@@ -133,7 +165,13 @@ class PersomaModel:
     metrics = {"loss": out.loss, "cross_ent_loss": out.cross_ent_loss, "z_loss": out.z_loss,
                "num_tokens": out.weight_sum,
                "accuracy": jnp.sum(correct) / jnp.maximum(out.weight_sum, 1.0)}
-    return out.loss, metrics
+    loss = out.loss
+    if self.item_loss_weight:
+      item = self._item_loss(batch, intermediates)
+      metrics["item_loss"] = item
+      loss = loss + self.item_loss_weight * item
+      metrics["loss"] = loss
+    return loss, metrics
 
   def score_batch(self, params: Any, batch: Batch, return_intermediates: bool = False):
     """Sum of weighted target log-likelihoods ``[B]`` (+ ``{'token_scores': [B, T]}``)."""

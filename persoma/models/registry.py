@@ -1,18 +1,20 @@
 """Name -> class lookup for history adapters (``mlp``, ``transformer``, ``perceiver``, ``uem``,
-``pool``)."""
+``pool``, ``genre_stats``)."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
 from persoma.models import adapters
+from persoma.models import genre_stats
 from persoma.models import set_pool
 from persoma.models import uem
 
 
 def adapter_classes() -> dict[str, type[adapters.Adapter]]:
   """All registered adapter classes by name."""
-  return {**adapters.ADAPTERS, "uem": uem.UEM, "pool": set_pool.SetPoolAdapter}
+  return {**adapters.ADAPTERS, "uem": uem.UEM, "pool": set_pool.SetPoolAdapter,
+          "genre_stats": genre_stats.GenreStatsAdapter}
 
 
 def get_adapter(name: str, **fields: Any) -> adapters.Adapter:

@@ -68,6 +68,9 @@ class PersomaDataConfig:
     train_resample_labels: what the augmented train histories are labelled from: 'history' (the
       user's whole-history target), 'window' (the label rule on the augmented copy's time window)
       or 'shown' (the rule on the shown items); see ``persoma.data.build_examples``.
+    item_targets: embedding tasks also carry each shown item's catalog genres and star rating
+      (``history_genres`` ``[N, 19]`` float32, ``history_stars`` ``[N]`` int32, 0-based), the
+      targets of ``GenreStatsAdapter``'s item heads (``PersomaModel.item_loss_weight``).
   """
 
   data_dir: str | None = None
@@ -90,6 +93,7 @@ class PersomaDataConfig:
   standardize_embeddings: bool = False
   train_resamples: int = 1
   train_resample_labels: str = "history"
+  item_targets: bool = False
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:

@@ -7,7 +7,8 @@ Task features: ``inputs`` / ``targets`` (int32 tokens), ``history_embeddings`` `
 * ``decoder_target_tokens`` ``[T]`` int32 (EOS 1, pad 0);
 * ``decoder_input_tokens`` ``[T]`` int32, targets shifted right with BOS 0;
 * ``decoder_loss_weights`` ``[T]`` float32 (1 on non-pad targets);
-* ``history_embeddings`` ``[N, D]`` float32 and ``history_mask`` ``[N]`` int32, passed through.
+* ``history_embeddings`` ``[N, D]`` float32 and ``history_mask`` ``[N]`` int32, passed through;
+  so are ``history_genres`` ``[N, 19]`` / ``history_stars`` ``[N]`` where the task has them.
 
 Batched by the caller to ``[B, ...]``. The history lengths need not be given: they default to the
 dataset's static ``N``. Datasets without history features (text prompting) convert to the four
@@ -27,6 +28,8 @@ FeatureSpec = seqio.FeatureConverter.FeatureSpec
 HISTORY_FEATURES: dict[str, FeatureSpec] = {
     "history_embeddings": FeatureSpec(dtype=tf.float32, rank=2),
     "history_mask": FeatureSpec(dtype=tf.int32, rank=1),
+    "history_genres": FeatureSpec(dtype=tf.float32, rank=2),
+    "history_stars": FeatureSpec(dtype=tf.int32, rank=1),
 }
 
 

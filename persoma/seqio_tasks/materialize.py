@@ -48,7 +48,8 @@ def materialize(task_name: str, split: str, sequence_length: Mapping[str, int], 
   Returns:
     ``encoder_input_tokens`` ``[E, L]`` int32, ``decoder_input_tokens`` / ``decoder_target_tokens``
     ``[E, T]`` int32, ``decoder_loss_weights`` ``[E, T]`` float32, and for embedding tasks
-    ``history_embeddings`` ``[E, N, k*D]`` float32 and ``history_mask`` ``[E, N]`` int32.
+    ``history_embeddings`` ``[E, N, k*D]`` float32 and ``history_mask`` ``[E, N]`` int32, plus
+    ``history_genres`` / ``history_stars`` when ``PersomaDataConfig.item_targets`` is set.
   """
   spec = tasks_lib.parse_task_name(task_name)
   examples = tasks_lib.get_examples(spec, split)
@@ -75,6 +76,7 @@ def materialize(task_name: str, split: str, sequence_length: Mapping[str, int], 
                                   spec.history_size)
       out["history_embeddings"] = emb
       out["history_mask"] = mask
+    out.update(tasks_lib.item_target_features(spec, positions))
   if with_user_id:
     out["user_id"] = np.asarray([ex.user_id for ex in examples], np.int64)
   return out

@@ -8,7 +8,8 @@ dataset, the catalog embeddings, the examples of a split and the vocabulary are 
 Features of an embedding task after preprocessing: ``inputs`` (the task instruction, tokens),
 ``targets`` (``Liked Genres: ... . Not Liked Genres: ...``, tokens), their ``*_pretokenized``
 texts, ``history_embeddings`` ``[N, k*D]`` float32, ``history_mask`` ``[N]`` int32 and
-``user_id`` int64. A ``_textprompt`` task renders the history into ``inputs`` instead and has no
+``user_id`` int64 (with ``PersomaDataConfig.item_targets``, also ``history_genres`` ``[N, 19]``
+float32 and ``history_stars`` ``[N]`` int32). A ``_textprompt`` task renders the history into ``inputs`` instead and has no
 history features.
 """
 
@@ -229,6 +230,16 @@ def get_vocabulary(dataset_name: str) -> vocab_lib.LazySentencePieceVocabulary:
   return v
 
 
+def item_target_features(spec: TaskSpec, positions: list) -> dict[str, np.ndarray]:
+  """``history_genres`` ``[E, N, 19]`` / ``history_stars`` ``[E, N]`` when the settings ask for
+  item targets (``PersomaDataConfig.item_targets``), else ``{}``."""
+  if spec.textprompt or not config_lib.get_config().item_targets:
+    return {}
+  from persoma.data import labels  # pylint: disable=g-import-not-at-top
+  genres, stars = labels.item_targets(load_data(spec.dataset_name), positions, spec.history_size)
+  return {"history_genres": genres, "history_stars": stars}
+
+
 # ----------------------------------------------------------------------------- tf.data source
 def instruction() -> str:
   from persoma.data import formats  # pylint: disable=g-import-not-at-top
@@ -265,6 +276,7 @@ class PersomaDatasetFn:
     store = get_store(spec.dataset_name, spec.fmt)
     n, k, dim = spec.history_size, store.texts_per_item, store.dim
     feats["history_index"] = store.history_index([ex.positions for ex in exs], n)
+    feats.update(item_target_features(spec, [ex.positions for ex in exs]))
     table = tf.constant(store.padded_table())
     pad = len(store.texts)
 
@@ -300,6 +312,8 @@ def output_features(spec: TaskSpec) -> dict[str, seqio.Feature]:
   if not spec.textprompt:
     feats["history_embeddings"] = seqio.ContinuousFeature(dtype=tf.float32, rank=2)
     feats["history_mask"] = seqio.ContinuousFeature(dtype=tf.int32, rank=1)
+    feats["history_genres"] = seqio.ContinuousFeature(dtype=tf.float32, rank=2, required=False)
+    feats["history_stars"] = seqio.ContinuousFeature(dtype=tf.int32, rank=1, required=False)
   return feats
 
 

@@ -138,6 +138,8 @@ class ModelSpec:
     lora_rank, lora_alpha: LoRA (rank 0 = none).
     vocab_size: T5 vocabulary size; None -> the task vocabulary's size (rounded up to 128).
     z_loss, loss_normalizing_factor: T5X loss settings.
+    item_loss_weight: weight of the `genre_stats` adapter's item-head loss (0 = none; needs
+      `PersomaDataConfig.item_targets`).
   """
 
   size: str = "small"
@@ -152,6 +154,7 @@ class ModelSpec:
   vocab_size: int | None = None
   z_loss: float = 1e-4
   loss_normalizing_factor: Any = "NUM_REAL_TARGET_TOKENS"
+  item_loss_weight: float = 0.0
 
   def build(self, vocab_size: int, input_dim: int | None):
     """The `PersomaModel` for a vocabulary of `vocab_size` and history width `input_dim`."""
@@ -176,7 +179,8 @@ class ModelSpec:
         task_prompt=prompts.TaskPrompt(**dict(self.task_prompt_init)) if self.task_prompt_init
         else None, composition=self.composition)
     return model_lib.PersomaModel(net, z_loss=self.z_loss,
-                                  loss_normalizing_factor=self.loss_normalizing_factor)
+                                  loss_normalizing_factor=self.loss_normalizing_factor,
+                                  item_loss_weight=self.item_loss_weight)
 
 
 @dataclasses.dataclass(frozen=True)

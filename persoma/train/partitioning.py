@@ -50,6 +50,9 @@ STANDARD_LOGICAL_AXIS_RULES: tuple[tuple[str, str | None], ...] = (
     ("latents", None),
     ("lora_rank", None),
     ("pool_channels", None),
+    ("genres", None),
+    ("stars", None),
+    ("genre_embed", None),
 )
 
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "MEGASCALE_COORDINATOR_ADDRESS")

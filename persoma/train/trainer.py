@@ -37,7 +37,8 @@ MAX_STEPS_IN_FLIGHT = 2
 
 # Model-batch features that go to devices (DESIGN.md "Model batch").
 MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-                  "decoder_loss_weights", "history_embeddings", "history_mask")
+                  "decoder_loss_weights", "history_embeddings", "history_mask",
+                  "history_genres", "history_stars")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""GenreStatsAdapter: the per-genre features, the item-head loss, and the model's use of it."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from persoma.models import genre_stats
+from persoma.models.model import PersomaModel
+from persoma.models.persoma_net import PersomaNetwork
+from persoma.models.registry import get_adapter
+from persoma.models.t5 import T5Config
+
+B, N, D, G = 2, 5, 8, 4
+CFG = T5Config.tiny(vocab_size=96)
+
+
+def test_features_are_log_counts_total_and_mean_star():
+  hist = jnp.zeros((1, 2, 5)).at[0, 0, 2].set(1.0).at[0, 0, 4].set(2.0)  # 3-star once, 5 twice
+  f = np.asarray(genre_stats.genre_features(hist))
+  assert f.shape == (1, 2, 7)
+  np.testing.assert_allclose(f[0, 0, :5], np.log1p([0, 0, 1, 0, 2]), rtol=1e-6)
+  np.testing.assert_allclose(f[0, 0, 5], np.log1p(3.0), rtol=1e-6)
+  np.testing.assert_allclose(f[0, 0, 6], (3 + 2 * 5) / 3 / 5, rtol=1e-6)
+  np.testing.assert_array_equal(f[0, 1], 0.0)  # a genre with no movie: zeros, not NaN
+
+
+def test_item_loss_is_mean_over_real_items_and_ignores_padding():
+  rng = np.random.default_rng(0)
+  gl = rng.normal(size=(B, N, G)).astype(np.float32)
+  sl = rng.normal(size=(B, N, 5)).astype(np.float32)
+  genres = (rng.random((B, N, G)) > 0.5).astype(np.float32)
+  stars = rng.integers(0, 5, (B, N))
+  mask = np.ones((B, N), np.int32)
+  mask[1, 2:] = 0
+  loss = genre_stats.item_loss(gl, sl, genres, stars, mask)
+  per = (optax.sigmoid_binary_cross_entropy(gl, genres).mean(-1)
+         + optax.softmax_cross_entropy_with_integer_labels(sl, stars))
+  np.testing.assert_allclose(loss, np.asarray(per)[mask > 0].mean(), rtol=1e-5)
+  gl2 = gl.copy()
+  gl2[1, 3] += 5.0  # a padded item's logits do not count
+  np.testing.assert_allclose(genre_stats.item_loss(gl2, sl, genres, stars, mask), loss, rtol=1e-6)
+
+
+def _batch(seed=0, targets=True):
+  rng = np.random.default_rng(seed)
+  tgt = rng.integers(2, 96, (B, 4)).astype(np.int32)
+  batch = {
+      "encoder_input_tokens": rng.integers(2, 96, (B, 3)).astype(np.int32),
+      "decoder_input_tokens": np.concatenate([np.zeros((B, 1), np.int32), tgt[:, :-1]], 1),
+      "decoder_target_tokens": tgt,
+      "decoder_loss_weights": np.ones((B, 4), np.float32),
+      "history_embeddings": rng.normal(size=(B, N, D)).astype(np.float32),
+      "history_mask": np.ones((B, N), np.int32),
+  }
+  if targets:
+    batch["history_genres"] = (rng.random((B, N, G)) > 0.6).astype(np.float32)
+    batch["history_stars"] = rng.integers(0, 5, (B, N)).astype(np.int32)
+  return batch
+
+
+@pytest.fixture(scope="module")
+def models():
+  adapter = get_adapter("genre_stats", input_dim=D, hidden_dim=16, num_genres=G,
+                        genre_embed_dim=4)
+  net = PersomaNetwork(CFG, adapter=adapter, task_prompt_length=2)
+  plain, weighted = PersomaModel(net), PersomaModel(net, item_loss_weight=0.5)
+  batch = _batch()
+  params = nn.unbox(jax.jit(lambda r: plain.get_initial_variables(
+      r, {k: v.shape for k, v in batch.items()}))(jax.random.PRNGKey(0))["params"])
+  return plain, weighted, params, batch
+
+
+def test_model_adds_the_weighted_item_loss(models):
+  plain, weighted, params, batch = models
+  assert plain.network.num_prefix_tokens(N) == G + 2
+  loss0, m0 = jax.jit(plain.loss_fn)(params, batch, None)
+  loss1, m1 = jax.jit(weighted.loss_fn)(params, batch, None)
+  assert "item_loss" not in m0 and float(m1["item_loss"]) > 0
+  np.testing.assert_allclose(loss1, loss0 + 0.5 * m1["item_loss"], rtol=1e-5)
+  np.testing.assert_allclose(m1["cross_ent_loss"], m0["cross_ent_loss"], rtol=1e-6)
+  # the item loss trains the item heads: its gradient reaches them
+  grads = jax.jit(jax.grad(lambda p: weighted.loss_fn(p, batch, None)[0] -
+                           plain.loss_fn(p, batch, None)[0]))(params)
+  assert np.abs(np.asarray(grads["adapter"]["item_genres"]["kernel"])).sum() > 0
+  assert np.abs(np.asarray(grads["adapter"]["item_stars"]["kernel"])).sum() > 0
+  assert np.abs(np.asarray(grads["adapter"]["out"]["kernel"])).sum() == 0
+  # decoding ignores the item targets
+  t1, _ = jax.jit(weighted.predict_batch_with_aux)(params, batch)
+  t0, _ = jax.jit(plain.predict_batch_with_aux)(params, _batch(targets=False))
+  np.testing.assert_array_equal(t1, t0)
+
+
+def test_item_heads_learn_genres_and_stars_from_the_item_loss():
+  """A few optax steps on the item loss alone fit item targets that the embeddings determine."""
+  rng = np.random.default_rng(1)
+  emb = rng.normal(size=(16, N, D)).astype(np.float32)
+  genres = (emb[..., :G] > 0).astype(np.float32)
+  stars = np.digitize(emb[..., G], [-0.8, -0.25, 0.25, 0.8]).astype(np.int32)
+  mask = np.ones((16, N), np.int32)
+  adapter = get_adapter("genre_stats", input_dim=D, hidden_dim=32, num_genres=G, d_model=8)
+  variables = adapter.init(jax.random.PRNGKey(0), emb, mask)
+  opt = optax.adam(3e-2)
+
+  def loss_fn(v):
+    _, inter = adapter.apply(v, emb, mask, mutable=["intermediates"])
+    return genre_stats.item_loss(*genre_stats.find_item_logits(inter), genres, stars, mask)
+
+  @jax.jit
+  def step(v, s):
+    loss, g = jax.value_and_grad(loss_fn)(v)
+    u, s = opt.update(g, s, v)
+    return optax.apply_updates(v, u), s, loss
+
+  state, first = opt.init(variables), float(loss_fn(variables))
+  for _ in range(150):
+    variables, state, _ = step(variables, state)
+  assert float(loss_fn(variables)) < 0.25 * first
+
+
+def test_bad_settings_are_clear_errors(models):
+  plain, weighted, params, _ = models
+  with pytest.raises(ValueError, match="history_genres.*item_targets = True"):
+    weighted.loss_fn(params, _batch(targets=False), None)
+  mlp = PersomaNetwork(CFG, adapter=get_adapter("mlp", input_dim=D, hidden_dim=8))
+  with pytest.raises(ValueError, match="needs the 'genre_stats' adapter"):
+    PersomaModel(mlp, item_loss_weight=1.0)
+  with pytest.raises(ValueError, match="item_loss_weight=-1"):
+    PersomaModel(plain.network, item_loss_weight=-1.0)
+  with pytest.raises(ValueError, match="genre_embed_dim"):
+    bad = get_adapter("genre_stats", input_dim=D, d_model=8, genre_embed_dim=0)
+    bad.init(jax.random.PRNGKey(0), jnp.zeros((1, 2, D)), jnp.ones((1, 2), jnp.int32))
+  assert genre_stats.find_item_logits({}) is None
