@@ -14,12 +14,13 @@ Two readouts: ``flat`` (an MLP over all 95 counts) and ``per_genre`` (one MLP sh
 genres over the genre's own counts, a learned genre embedding and the history's mean over
 genres, so it can rank genres against each other like the rule does).
 
-``--inputs embeddings`` replaces the exact histogram with one computed from the z-scored item
-embeddings (as PERSOMA's adapters see them): a per-item MLP gives genre probabilities ``[N, 19]``
-(sigmoid) and a star distribution ``[N, 5]`` (softmax), their masked outer product summed over
-items is a soft ``[19, 5]`` histogram, and the same readout follows. ``--aux_weight`` adds
-item-level supervision of those two heads from the catalog (genre cross-entropy plus star
-cross-entropy); with 0 the heads learn from the user-level labels alone.
+``--inputs embeddings`` replaces the exact histogram with the z-scored item embeddings (as
+PERSOMA's adapters see them) through ``persoma.models.genre_stats.GenreStatsAdapter`` with
+2-wide output tokens (one liked and one disliked logit per genre): its item heads give genre
+probabilities ``[N, 19]`` and a star distribution ``[N, 5]``, summed into a soft ``[19, 5]``
+histogram, then its per-genre MLP. ``--aux_weight`` adds the adapter's item-head loss
+(``genre_stats.item_loss``: the catalog's genres and the user's stars); with 0 the heads learn
+from the user-level labels alone.
 
   python benchmarks/stats_probe.py --data_dir ../shared/movielens                    # N=50
   python benchmarks/stats_probe.py --data_dir ../shared/movielens --history 100 --readout flat
@@ -47,41 +48,12 @@ READOUTS = ("flat", "per_genre")
 INPUTS = ("exact", "embeddings")
 
 
-def rating_histograms(data, examples, genre_matrix: np.ndarray) -> np.ndarray:
-  """``[E, G, 5]`` float32: per example and genre, the shown movies' count of each star rating.
-
-  Half stars (ml-latest-small) are rounded up to the next whole star.
-  """
-  out = np.zeros((len(examples), genre_matrix.shape[1], 5), np.float32)
-  for e, ex in enumerate(examples):
-    pos = np.asarray(ex.positions, np.int64)
-    g = genre_matrix[data.ratings.movie_idx[pos]].astype(np.float32)  # [n, G]
-    star = np.clip(np.ceil(data.ratings.rating[pos]).astype(np.int64), 1, 5) - 1
-    onehot = np.eye(5, dtype=np.float32)[star]  # [n, 5]
-    out[e] = g.T @ onehot
-  return out
-
-
-def item_targets(data, examples, genre_matrix: np.ndarray, history: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-  """``([E, N, G] float32 genres, [E, N] int32 star - 1)`` of the shown items, padded with 0."""
-  genres = np.zeros((len(examples), history, genre_matrix.shape[1]), np.float32)
-  stars = np.zeros((len(examples), history), np.int32)
-  for e, ex in enumerate(examples):
-    pos = np.asarray(ex.positions, np.int64)
-    genres[e, :pos.size] = genre_matrix[data.ratings.movie_idx[pos]]
-    stars[e, :pos.size] = np.clip(np.ceil(data.ratings.rating[pos]), 1, 5) - 1
-  return genres, stars
-
-
-def features(hist):
-  """``[B, G, 5]`` (soft) star counts -> ``[B, G, 7]``: log1p counts per star, log1p total,
-  mean rating / 5 (0 where no movie). Works on numpy and jax arrays alike."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  total = hist.sum(-1, keepdims=True)
-  mean = (hist * jnp.arange(1, 6, dtype=hist.dtype)).sum(-1, keepdims=True)
-  mean = mean / jnp.maximum(total, 1e-6)
-  return jnp.concatenate([jnp.log1p(hist), jnp.log1p(total), mean / 5.0], axis=-1)
+def rating_histograms(genres: np.ndarray, stars: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """``[E, G, 5]`` float32: per example and genre, the shown movies' count of each star rating,
+  from ``persoma.data.labels.item_targets`` (``genres [E, N, G]``, ``stars [E, N]``) and the
+  history mask ``[E, N]``."""
+  onehot = np.eye(5, dtype=np.float32)[stars] * mask[..., None]  # [E, N, 5]
+  return np.einsum("eng,ens->egs", genres, onehot)
 
 
 def main(argv=None) -> int:
@@ -119,6 +91,8 @@ def main(argv=None) -> int:
   from persoma.data import LabelConfig, build_examples, labels  # pylint: disable=g-import-not-at-top
   from persoma.data import genres as genres_lib  # pylint: disable=g-import-not-at-top
   from persoma.metrics import weighted  # pylint: disable=g-import-not-at-top
+  from persoma.models import genre_stats  # pylint: disable=g-import-not-at-top
+  from persoma.models.genre_stats import GenreStatsAdapter  # pylint: disable=g-import-not-at-top
   from persoma.seqio_tasks import config, tasks  # pylint: disable=g-import-not-at-top
   config.configure(data_dir=args.data_dir, encoder=args.encoder, standardize_embeddings=True)
   data = tasks.load_data(args.dataset)
@@ -132,11 +106,13 @@ def main(argv=None) -> int:
   def split_examples(split, resamples=1, resample_labels="history"):
     ex = build_examples(data, split=split, history_size=args.history, sampler=args.sampler,
                         seed=args.seed, resamples=resamples, resample_labels=resample_labels)
+    positions = [e.positions for e in ex]
+    genres_, stars = labels.item_targets(data, positions, args.history)
     if embedded:
-      x = (store.history_index([e.positions for e in ex], args.history),
-           *item_targets(data, ex, gm, args.history))
+      x = (store.history_index(positions, args.history), genres_, stars)
     else:
-      x = (rating_histograms(data, ex, gm),)
+      mask = (np.arange(args.history)[None] < np.array([len(p) for p in positions])[:, None])
+      x = (rating_histograms(genres_, stars, mask.astype(np.float32)),)
     return ex, x, direct_probe.targets(ex, genres)
 
   train, x_train, y_train = split_examples("train", args.resamples, args.resample_labels)
@@ -149,34 +125,32 @@ def main(argv=None) -> int:
   num_genres, hidden, readout = len(genres), args.hidden, args.readout
 
   class Readout(nn.Module):
-    """``[B, G, 5]`` star counts (or ``[B, N, k]`` text indices) to ``[B, 2G]`` logits (liked
-    block, then disliked) and, from embeddings, the item heads' ``[B, N, G]`` genre and
-    ``[B, N, 5]`` star logits."""
+    """``[B, G, 5]`` exact star counts, or ``[B, N, k]`` text indices through
+    ``GenreStatsAdapter`` (2-wide tokens: one liked and one disliked logit per genre), to
+    ``[B, 2G]`` logits (liked block, then disliked)."""
 
     @nn.compact
     def __call__(self, x):
-      items = None
       if embedded:
         k = x.shape[-1]
-        mask = (x[:, :, 0] < table.shape[0] - 1).astype(jnp.float32)  # [B, N]
-        h = nn.gelu(nn.Dense(hidden, name="item_dense")(
-            table[x].reshape(x.shape[:2] + (k * store.dim,))))
-        items = (nn.Dense(num_genres, name="item_genres")(h), nn.Dense(5, name="item_stars")(h))
-        x = jnp.einsum("bng,bns,bn->bgs", jax.nn.sigmoid(items[0]),
-                       jax.nn.softmax(items[1]), mask)
-      x = features(x)
+        mask = (x[:, :, 0] < table.shape[0] - 1).astype(jnp.int32)  # [B, N]
+        logits, _ = GenreStatsAdapter(
+            d_model=2, input_dim=k * store.dim, max_items=args.history, hidden_dim=hidden,
+            name="adapter")(table[x].reshape(x.shape[:2] + (k * store.dim,)), mask)
+        return jnp.concatenate([logits[..., 0], logits[..., 1]], -1)  # [B, G, 2] -> [B, 2G]
+      x = genre_stats.genre_features(x)
       if readout == "flat":
         h = x.reshape(x.shape[0], -1)
         for i in range(2):
           h = nn.gelu(nn.Dense(hidden, name=f"dense_{i}")(h))
-        return nn.Dense(2 * num_genres, name="out")(h), items
+        return nn.Dense(2 * num_genres, name="out")(h)
       genre = self.param("genre_embedding", nn.initializers.normal(0.1), (num_genres, 32))
       h = jnp.concatenate([x, jnp.broadcast_to(genre, x.shape[:1] + genre.shape)], -1)
       h = nn.gelu(nn.Dense(hidden, name="dense_0")(h))  # [B, G, H]
       h = jnp.concatenate([h, jnp.broadcast_to(h.mean(1, keepdims=True), h.shape)], -1)
       h = nn.gelu(nn.Dense(hidden, name="dense_1")(h))
       logits = nn.Dense(2, name="out")(h)  # [B, G, 2]
-      return jnp.concatenate([logits[..., 0], logits[..., 1]], -1), items
+      return jnp.concatenate([logits[..., 0], logits[..., 1]], -1)
 
   model = Readout()
   params = model.init(jax.random.PRNGKey(args.seed), jnp.asarray(x_train[0][:2]))
@@ -186,19 +160,18 @@ def main(argv=None) -> int:
   @jax.jit
   def step(params, state, x, y):
     def loss_fn(p):
-      logits, items = model.apply(p, x[0])
+      logits, inter = model.apply(p, x[0], mutable=["intermediates"])
       loss = optax.sigmoid_binary_cross_entropy(logits, y).mean()
-      if items is not None and args.aux_weight > 0:
-        mask = (x[0][:, :, 0] < table.shape[0] - 1).astype(jnp.float32)
-        item_loss = (optax.sigmoid_binary_cross_entropy(items[0], x[1]).mean(-1)
-                     + optax.softmax_cross_entropy_with_integer_labels(items[1], x[2]))
-        loss += args.aux_weight * (item_loss * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+      if embedded and args.aux_weight > 0:
+        mask = x[0][:, :, 0] < table.shape[0] - 1
+        loss += args.aux_weight * genre_stats.item_loss(
+            *genre_stats.find_item_logits(inter), x[1], x[2], mask)
       return loss
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state, loss
 
-  probs_fn = jax.jit(lambda p, x: jax.nn.sigmoid(model.apply(p, x)[0]))
+  probs_fn = jax.jit(lambda p, x: jax.nn.sigmoid(model.apply(p, x)))
 
   def score(params, examples, x, threshold=0.5):
     probs = np.concatenate([np.asarray(probs_fn(params, jnp.asarray(x[0][i:i + 256])))

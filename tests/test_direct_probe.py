@@ -37,6 +37,11 @@ def test_decode_ranks_caps_at_three_and_keeps_a_genre_on_its_likelier_side():
   assert pair == (("Action", "Drama", "Horror"), ("Comedy",))
   (empty,) = direct_probe.decode(np.full((1, 10), 0.2), GENRES)
   assert empty == ((), ())
+  # a lower threshold admits more genres
+  probs = np.array([[0.4, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.45, 0.1, 0.2]])
+  assert direct_probe.decode(probs, GENRES) == [((), ())]
+  assert direct_probe.decode(probs, GENRES, threshold=0.25) == [(("Action", "Comedy"),
+                                                                 ("Drama",))]
 
 
 @pytest.fixture()
