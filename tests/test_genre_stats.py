@@ -132,3 +132,56 @@ def test_bad_settings_are_clear_errors(models):
     bad = get_adapter("genre_stats", input_dim=D, d_model=8, genre_embed_dim=0)
     bad.init(jax.random.PRNGKey(0), jnp.zeros((1, 2, D)), jnp.ones((1, 2), jnp.int32))
   assert genre_stats.find_item_logits({}) is None
+
+
+def test_genre_name_anchors_add_the_mean_name_embedding_to_each_token():
+  table = jnp.asarray(np.random.default_rng(2).normal(size=(10, 8)), jnp.float32)
+  ids = ((3,), (4, 6), (1,), (7, 8, 9))
+  names = np.asarray(genre_stats.genre_name_embeddings(table, ids))
+  np.testing.assert_allclose(names[1], (table[4] + table[6]) / 2, rtol=1e-6)
+  np.testing.assert_allclose(names[3], table[7:10].mean(0), rtol=1e-5)
+  emb = jnp.asarray(np.random.default_rng(3).normal(size=(B, N, D)), jnp.float32)
+  mask = jnp.ones((B, N), jnp.int32)
+  plain = get_adapter("genre_stats", input_dim=D, d_model=8, hidden_dim=16, num_genres=G)
+  named = plain.clone(genre_token_ids=ids)
+  variables = plain.init(jax.random.PRNGKey(0), emb, mask)
+  out = jax.jit(plain.apply)(variables, emb, mask)[0]
+  out_named = jax.jit(lambda v, e, m, t: named.apply(v, e, m, token_embedding=t))(
+      variables, emb, mask, table)[0]
+  np.testing.assert_allclose(out_named - out, np.broadcast_to(names, out.shape), atol=1e-5)
+  with pytest.raises(ValueError, match="no token_embedding"):
+    named.apply(variables, emb, mask)
+  with pytest.raises(ValueError, match="each of the 4 genres"):
+    plain.clone(genre_token_ids=ids[:3]).apply(variables, emb, mask, token_embedding=table)
+
+
+def test_network_passes_its_token_embedder_to_named_genre_tokens():
+  adapter = get_adapter("genre_stats", input_dim=D, hidden_dim=16, num_genres=G,
+                        genre_token_ids=((5,), (6, 7), (8,), (9,)))
+  model = PersomaModel(PersomaNetwork(CFG, adapter=adapter, task_prompt_length=2),
+                       item_loss_weight=1.0)
+  batch = _batch()
+  params = nn.unbox(jax.jit(lambda r: model.get_initial_variables(
+      r, {k: v.shape for k, v in batch.items()}))(jax.random.PRNGKey(0))["params"])
+  loss, _ = jax.jit(model.loss_fn)(params, batch, None)
+  # the genre tokens move with the token embedder rows of the names
+  bumped = jax.tree_util.tree_map(lambda x: x, params)
+  bumped["token_embedder"]["embedding"] = params["token_embedder"]["embedding"].at[6].add(1.0)
+  assert not np.isclose(float(jax.jit(model.loss_fn)(bumped, batch, None)[0]), float(loss))
+
+
+def test_model_spec_fills_genre_ids_from_the_vocabulary():
+  from persoma.data import genres as genres_lib
+  from persoma.train import experiment
+
+  class Vocab:
+    def encode(self, text):
+      return [len(text), 2 + len(text) % 3]
+
+  spec = experiment.ModelSpec(size="tiny", adapter="genre_stats", genre_name_tokens=True,
+                              item_loss_weight=1.0)
+  model = spec.build(96, D, Vocab())
+  assert model.network.adapter.genre_token_ids == tuple(
+      (len(g), 2 + len(g) % 3) for g in genres_lib.GENRES)
+  with pytest.raises(ValueError, match="genre_name_tokens needs adapter='genre_stats'"):
+    experiment.ModelSpec(size="tiny", adapter="mlp", genre_name_tokens=True).build(96, D, Vocab())

@@ -75,6 +75,7 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_pool": "PERSOMA-Pool (persoma)",
     "persoma_pool_ratio": "PERSOMA-Pool, ratio pooling (persoma)",
     "persoma_genre_stats": "PERSOMA-GenreStats (persoma)",
+    "persoma_genre_names": "PERSOMA-GenreStats, genre-name anchors (persoma)",
 }
 GIN_FILES: dict[str, str] = {
     "textprompt": "text_prompt.gin",
@@ -85,13 +86,15 @@ GIN_FILES: dict[str, str] = {
     "persoma_pool": "persoma_pool.gin",
     "persoma_pool_ratio": "persoma_pool_ratio.gin",
     "persoma_genre_stats": "persoma_genre_stats.gin",
+    "persoma_genre_names": "persoma_genre_names.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the target. The
 # ratio-pooling variant (session 9) and the genre-statistics adapter (session 10) run at the
 # same N.
 POOL_HISTORY_SIZES = (50, 100, 10, 5)
-POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats")
+POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats",
+                "persoma_genre_names")
 POOL_SHOWN_N = 50
 
 

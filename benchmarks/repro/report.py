@@ -322,7 +322,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "is a soft per-genre rating histogram, and a per-genre MLP turns it into one "
         "soft-prompt token per genre (19). Its item heads are also trained item by item on "
         "the catalog's genres and the user's stars (an added loss, weight 1), a supervision "
-        "the papers' adapters do not get. "
+        "the papers' adapters do not get. With genre-name anchors "
+        "(`gin/experiments/persoma_genre_names.gin`) each genre's token also carries the mean "
+        "T5 input embedding of the genre's name pieces. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),

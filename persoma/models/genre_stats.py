@@ -11,6 +11,11 @@ rating statistics of the user's history, so this adapter computes their soft for
    ``[G, E]``, go through a per-genre MLP that also sees the mean over genres (so genres can be
    ranked against each other), and a dense layer to ``H``: prompt tokens ``[B, G, H]``.
 
+With ``genre_token_ids`` (the vocabulary ids of each genre's name, as the LM writes it) the
+mean input embedding of genre ``g``'s name pieces (``token_embedding [V, H]``, the T5's shared
+embedder, passed by ``PersomaNetwork``) is added to token ``g``, so the LM sees which genre a
+token describes in its own word embedding, as it would in a text prompt.
+
 The item heads can learn from the LM loss alone, or be supervised item by item (their logits are
 sown into the ``intermediates`` collection; :func:`item_loss` scores them against the catalog's
 genres and stars, and ``PersomaModel.item_loss_weight`` adds that to the T5 loss). A user with
@@ -18,7 +23,7 @@ no items gets all-zero tokens and an all-zero mask, as for the other adapters.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import flax.linen as nn
 import jax
@@ -38,14 +43,28 @@ class GenreStatsAdapter(adapters.Adapter):
   num_stars: int = 5
   hidden_dim: int = 512      # width of the item MLP and of the per-genre MLP
   genre_embed_dim: int = 32  # E
+  genre_token_ids: Optional[tuple[tuple[int, ...], ...]] = None  # per genre, its name's ids
+
+  @property
+  def uses_token_embedding(self) -> bool:
+    """True when ``PersomaNetwork`` must pass the T5's ``token_embedding``."""
+    return self.genre_token_ids is not None
 
   def num_tokens(self, num_items: int) -> int:
     return self.num_genres
 
   @nn.compact
   def __call__(self, history_embeddings: Array, history_mask: Array,
-               enable_dropout: bool = False) -> tuple[Array, Array]:
+               enable_dropout: bool = False,
+               token_embedding: Optional[Array] = None) -> tuple[Array, Array]:
     mask = self._check(history_embeddings, history_mask)  # [B, N] float32
+    if self.genre_token_ids is not None:
+      if len(self.genre_token_ids) != self.num_genres or not all(self.genre_token_ids):
+        raise ValueError(f"GenreStatsAdapter.genre_token_ids must give a non-empty id tuple for "
+                         f"each of the {self.num_genres} genres, got {self.genre_token_ids}")
+      if token_embedding is None:
+        raise ValueError("GenreStatsAdapter.genre_token_ids is set but no token_embedding "
+                         "[V, H] was passed")
     if min(self.num_genres, self.num_stars, self.hidden_dim, self.genre_embed_dim) < 1:
       raise ValueError("GenreStatsAdapter.num_genres, .num_stars, .hidden_dim and "
                        ".genre_embed_dim must be >= 1, got "
@@ -78,9 +97,22 @@ class GenreStatsAdapter(adapters.Adapter):
                                self.dtype)(g))
     g = drop(g, deterministic=not enable_dropout)
     out = adapters.dense(self.d_model, adapters.OUT_AXES, "out", self.dtype)(g)  # [B, G, H]
+    if self.genre_token_ids is not None:
+      out = out + genre_name_embeddings(token_embedding, self.genre_token_ids)[None].astype(
+          out.dtype)
     has_items = (mask.sum(axis=1, keepdims=True) > 0).astype(jnp.float32)  # [B, 1]
     out_mask = jnp.broadcast_to(has_items, out.shape[:2])
     return out * out_mask[..., None].astype(out.dtype), out_mask.astype(jnp.int32)
+
+
+def genre_name_embeddings(token_embedding: Array,
+                          token_ids: tuple[tuple[int, ...], ...]) -> Array:
+  """``[G, H]``: per genre, the mean of ``token_embedding [V, H]`` over its name's ids."""
+  width = max(len(ids) for ids in token_ids)
+  idx = jnp.asarray([list(ids) + [0] * (width - len(ids)) for ids in token_ids], jnp.int32)
+  weight = jnp.asarray([[1.0 / len(ids)] * len(ids) + [0.0] * (width - len(ids))
+                        for ids in token_ids], jnp.float32)  # [G, width]
+  return jnp.einsum("gw,gwh->gh", weight, token_embedding[idx].astype(jnp.float32))
 
 
 def genre_features(hist: Array) -> Array:

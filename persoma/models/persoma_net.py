@@ -100,7 +100,11 @@ class PersomaNetwork(nn.Module):
       if history_embeddings.shape[0] != batch_size:
         raise ValueError(f"history_embeddings batch {history_embeddings.shape[0]} != "
                          f"encoder_input_tokens batch {batch_size}")
-      p_u, m_u = self.adapter(history_embeddings, history_mask, enable_dropout)  # [B, P, H]
+      if getattr(self.adapter, "uses_token_embedding", False):  # genre_stats with genre names
+        p_u, m_u = self.adapter(history_embeddings, history_mask, enable_dropout,
+                                token_embedding=self.t5.token_embedder.embedding)
+      else:
+        p_u, m_u = self.adapter(history_embeddings, history_mask, enable_dropout)  # [B, P, H]
       at = 0 if self.composition == "persoma" else len(parts)   # uem: after the prompt K
       parts.insert(at, p_u.astype(self.t5_config.jnp_dtype))
       masks.insert(at, m_u)

@@ -140,6 +140,8 @@ class ModelSpec:
     z_loss, loss_normalizing_factor: T5X loss settings.
     item_loss_weight: weight of the `genre_stats` adapter's item-head loss (0 = none; needs
       `PersomaDataConfig.item_targets`).
+    genre_name_tokens: add each genre name's token embedding to its `genre_stats` token (the
+      ids come from the task vocabulary).
   """
 
   size: str = "small"
@@ -155,9 +157,11 @@ class ModelSpec:
   z_loss: float = 1e-4
   loss_normalizing_factor: Any = "NUM_REAL_TARGET_TOKENS"
   item_loss_weight: float = 0.0
+  genre_name_tokens: bool = False
 
-  def build(self, vocab_size: int, input_dim: int | None):
-    """The `PersomaModel` for a vocabulary of `vocab_size` and history width `input_dim`."""
+  def build(self, vocab_size: int, input_dim: int | None, vocabulary: Any = None):
+    """The `PersomaModel` for a vocabulary of `vocab_size` and history width `input_dim`
+    (`vocabulary`, with `.encode(text)`, is needed for `genre_name_tokens`)."""
     from persoma.models import model as model_lib  # pylint: disable=g-import-not-at-top
     from persoma.models import persoma_net, prompts, registry  # pylint: disable=g-import-not-at-top
     from persoma.models.t5 import config as t5_config  # pylint: disable=g-import-not-at-top
@@ -173,6 +177,13 @@ class ModelSpec:
         raise ValueError(f"composition {self.composition!r} needs history embeddings, but the "
                          "task has none (a _textprompt task?)")
       fields = dict(self.adapter_fields.get(self.adapter, {}))
+      if self.genre_name_tokens:
+        if self.adapter != "genre_stats" or vocabulary is None:
+          raise ValueError("ModelSpec.genre_name_tokens needs adapter='genre_stats' and the "
+                           f"task vocabulary (adapter={self.adapter!r})")
+        from persoma.data import genres as genres_lib  # pylint: disable=g-import-not-at-top
+        fields["genre_token_ids"] = tuple(tuple(int(i) for i in vocabulary.encode(g))
+                                          for g in genres_lib.GENRES)
       adapter = registry.get_adapter(self.adapter, input_dim=input_dim, **fields)
     net = persoma_net.PersomaNetwork(
         cfg, adapter=adapter, task_prompt_length=self.task_prompt_length,
@@ -194,7 +205,8 @@ class Experiment:
 
   def build_model(self, example: Mapping[str, np.ndarray], vocab_size: int):
     emb = example.get("history_embeddings")
-    return self.model.build(vocab_size, None if emb is None else int(emb.shape[-1]))
+    return self.model.build(vocab_size, None if emb is None else int(emb.shape[-1]),
+                            self.task.vocabulary() if self.model.genre_name_tokens else None)
 
   def initial_params_loader(self):
     """params -> params restored from `initial_checkpoint_path` (None: from scratch), and
