@@ -203,10 +203,14 @@ class Experiment:
   training_mode: str = "full"
   initial_checkpoint_path: str | None = None
 
-  def build_model(self, example: Mapping[str, np.ndarray], vocab_size: int):
+  def build_model(self, example: Mapping[str, np.ndarray], vocab_size: int,
+                  vocabulary: Any = None):
+    """The model for `example`'s history width; `vocabulary` (default: the task's) is read only
+    for `ModelSpec.genre_name_tokens`."""
     emb = example.get("history_embeddings")
-    return self.model.build(vocab_size, None if emb is None else int(emb.shape[-1]),
-                            self.task.vocabulary() if self.model.genre_name_tokens else None)
+    if self.model.genre_name_tokens and vocabulary is None:
+      vocabulary = self.task.vocabulary()
+    return self.model.build(vocab_size, None if emb is None else int(emb.shape[-1]), vocabulary)
 
   def initial_params_loader(self):
     """params -> params restored from `initial_checkpoint_path` (None: from scratch), and

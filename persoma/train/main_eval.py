@@ -36,7 +36,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   task.install()
   data = task.load(split, history_as_index=False)  # decoding takes dense features
   vocab = task.vocabulary()
-  model = experiment.build_model(data.arrays, vocab.vocab_size)
+  model = experiment.build_model(data.arrays, vocab.vocab_size, vocab)
   cfg = trainer_lib.TrainerConfig(train_steps=1, batch_size=batch_size, eval_batch_size=batch_size)
   tr = trainer_lib.Trainer(model, partitioner, optim.OptimizerConfig(), cfg, "", data.arrays,
                            decode_fn=experiment_lib.make_decoder(vocab), inference_only=True)

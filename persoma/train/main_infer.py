@@ -137,7 +137,7 @@ def infer(*, experiment: Any, model_dir: str, history: str, checkpoint: str | No
   from persoma.seqio_tasks import config as data_config  # pylint: disable=g-import-not-at-top
   encoder = None if task.text_prompt else tasks.get_encoder(data_config.get_config().encoder)
   feats = build_batch(users, task, vocab, encoder)
-  model = experiment.build_model(feats, vocab.vocab_size)
+  model = experiment.build_model(feats, vocab.vocab_size, vocab)
   cfg = trainer_lib.TrainerConfig(train_steps=1, batch_size=batch_size,
                                   eval_batch_size=batch_size)
   tr = trainer_lib.Trainer(model, partitioner, optim.OptimizerConfig(), cfg, model_dir,

@@ -55,7 +55,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
     logging.info("split %s: %d examples", s, len(d.targets))
   vocab = task.vocabulary()
   example = splits["train"].rows(0, 1)
-  model = experiment.build_model(example, vocab.vocab_size)
+  model = experiment.build_model(example, vocab.vocab_size, vocab)
   tr = trainer_lib.Trainer(
       model, partitioner, optimizer, trainer_cfg, model_dir, example,
       training_mode=experiment.training_mode,
