@@ -118,6 +118,11 @@ def check_targets(results: Sequence[Mapping[str, Any]]) -> list[str]:
   best = max(variants, key=lambda r: r["f1"], default=None)
   best_note = (f"; best variant of groups 6-7: F1 {best['f1']:.4f}, `{best['run_id']}`"
                if best is not None and mlp50 is not None and best["f1"] > mlp50 else "")
+  added = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
+               and r["method"] in plan_lib.POOL_METHODS), key=lambda r: r["f1"], default=None)
+  if added is not None and mlp50 is not None:
+    best_note += (f"; best persoma-addition adapter (group 8): F1 {added['f1']:.4f}, "
+                  f"`{added['run_id']}`")
   out.append("- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
       "not measured yet" if mlp50 is None else
       f"{'met' if mlp50 >= 0.57 else 'missed'} (F1 {mlp50:.4f}{best_note}; paper 0.569 with "
