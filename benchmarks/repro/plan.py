@@ -408,6 +408,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       train(m, "pool", n)
     train("persoma_mlp", "pool", n)
   train("persoma_pool", "pool", POOL_SHOWN_N, resample_labels="shown")
+  train("persoma_genre_names", "pool", POOL_SHOWN_N, resample_labels="shown")
   train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")
   # bases first so dependants can start in the same invocation
   order = {base: 0}
