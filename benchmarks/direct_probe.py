@@ -69,25 +69,71 @@ def decode(probs: np.ndarray, genres: tuple[str, ...],
   return out
 
 
+def add_train_args(p: argparse.ArgumentParser, *, resample_labels: str = "history",
+                   steps: int = 2500, hidden: int = 512, eval_every: int = 500) -> None:
+  """The flags of a direct learner's training (shared with stats_probe.py)."""
+  p.add_argument("--resamples", type=int, default=4, help="histories per train user (program: 4)")
+  p.add_argument("--resample_labels", default=resample_labels, help="history | window | shown")
+  p.add_argument("--steps", type=int, default=steps, help="train steps (program: 2500)")
+  p.add_argument("--batch", type=int, default=32)
+  p.add_argument("--lr", type=float, default=1e-3)
+  p.add_argument("--hidden", type=int, default=hidden, help="network width (program: 512)")
+  p.add_argument("--eval_every", type=int, default=eval_every)
+  p.add_argument("--split", default="test", help="the split scored at the end")
+  p.add_argument("--seed", type=int, default=0)
+
+
+def bad_train_args(args: argparse.Namespace) -> bool:
+  """True (after printing an error) when the data folder is missing or a size is < 1."""
+  if embedding_probe.data_dir_missing(args):
+    return True
+  if args.steps < 1 or args.batch < 1:
+    print("error: --steps and --batch must be >= 1", file=sys.stderr)
+    return True
+  return False
+
+
+def f1_text(r) -> str:
+  """``F1 x (P x R x; liked x, disliked x)`` of a ``weighted.score_sets`` result."""
+  return (f"F1 {r['f1']:.4f} (P {r['precision']:.4f} R {r['recall']:.4f}; liked "
+          f"{r['f1_liked']:.4f}, disliked {r['f1_disliked']:.4f})")
+
+
+def train_loop(step, params, state, arrays: tuple, y: np.ndarray, validate, args, t0: float):
+  """Trains ``args.steps`` batches of ``args.batch`` examples, reshuffled each epoch (seed
+  ``args.seed``): ``step(params, state, batch_arrays, batch_y) -> (params, state, loss)``.
+  Every ``args.eval_every`` steps (and at the end) prints ``validate(params)['f1']``.
+
+  Returns ``(best validation F1, its step, its params)``.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(args.seed)
+  order, at = rng.permutation(len(y)), 0
+  best = (-1.0, 0, params)
+  for i in range(1, args.steps + 1):
+    if at + args.batch > len(order):
+      order, at = rng.permutation(len(y)), 0
+    b = order[at:at + args.batch]
+    at += args.batch
+    params, state, loss = step(params, state, tuple(jnp.asarray(a[b]) for a in arrays),
+                               jnp.asarray(y[b]))
+    if i % args.eval_every == 0 or i == args.steps:
+      v = validate(params)
+      print(f"step {i}/{args.steps} loss {float(loss):.4f} validation F1 {v['f1']:.4f} "
+            f"({time.perf_counter() - t0:.0f}s)", flush=True)
+      if v["f1"] > best[0]:
+        best = (v["f1"], i, params)
+  return best
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   embedding_probe.add_data_args(p)
-  p.add_argument("--resamples", type=int, default=4, help="histories per train user (program: 4)")
-  p.add_argument("--resample_labels", default="history", help="history | window | shown")
-  p.add_argument("--steps", type=int, default=2500, help="train steps (program: 2500)")
-  p.add_argument("--batch", type=int, default=32)
-  p.add_argument("--lr", type=float, default=1e-3)
-  p.add_argument("--hidden", type=int, default=512, help="adapter width (program: 512)")
+  add_train_args(p)
   p.add_argument("--pooling", default="mean", help="SetPoolAdapter.pooling: mean | ratio")
   p.add_argument("--ratio_channels", type=int, default=64, help="SetPoolAdapter.ratio_channels")
-  p.add_argument("--eval_every", type=int, default=500)
-  p.add_argument("--split", default="test", help="the split scored at the end")
-  p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
-  if embedding_probe.data_dir_missing(args):
-    return 2
-  if args.steps < 1 or args.batch < 1:
-    print("error: --steps and --batch must be >= 1", file=sys.stderr)
+  if bad_train_args(args):
     return 2
 
   t0 = time.perf_counter()
@@ -138,9 +184,9 @@ def main(argv=None) -> int:
   state = opt.init(params)
 
   @jax.jit
-  def step(params, state, idx, y):
+  def step(params, state, x, y):
     def loss_fn(p):
-      return optax.sigmoid_binary_cross_entropy(model.apply(p, idx), y).mean()
+      return optax.sigmoid_binary_cross_entropy(model.apply(p, x[0]), y).mean()
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state, loss
@@ -152,28 +198,13 @@ def main(argv=None) -> int:
                             for i in range(0, len(idx), 256)])
     return weighted.score_sets([(e.liked, e.disliked) for e in examples], decode(probs, genres))
 
-  rng = np.random.default_rng(args.seed)
-  order, at = rng.permutation(len(train)), 0
-  best = (-1.0, 0, params)
-  for i in range(1, args.steps + 1):
-    if at + args.batch > len(order):
-      order, at = rng.permutation(len(train)), 0
-    b = order[at:at + args.batch]
-    at += args.batch
-    params, state, loss = step(params, state, jnp.asarray(x_train[b]), jnp.asarray(y_train[b]))
-    if i % args.eval_every == 0 or i == args.steps:
-      v = score(params, val, x_val)
-      print(f"step {i}/{args.steps} loss {float(loss):.4f} validation F1 {v['f1']:.4f} "
-            f"({time.perf_counter() - t0:.0f}s)", flush=True)
-      if v["f1"] > best[0]:
-        best = (v["f1"], i, params)
+  best = train_loop(step, params, state, (x_train,), y_train,
+                    lambda p: score(p, val, x_val), args, t0)
   res = score(best[2], held, x_held)
   rule = embedding_probe.rule_f1(data, held, labels.movie_genre_matrix(data), LabelConfig())
-  print(f"direct learner ({args.split}, best validation step {best[1]}): F1 {res['f1']:.4f} "
-        f"(P {res['precision']:.4f} R {res['recall']:.4f}; liked {res['f1_liked']:.4f}, "
-        f"disliked {res['f1_disliked']:.4f})", flush=True)
-  print(f"label rule on the same shown items: F1 {rule['f1']:.4f} (liked "
-        f"{rule['f1_liked']:.4f}, disliked {rule['f1_disliked']:.4f})", flush=True)
+  print(f"direct learner ({args.split}, best validation step {best[1]}): {f1_text(res)}",
+        flush=True)
+  print(f"label rule on the same shown items: {f1_text(rule)}", flush=True)
   keys = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
   print(json.dumps({"dataset": data.name, "history": args.history, "sampler": args.sampler,
                     "fmt": args.fmt, "resample_labels": args.resample_labels,

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import direct_probe  # noqa: E402  (targets, decode)
+import direct_probe  # noqa: E402  (flags, train loop, targets, decode)
 import embedding_probe  # noqa: E402  (data flags; rule_f1)
 
 READOUTS = ("flat", "per_genre")
@@ -63,24 +63,14 @@ def main(argv=None) -> int:
   p.add_argument("--inputs", default="exact", help="|".join(INPUTS))
   p.add_argument("--aux_weight", type=float, default=0.0,
                  help="item-level genre + star loss weight (--inputs embeddings)")
-  p.add_argument("--resamples", type=int, default=4, help="histories per train user (program: 4)")
-  p.add_argument("--resample_labels", default="window", help="history | window | shown")
-  p.add_argument("--steps", type=int, default=5000)
-  p.add_argument("--batch", type=int, default=32)
-  p.add_argument("--lr", type=float, default=1e-3)
-  p.add_argument("--hidden", type=int, default=256)
-  p.add_argument("--eval_every", type=int, default=1000)
-  p.add_argument("--split", default="test", help="the split scored at the end")
-  p.add_argument("--seed", type=int, default=0)
+  direct_probe.add_train_args(p, resample_labels="window", steps=5000, hidden=256,
+                              eval_every=1000)
   args = p.parse_args(argv)
-  if embedding_probe.data_dir_missing(args):
+  if direct_probe.bad_train_args(args):
     return 2
   if args.readout not in READOUTS or args.inputs not in INPUTS:
     print(f"error: --readout={args.readout!r} / --inputs={args.inputs!r}; valid: "
           f"{', '.join(READOUTS)} / {', '.join(INPUTS)}", file=sys.stderr)
-    return 2
-  if args.steps < 1 or args.batch < 1:
-    print("error: --steps and --batch must be >= 1", file=sys.stderr)
     return 2
 
   t0 = time.perf_counter()
@@ -179,22 +169,8 @@ def main(argv=None) -> int:
     return weighted.score_sets([(e.liked, e.disliked) for e in examples],
                                direct_probe.decode(probs, genres, threshold))
 
-  rng = np.random.default_rng(args.seed)
-  order, at = rng.permutation(len(train)), 0
-  best = (-1.0, 0, params)
-  for i in range(1, args.steps + 1):
-    if at + args.batch > len(order):
-      order, at = rng.permutation(len(train)), 0
-    b = order[at:at + args.batch]
-    at += args.batch
-    params, state, loss = step(params, state, tuple(jnp.asarray(a[b]) for a in x_train),
-                               jnp.asarray(y_train[b]))
-    if i % args.eval_every == 0 or i == args.steps:
-      v = score(params, val, x_val)
-      print(f"step {i}/{args.steps} loss {float(loss):.4f} validation F1 {v['f1']:.4f} "
-            f"({time.perf_counter() - t0:.0f}s)", flush=True)
-      if v["f1"] > best[0]:
-        best = (v["f1"], i, params)
+  best = direct_probe.train_loop(step, params, state, x_train, y_train,
+                                 lambda p: score(p, val, x_val), args, t0)
   res = score(best[2], held, x_held)
   # The decision threshold that maximises validation F1 at the best step (weighted F1 rewards
   # recall more than a 0.5 cut on a cross-entropy-trained output gives).
@@ -204,11 +180,9 @@ def main(argv=None) -> int:
   tuned = score(best[2], held, x_held, threshold)
   rule = embedding_probe.rule_f1(data, held, gm, LabelConfig())
   for name, r in (("threshold 0.5", res), (f"threshold {threshold} (best on validation)", tuned)):
-    print(f"{readout} readout on {args.inputs} genre statistics ({args.split}, best validation step "
-          f"{best[1]}, {name}): F1 {r['f1']:.4f} (P {r['precision']:.4f} R {r['recall']:.4f}; "
-          f"liked {r['f1_liked']:.4f}, disliked {r['f1_disliked']:.4f})", flush=True)
-  print(f"label rule on the same shown items: F1 {rule['f1']:.4f} (liked "
-        f"{rule['f1_liked']:.4f}, disliked {rule['f1_disliked']:.4f})", flush=True)
+    print(f"{readout} readout on {args.inputs} genre statistics ({args.split}, best validation "
+          f"step {best[1]}, {name}): {direct_probe.f1_text(r)}", flush=True)
+  print(f"label rule on the same shown items: {direct_probe.f1_text(rule)}", flush=True)
   keys = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
   print(json.dumps({"dataset": data.name, "history": args.history, "sampler": args.sampler,
                     "readout": readout, "inputs": args.inputs, "aux_weight": args.aux_weight,
