@@ -579,6 +579,13 @@ def test_render_and_plot(tmp_path):
   assert table.index("| PERSOMA-Pool (persoma) | 10, history labels |") < table.index(
       "| PERSOMA-MLP | 50, shown labels | 0.4500 |") < table.index(
           "| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |")
+  pool_rows = [pool, dict(pool, run_id="pool-10", history_size=10, resample_labels=None)]
+  series = {label: (style, pts) for label, style, pts in report.plot_series(res + pool_rows)}
+  assert series["PERSOMA-MLP"] == ("-", [(5, 0.3), (10, 0.4), (50, 0.58), (100, 0.75)])
+  assert series["Rule baseline (label rule on shown history)"][0] == "--"
+  # group-8 adapters dotted, with the program's labels only (the shown-label pool row is not
+  # a point of its line)
+  assert series["PERSOMA-Pool (persoma)"] == (":", [(10, 0.6)])
   out = tmp_path / "p.png"
   assert report.plot(res, str(out))
   assert out.stat().st_size > 1000
