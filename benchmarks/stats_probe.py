@@ -1,4 +1,4 @@
-"""How far can any learner get from N shown items? A readout trained on their exact genre statistics.
+"""How far can a learner get from N shown items? A readout of their exact genre statistics.
 
 The target of the reproduction is the label rule on a user's *whole* history, while a model sees
 only N sampled items. The rule applied to the shown items is one predictor of that target; a

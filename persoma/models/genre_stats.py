@@ -66,9 +66,9 @@ class GenreStatsAdapter(adapters.Adapter):
         raise ValueError("GenreStatsAdapter.genre_token_ids is set but no token_embedding "
                          "[V, H] was passed")
     if min(self.num_genres, self.num_stars, self.hidden_dim, self.genre_embed_dim) < 1:
+      sizes = (self.num_genres, self.num_stars, self.hidden_dim, self.genre_embed_dim)
       raise ValueError("GenreStatsAdapter.num_genres, .num_stars, .hidden_dim and "
-                       ".genre_embed_dim must be >= 1, got "
-                       f"{(self.num_genres, self.num_stars, self.hidden_dim, self.genre_embed_dim)}")
+                       f".genre_embed_dim must be >= 1, got {sizes}")
     drop = nn.Dropout(self.dropout_rate)
     x = history_embeddings.astype(self.dtype)
     h = nn.gelu(adapters.dense(self.hidden_dim, ("history_embed", "mlp"), "item_hidden",

@@ -9,8 +9,8 @@ Features of an embedding task after preprocessing: ``inputs`` (the task instruct
 ``targets`` (``Liked Genres: ... . Not Liked Genres: ...``, tokens), their ``*_pretokenized``
 texts, ``history_embeddings`` ``[N, k*D]`` float32, ``history_mask`` ``[N]`` int32 and
 ``user_id`` int64 (with ``PersomaDataConfig.item_targets``, also ``history_genres`` ``[N, 19]``
-float32 and ``history_stars`` ``[N]`` int32). A ``_textprompt`` task renders the history into ``inputs`` instead and has no
-history features.
+float32 and ``history_stars`` ``[N]`` int32). A ``_textprompt`` task renders the history into
+``inputs`` instead and has no history features.
 """
 
 from __future__ import annotations
