@@ -99,6 +99,13 @@ def f1_text(r) -> str:
           f"{r['f1_liked']:.4f}, disliked {r['f1_disliked']:.4f})")
 
 
+def batched_probs(probs_fn, params, x: np.ndarray, size: int = 256) -> np.ndarray:
+  """``probs_fn(params, batch)`` over ``x`` in batches of ``size`` rows, concatenated."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return np.concatenate([np.asarray(probs_fn(params, jnp.asarray(x[i:i + size])))
+                         for i in range(0, len(x), size)])
+
+
 def train_loop(step, params, state, arrays: tuple, y: np.ndarray, validate, args, t0: float):
   """Trains ``args.steps`` batches of ``args.batch`` examples, reshuffled each epoch (seed
   ``args.seed``): ``step(params, state, batch_arrays, batch_y) -> (params, state, loss)``.
@@ -194,8 +201,7 @@ def main(argv=None) -> int:
   probs_fn = jax.jit(lambda p, idx: jax.nn.sigmoid(model.apply(p, idx)))
 
   def score(params, examples, idx):
-    probs = np.concatenate([np.asarray(probs_fn(params, jnp.asarray(idx[i:i + 256])))
-                            for i in range(0, len(idx), 256)])
+    probs = batched_probs(probs_fn, params, idx)
     return weighted.score_sets([(e.liked, e.disliked) for e in examples], decode(probs, genres))
 
   best = train_loop(step, params, state, (x_train,), y_train,

@@ -163,21 +163,22 @@ def main(argv=None) -> int:
 
   probs_fn = jax.jit(lambda p, x: jax.nn.sigmoid(model.apply(p, x)))
 
-  def score(params, examples, x, threshold=0.5):
-    probs = np.concatenate([np.asarray(probs_fn(params, jnp.asarray(x[0][i:i + 256])))
-                            for i in range(0, len(x[0]), 256)])
+  def score(probs, examples, threshold=0.5):
     return weighted.score_sets([(e.liked, e.disliked) for e in examples],
                                direct_probe.decode(probs, genres, threshold))
 
-  best = direct_probe.train_loop(step, params, state, x_train, y_train,
-                                 lambda p: score(p, val, x_val), args, t0)
-  res = score(best[2], held, x_held)
+  best = direct_probe.train_loop(
+      step, params, state, x_train, y_train,
+      lambda p: score(direct_probe.batched_probs(probs_fn, p, x_val[0]), val), args, t0)
+  val_probs = direct_probe.batched_probs(probs_fn, best[2], x_val[0])
+  held_probs = direct_probe.batched_probs(probs_fn, best[2], x_held[0])
+  res = score(held_probs, held)
   # The decision threshold that maximises validation F1 at the best step (weighted F1 rewards
   # recall more than a 0.5 cut on a cross-entropy-trained output gives).
   grid = [round(t, 2) for t in np.arange(0.1, 0.55, 0.05)]
-  val_f1 = [score(best[2], val, x_val, t)["f1"] for t in grid]
+  val_f1 = [score(val_probs, val, t)["f1"] for t in grid]
   threshold = grid[int(np.argmax(val_f1))]
-  tuned = score(best[2], held, x_held, threshold)
+  tuned = score(held_probs, held, threshold)
   rule = embedding_probe.rule_f1(data, held, gm, LabelConfig())
   for name, r in (("threshold 0.5", res), (f"threshold {threshold} (best on validation)", tuned)):
     print(f"{readout} readout on {args.inputs} genre statistics ({args.split}, best validation "
