@@ -745,9 +745,11 @@ def test_longer_training_runs_bind_steps_and_start_from_the_next_shorter_run(pla
   by_id = {r.run_id: r for r in plan}
   steps = [r for r in plan if "steps" in r.groups]
   base_steps = int(plan_lib.gin_default("TRAIN_STEPS"))
-  budgets = {(x, f * base_steps) for x, fs in plan_lib.LONG_TRAIN_FACTORS.items() for f in fs}
-  assert {(r.resample_labels, r.train_steps) for r in steps} == budgets | {
-      (x, None) for x in plan_lib.LONG_TRAIN_LABELS}
+  long_train = plan_lib.LONG_TRAIN_METHODS
+  budgets = {(m, x, f * base_steps) for m, by_labels in long_train.items()
+             for x, fs in by_labels.items() for f in fs}
+  assert {(r.method, r.resample_labels, r.train_steps) for r in steps} == budgets | {
+      (m, x, None) for m, by_labels in long_train.items() for x in by_labels}
   for r in steps:
     if r.train_steps is None:
       assert "TRAIN_STEPS" not in dict(r.bindings) and r.warm_from is None
@@ -756,9 +758,9 @@ def test_longer_training_runs_bind_steps_and_start_from_the_next_shorter_run(pla
     assert r.run_id.endswith(f"-steps_x{factor}") and dict(r.bindings)["TRAIN_STEPS"] == r.train_steps
     short = by_id[r.warm_from]
     # the next shorter budget of the same labels: no planned run of those labels lies between
-    shorter = [f for f in plan_lib.LONG_TRAIN_FACTORS[r.resample_labels] if f < factor]
+    shorter = [f for f in long_train[r.method][r.resample_labels] if f < factor]
     assert (short.train_steps or base_steps) == (max(shorter, default=1) * base_steps)
-    assert short.resample_labels == r.resample_labels
+    assert (short.method, short.resample_labels) == (r.method, r.resample_labels)
     assert {k: v for k, v in r.bindings if k != "TRAIN_STEPS"} == {
         k: v for k, v in short.bindings if k != "TRAIN_STEPS"}
     assert r.fingerprint() != short.fingerprint()
@@ -766,7 +768,7 @@ def test_longer_training_runs_bind_steps_and_start_from_the_next_shorter_run(pla
   # smoke settings scale the long budgets with --max_steps
   small = plan_lib.build_plan(settings(train_steps=20), fake_tokens)
   assert {r.train_steps for r in small if "steps" in r.groups} == {None} | {
-      20 * f for fs in plan_lib.LONG_TRAIN_FACTORS.values() for f in fs}
+      20 * f for by_labels in long_train.values() for fs in by_labels.values() for f in fs}
 
 
 def test_warm_start_copies_the_last_checkpoint_and_never_overwrites(tmp_path):

@@ -36,7 +36,8 @@ GROUPS: dict[str, str] = {
     "modes": "4. Training modes for PERSOMA-MLP (N = 50) on a task-adapted base",
     "cost": "5. Input cost (the paper's Table 2)",
     "labels": "6. Labels of the augmented train histories (a persoma addition; PERSOMA-MLP, N = 50)",
-    "steps": "7. Longer training (a persoma addition; PERSOMA-MLP, N = 50)",
+    "steps": "7. Longer training (a persoma addition; PERSOMA-MLP and PERSOMA-GenreStats with "
+             "genre-name anchors, N = 50)",
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
 }
 HISTORY_SIZES = (5, 10, 50, 100)
@@ -54,6 +55,12 @@ LABELS_MORE_RESAMPLES = 16  # group 6 also runs window labels with this many his
 # label source (in run order); each longer run continues the next shorter one of its labels.
 LONG_TRAIN_FACTORS: dict[str, tuple[int, ...]] = {"shown": (3, 6), "history": (3,)}
 LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
+# ... and per method (session 11 added the genre-statistics adapter with genre-name anchors,
+# whose N=50 run was still improving at its last step).
+LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
+    "persoma_mlp": LONG_TRAIN_FACTORS,
+    "persoma_genre_names": {"history": (3,), "shown": (3,)},
+}
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
 BUDGET_FREE_SCHEDULES = ("constant", "warmup_constant", "rsqrt")
@@ -396,11 +403,12 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   train("persoma_mlp", "labels", 50, resample_labels="window",
         train_resamples=LABELS_MORE_RESAMPLES)
   # 7. longer training (+ the same runs at the program's step budget)
-  for labels, factors in LONG_TRAIN_FACTORS.items():
-    train("persoma_mlp", "steps", 50, resample_labels=labels)
-    for shorter, factor in zip((None,) + factors, factors):
-      train("persoma_mlp", "steps", 50, resample_labels=labels, steps_factor=factor,
-            warm_factor=shorter)
+  for method, by_labels in LONG_TRAIN_METHODS.items():
+    for labels, factors in by_labels.items():
+      train(method, "steps", 50, resample_labels=labels)
+      for shorter, factor in zip((None,) + factors, factors):
+        train(method, "steps", 50, resample_labels=labels, steps_factor=factor,
+              warm_factor=shorter)
   baseline("rule", "labels", 50)
   # 8. the set-pooling adapter (+ the MLP rows it is compared with)
   for n in POOL_HISTORY_SIZES:

@@ -79,7 +79,8 @@ def _labels_cell(r: Mapping[str, Any]) -> str:
 
 def _factors_text() -> str:
   """'3x or 6x': the step multiples group 7 trains for."""
-  factors = sorted({f for fs in plan_lib.LONG_TRAIN_FACTORS.values() for f in fs})
+  factors = sorted({f for by_labels in plan_lib.LONG_TRAIN_METHODS.values()
+                    for fs in by_labels.values() for f in fs})
   return " or ".join(f"{f}x" for f in factors)
 
 
