@@ -531,7 +531,7 @@ def test_targets_are_judged_from_figures():
   named = dict(mlp50, run_id="names50", method="persoma_genre_names", groups=["pool"], f1=0.5)
   pool100 = dict(named, run_id="pool100", method="persoma_pool", history_size=100, f1=0.7)
   lines = "\n".join(report.check_targets(_fake_results() + [named, pool100]))
-  assert "best persoma-addition adapter (group 8): F1 0.5000, `names50`; paper" in lines
+  assert "best persoma-addition adapter (groups 7-8): F1 0.5000, `names50`; paper" in lines
   # the N=10 comparison is also judged in each other format both methods ran in (group 3)
   mlp10 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-10")
   title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",

@@ -122,7 +122,7 @@ def check_targets(results: Sequence[Mapping[str, Any]]) -> list[str]:
   added = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
                and r["method"] in plan_lib.POOL_METHODS), key=lambda r: r["f1"], default=None)
   if added is not None and mlp50 is not None:
-    best_note += (f"; best persoma-addition adapter (group 8): F1 {added['f1']:.4f}, "
+    best_note += (f"; best persoma-addition adapter (groups 7-8): F1 {added['f1']:.4f}, "
                   f"`{added['run_id']}`")
   out.append("- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
       "not measured yet" if mlp50 is None else
