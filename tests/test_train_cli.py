@@ -80,6 +80,47 @@ def test_eval_prints_json_last_and_writes_it_beside_the_checkpoint(trained, caps
   gin.clear_config(clear_constants=True)
 
 
+@pytest.mark.slow
+def test_eval_thresholded_beam_marginals(trained, capsys):
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main([f"--checkpoint={trained}", "--split=test", "--json", "--num_decodes=4",
+                         "--predictions"]) == 0
+  res, out = _last_json(capsys)
+  assert res["num_decodes"] == 4 and 0.0 < res["threshold"] <= 1.0
+  assert res["split"] == "test" and res["step"] == 2
+  assert set(res["beam_top1"]) == {"f1", "precision", "recall", "f1_liked", "f1_disliked"}
+  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_beam4.json")))
+  curve = written["validation_curve"]
+  assert len(curve) == 19 and written["validation_f1"] == pytest.approx(max(curve.values()))
+  assert curve[f"{written['threshold']:.2f}"] == pytest.approx(written["validation_f1"], abs=1e-4)
+  rows = [json.loads(l) for l in open(written["predictions_file"])]
+  assert len(rows) == res["users"]
+  assert all(r["prediction"].startswith("Liked Genres:") for r in rows)
+  # A fixed threshold skips the validation pass; 1.0 keeps only classes every decode names.
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main([f"--checkpoint={trained}", "--split=test", "--json", "--num_decodes=4",
+                         "--threshold=1.0", "--max_examples=4"]) == 0
+  res, _ = _last_json(capsys)
+  assert res["threshold"] == 1.0 and "validation_f1" not in res and res["users"] == 4
+  gin.clear_config(clear_constants=True)
+
+
+def test_eval_threshold_errors(tmp_path):
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(ValueError, match="cannot score that split"):
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--split=validation",
+                           "--num_decodes=4"])
+  gin.clear_config(clear_constants=True)
+  for bad, match in (("abc", "number in"), ("1.5", r"in \(0, 1\]")):
+    with pytest.raises(ValueError, match=match):
+      main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--num_decodes=4",
+                             f"--threshold={bad}"])
+    gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit):
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--num_decodes=0"])
+  gin.clear_config(clear_constants=True)
+
+
 def test_model_dir_with_another_config_is_refused(tmp_path):
   (tmp_path / "config.gin").write_text("# another run\nMODEL_SIZE = 'xxl'\n")
   gin.clear_config(clear_constants=True)

@@ -10,6 +10,14 @@ directory (`MODEL_DIR/checkpoints/1200`). With --json the last stdout line is
 beside the checkpoint as `eval_<split>_step<step>.json`. --predictions also writes
 `inferences_<split>_step<step>.jsonl` there, one `{"user_id", "target", "prediction"}` line per
 user, in split order. If --gin_file is omitted, DIR's model dir `config.gin` is used.
+
+--num_decodes K (K >= 2) replaces greedy decoding with thresholded label marginals
+(`persoma.train.marginal_eval`): beam search gives K decodes per user, each of the 38 classes
+is predicted when the probability mass of the decodes naming it reaches --threshold (a number
+in (0, 1], or `tune`: the best of 0.05..0.95 on the validation split, then applied to --split).
+The JSON then also holds `threshold`, `num_decodes`, `validation_f1` (at the threshold) and
+`beam_top1` (the scores of the best beam alone); the file is
+`eval_<split>_step<step>_beam<K>.json`.
 """
 
 from __future__ import annotations
@@ -26,8 +34,19 @@ from persoma.train import partitioning
 
 def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partitioner: Any = None,
              batch_size: int = 64, max_examples: int | None = None,
-             write_predictions: bool = False) -> dict[str, Any]:
+             write_predictions: bool = False, num_decodes: int = 1,
+             threshold: float | str = "tune") -> dict[str, Any]:
   """Scores `checkpoint` on `split` of the experiment's task; returns the result dict."""
+  if num_decodes > 1 and threshold == "tune" and split == "validation":
+    raise ValueError("--threshold tune picks the threshold on the validation split, so it "
+                     "cannot score that split; pass a number, or score --split test")
+  if threshold != "tune":
+    try:
+      threshold = float(threshold)
+    except ValueError:
+      raise ValueError(f"--threshold must be a number in (0, 1] or 'tune', got {threshold!r}")
+    if not 0.0 < threshold <= 1.0:
+      raise ValueError(f"--threshold must be in (0, 1], got {threshold}")
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.train import optim  # pylint: disable=g-import-not-at-top
   from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
@@ -42,18 +61,60 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
                            decode_fn=experiment_lib.make_decoder(vocab), inference_only=True)
   step, step_dir = tr.load_params_from(checkpoint)
   logging.info("Evaluating %s (step %d) on %s/%s", step_dir, step, task.task_name, split)
-  res = tr.evaluate(data.arrays, split, data.targets, max_examples)
-  out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
-                             "f1_liked", "f1_disliked") if k in res}
+  suffix = ""
+  if num_decodes > 1:
+    out, predictions = _evaluate_marginals(tr, task, data, split, vocab, num_decodes,
+                                           threshold, batch_size, max_examples)
+    suffix = f"_beam{num_decodes}"
+  else:
+    res = tr.evaluate(data.arrays, split, data.targets, max_examples)
+    out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
+                               "f1_liked", "f1_disliked") if k in res}
+    predictions = tr.last_predictions
   out["checkpoint"] = step_dir
   out["task"] = task.task_name
   where = os.path.dirname(step_dir)
   if write_predictions:
     out["predictions_file"] = write_inferences(
-        os.path.join(where, f"inferences_{split}_step{step}.jsonl"), tr.last_predictions,
+        os.path.join(where, f"inferences_{split}_step{step}{suffix}.jsonl"), predictions,
         data.targets, data.user_ids)
-  trainer_lib.write_json(os.path.join(where, f"eval_{split}_step{step}.json"), out)
+  trainer_lib.write_json(os.path.join(where, f"eval_{split}_step{step}{suffix}.json"), out)
   return out
+
+
+def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
+                        num_decodes: int, threshold: float | str, batch_size: int,
+                        max_examples: int | None) -> tuple[dict[str, Any], list[str]]:
+  """Thresholded beam marginals on `split` (threshold tuned on validation if 'tune')."""
+  from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
+  from persoma.train import marginal_eval  # pylint: disable=g-import-not-at-top
+  decode_fn = experiment_lib.make_decoder(vocab)
+  extra: dict[str, Any] = {}
+  if threshold == "tune":
+    val = task.load("validation", history_as_index=False)
+    vm = marginal_eval.decode_marginals(tr, val.arrays, "validation", decode_fn, num_decodes,
+                                        batch_size, max_examples)
+    tau, curve = marginals.tune_threshold(
+        vm["marginals"], marginal_eval.truth(val.targets, len(vm["texts"])))
+    extra = {"validation_f1": curve[tau], "validation_users": len(vm["texts"]),
+             "validation_curve": {f"{t:.2f}": round(f, 4) for t, f in curve.items()}}
+    logging.info("threshold %.2f: validation f1 %.4f (%d users)", tau, curve[tau],
+                 len(vm["texts"]))
+  else:
+    tau = float(threshold)
+  m = marginal_eval.decode_marginals(tr, data.arrays, split, decode_fn, num_decodes,
+                                     batch_size, max_examples)
+  y_true = marginal_eval.truth(data.targets, len(m["texts"]))
+  res = marginal_eval.score(m["marginals"], y_true, tau)
+  top1 = marginal_eval.score(m["top1"], y_true, 1.0)
+  out = {k: res[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked")}
+  out.update(split=split, step=tr.step, users=len(m["texts"]), num_decodes=num_decodes,
+             threshold=tau, beam_top1={k: top1[k] for k in
+                                       ("f1", "precision", "recall", "f1_liked", "f1_disliked")},
+             **extra)
+  predicted = marginals.threshold(m["marginals"], tau)
+  return out, marginal_eval.texts_of(predicted)
 
 
 def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[str],
@@ -84,8 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--max_examples", type=int, default=None)
   p.add_argument("--predictions", action="store_true",
                  help="also write inferences_<split>_step<step>.jsonl beside the checkpoint")
+  p.add_argument("--num_decodes", type=int, default=1,
+                 help="K >= 2: thresholded label marginals over K beam decodes (see above)")
+  p.add_argument("--threshold", default="tune",
+                 help="with --num_decodes: marginal cut in (0, 1], or 'tune' on validation")
   p.add_argument("--verbose", action="store_true")
   a = p.parse_args(rest)
+  if a.num_decodes < 1:
+    p.error(f"--num_decodes must be >= 1, got {a.num_decodes}")
   gin_cli.setup_logging(a.verbose)
   partitioning.maybe_initialize_distributed()
   import gin  # pylint: disable=g-import-not-at-top
@@ -101,9 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   from persoma.train import main_eval as this  # pylint: disable=g-import-not-at-top
   out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
                                             max_examples=a.max_examples,
-                                            write_predictions=a.predictions)
+                                            write_predictions=a.predictions,
+                                            num_decodes=a.num_decodes, threshold=a.threshold)
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
-                               "step", "users") if k in out}
+                               "step", "users", "num_decodes", "threshold", "validation_f1",
+                               "beam_top1") if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
   else:
@@ -111,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{out['precision']:.4f} recall {out['recall']:.4f} (liked f1 "
           f"{out.get('f1_liked', float('nan')):.4f}, not liked f1 "
           f"{out.get('f1_disliked', float('nan')):.4f}; {out['users']} users)")
+    if "threshold" in out:
+      t1 = out["beam_top1"]
+      print(f"  {out['num_decodes']} beams, threshold {out['threshold']:.2f}"
+            + (f" (validation f1 {out['validation_f1']:.4f})" if "validation_f1" in out else "")
+            + f"; best beam alone: f1 {t1['f1']:.4f} precision {t1['precision']:.4f} "
+            f"recall {t1['recall']:.4f}")
     if "predictions_file" in out:
       print(f"predictions: {out['predictions_file']}")
   return 0

@@ -1,0 +1,75 @@
+"""Label marginals over several decodes, and a decision threshold tuned for weighted F1.
+
+Greedy decoding writes the single most likely answer; it cannot trade precision for recall,
+and class-weighted F1 rewards recall more than a most-likely set gives (the probes of
+`benchmarks/stats_probe.py` gain most from a tuned threshold). With K decodes per user (beam
+search) and their sequence log-probabilities, each of the 38 liked/disliked classes gets a
+marginal: the probability mass, renormalised over the K decodes, of the decodes that name it.
+A class is predicted when its marginal reaches a threshold tau; tau is chosen on validation
+users (`tune_threshold`) and applied unchanged to the test users.
+
+Shapes: `B` users, `K` decodes per user, `C` classes (38: liked genres, then disliked).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from persoma.metrics import weighted
+
+DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
+
+
+def decode_weights(log_probs: np.ndarray) -> np.ndarray:
+  """`[B, K]` sequence log-probabilities -> `[B, K]` weights summing to 1 per row.
+
+  Decodes scored at or below -1e6 (beam search's placeholder for an unfinished slot) get
+  weight 0; a row with no valid decode raises.
+  """
+  lp = np.asarray(log_probs, dtype=np.float64)
+  if lp.ndim != 2:
+    raise ValueError(f"log_probs must be [B, K], got shape {lp.shape}")
+  if np.isnan(lp).any():
+    rows = sorted(set(np.argwhere(np.isnan(lp))[:, 0].tolist()))
+    raise ValueError(f"log_probs has NaN in rows {rows[:10]}")
+  valid = lp > -1e6
+  empty = np.flatnonzero(~valid.any(axis=1))
+  if empty.size:
+    raise ValueError(f"no valid decode (all scores <= -1e6) in rows {empty[:10].tolist()}")
+  shifted = np.where(valid, lp - np.max(np.where(valid, lp, -np.inf), axis=1, keepdims=True),
+                     -np.inf)
+  w = np.exp(shifted)
+  return w / w.sum(axis=1, keepdims=True)
+
+
+def label_marginals(indicators: np.ndarray, log_probs: np.ndarray) -> np.ndarray:
+  """`indicators [B, K, C]` (0/1: decode k names class c) and `log_probs [B, K]` -> `[B, C]`
+  marginal probability of each class under the renormalised decodes."""
+  ind = np.asarray(indicators, dtype=np.float64)
+  if ind.ndim != 3 or ind.shape[:2] != np.shape(log_probs):
+    raise ValueError(f"indicators {ind.shape} must be [B, K, C] with [B, K] = log_probs "
+                     f"{np.shape(log_probs)}")
+  return np.einsum("bk,bkc->bc", decode_weights(log_probs), ind)
+
+
+def threshold(marginals: np.ndarray, tau: float) -> np.ndarray:
+  """`[B, C]` marginals -> `[B, C]` bool predictions (marginal >= tau)."""
+  if not 0.0 < tau <= 1.0:
+    raise ValueError(f"threshold must be in (0, 1], got {tau}")
+  return np.asarray(marginals) >= tau - 1e-12
+
+
+def tune_threshold(marginals: np.ndarray, y_true: np.ndarray,
+                   grid: Sequence[float] = DEFAULT_GRID) -> tuple[float, dict[float, float]]:
+  """The tau in `grid` with the best weighted F1 on `(marginals, y_true)`, and F1 per tau.
+
+  Ties go to the tau nearest 0.5 (then the larger), so a flat curve keeps the usual cut.
+  """
+  if not len(grid):
+    raise ValueError("empty threshold grid")
+  curve = {float(t): weighted.weighted_prf(y_true, threshold(marginals, t))["f1"] for t in grid}
+  best = max(curve.values())
+  ties = [t for t, f in curve.items() if f >= best - 1e-12]
+  return min(ties, key=lambda t: (abs(t - 0.5), -t)), curve

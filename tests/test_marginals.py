@@ -1,0 +1,52 @@
+"""Label marginals over K decodes and the validation-tuned threshold (`persoma.metrics.marginals`)."""
+
+import numpy as np
+import pytest
+
+from persoma.metrics import marginals
+
+
+def test_weights_are_a_softmax_over_valid_decodes():
+  lp = np.array([[np.log(0.2), np.log(0.6), -1e7], [0.0, 0.0, 0.0]])
+  w = marginals.decode_weights(lp)
+  np.testing.assert_allclose(w[0], [0.25, 0.75, 0.0])
+  np.testing.assert_allclose(w[1], [1 / 3] * 3)
+
+
+def test_weights_reject_rows_without_a_valid_decode_and_nan():
+  with pytest.raises(ValueError, match=r"rows \[1\]"):
+    marginals.decode_weights(np.array([[0.0, -1.0], [-1e7, -1e7]]))
+  with pytest.raises(ValueError, match="NaN in rows"):
+    marginals.decode_weights(np.array([[0.0, np.nan]]))
+  with pytest.raises(ValueError, match=r"\[B, K\]"):
+    marginals.decode_weights(np.zeros(3))
+
+
+def test_marginal_is_the_mass_of_the_decodes_naming_a_class():
+  # 1 user, 3 decodes with probabilities 0.5, 0.3, 0.2 (already normalised), 3 classes.
+  ind = np.array([[[1, 0, 0], [1, 1, 0], [0, 1, 1]]])
+  lp = np.log(np.array([[0.5, 0.3, 0.2]]))
+  np.testing.assert_allclose(marginals.label_marginals(ind, lp), [[0.8, 0.5, 0.2]])
+  with pytest.raises(ValueError, match=r"\[B, K, C\]"):
+    marginals.label_marginals(ind[:, :2], lp)
+
+
+def test_threshold_is_inclusive_and_checked():
+  m = np.array([[0.3, 0.29999999, 0.7]])
+  assert marginals.threshold(m, 0.3).tolist() == [[True, False, True]]
+  for bad in (0.0, 1.5):
+    with pytest.raises(ValueError, match="threshold"):
+      marginals.threshold(m, bad)
+
+
+def test_tuning_picks_the_cut_with_the_best_weighted_f1():
+  # Every user truly has class 0; the model is unsure (marginal 0.3), so a cut at 0.5 misses
+  # it everywhere and any cut <= 0.3 finds it. Class 1 is noise at 0.2 (never true).
+  y = np.array([[1, 0], [1, 0], [1, 0]])
+  m = np.array([[0.3, 0.2], [0.3, 0.2], [0.3, 0.2]])
+  tau, curve = marginals.tune_threshold(m, y, grid=(0.1, 0.25, 0.3, 0.5))
+  assert curve[0.5] == 0.0 and curve[0.3] == pytest.approx(1.0)
+  assert curve[0.1] == pytest.approx(1.0)  # class 1 predicted too, but it has no support
+  assert tau == 0.3  # ties go to the cut nearest 0.5
+  with pytest.raises(ValueError, match="empty"):
+    marginals.tune_threshold(m, y, grid=())
