@@ -91,7 +91,7 @@ def test_eval_thresholded_beam_marginals(trained, capsys):
   assert set(res["beam_top1"]) == {"f1", "precision", "recall", "f1_liked", "f1_disliked"}
   written = json.load(open(os.path.join(trained, "best", "eval_test_step2_beam4.json")))
   curve = written["validation_curve"]
-  assert len(curve) == 19 and written["validation_f1"] == pytest.approx(max(curve.values()))
+  assert len(curve) == 23 and written["validation_f1"] == pytest.approx(max(curve.values()))
   assert curve[f"{written['threshold']:.2f}"] == pytest.approx(written["validation_f1"], abs=1e-4)
   rows = [json.loads(l) for l in open(written["predictions_file"])]
   assert len(rows) == res["users"]

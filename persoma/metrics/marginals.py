@@ -19,7 +19,8 @@ import numpy as np
 
 from persoma.metrics import weighted
 
-DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
+#: 0.01 .. 0.04, then 0.05 .. 0.95 in steps of 0.05 (short histories want very low cuts).
+DEFAULT_GRID = (0.01, 0.02, 0.03, 0.04) + tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
 def decode_weights(log_probs: np.ndarray) -> np.ndarray:

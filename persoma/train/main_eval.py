@@ -14,7 +14,8 @@ user, in split order. If --gin_file is omitted, DIR's model dir `config.gin` is 
 --num_decodes K (K >= 2) replaces greedy decoding with thresholded label marginals
 (`persoma.train.marginal_eval`): beam search gives K decodes per user, each of the 38 classes
 is predicted when the probability mass of the decodes naming it reaches --threshold (a number
-in (0, 1], or `tune`: the best of 0.05..0.95 on the validation split, then applied to --split).
+in (0, 1], or `tune`: the best of 0.01..0.04, 0.05..0.95 on the validation split, then
+applied to --split).
 The JSON then also holds `threshold`, `num_decodes`, `validation_f1` (at the threshold) and
 `beam_top1` (the scores of the best beam alone); the file is
 `eval_<split>_step<step>_beam<K>.json`.

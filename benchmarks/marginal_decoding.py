@@ -1,0 +1,112 @@
+"""Greedy decoding vs thresholded beam marginals for the reproduction's surviving checkpoints.
+
+For every `<work_dir>/runs/<run id>/model` with a best checkpoint, runs (unless its result is
+already there, or --force)
+
+  persoma-eval --checkpoint <model dir> --split test --num_decodes K --json
+
+which beam-decodes the validation and test users, tunes the marginal cut on validation and
+scores the test users (`persoma.train.marginal_eval`). Prints a markdown table (greedy F1 from
+the run's own `eval_test.json`, the best beam alone, the thresholded marginals) and writes the
+figures, metrics only, to --out (default `benchmarks/repro/marginal_decoding.json`).
+
+  python benchmarks/marginal_decoding.py --work_dir ~/persoma_repro [--work_dir DIR2]
+      [--only 'persoma_genre_names-*'] [--num_decodes 16] [--cpu 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from persoma import atomic_io
+
+REPO = Path(__file__).resolve().parents[1]
+KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
+
+
+def find_runs(work_dirs: list[str], patterns: list[str]) -> list[tuple[str, Path]]:
+  """`(work dir label, model dir)` of every run with a best checkpoint, sorted by run id."""
+  out = []
+  for wd in work_dirs:
+    root = Path(wd).expanduser()
+    if not (root / "runs").is_dir():
+      raise SystemExit(f"error: {root}/runs does not exist (is --work_dir the reproduce.py "
+                       "work dir?)")
+    for model in sorted(root.glob("runs/*/model")):
+      run_id = model.parent.name
+      if patterns and not any(fnmatch.fnmatch(run_id, p) for p in patterns):
+        continue
+      if (model / "best").is_dir() and (model / "eval_test.json").exists():
+        out.append((root.name, model))
+  return out
+
+
+def beam_result(model: Path, k: int) -> dict | None:
+  hits = sorted(glob.glob(str(model / "best" / f"eval_test_step*_beam{k}.json")))
+  return json.loads(Path(hits[-1]).read_text()) if hits else None
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--work_dir", action="append", required=True,
+                 help="a reproduce.py work dir (repeatable)")
+  p.add_argument("--only", action="append", default=[], help="fnmatch pattern of run ids")
+  p.add_argument("--num_decodes", type=int, default=16)
+  p.add_argument("--cpu", type=int, default=None, help="pin each evaluation to this core")
+  p.add_argument("--force", action="store_true", help="re-evaluate runs that have a result")
+  p.add_argument("--out", default=str(REPO / "benchmarks" / "repro" / "marginal_decoding.json"))
+  a = p.parse_args(argv)
+  runs = find_runs(a.work_dir, a.only)
+  if not runs:
+    raise SystemExit("error: no run with a best checkpoint and eval_test.json matched")
+  env = dict(os.environ)
+  if a.cpu is not None:
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                        "intra_op_parallelism_threads=1").strip()
+  rows = []
+  for i, (label, model) in enumerate(runs, 1):
+    run_id = model.parent.name
+    res = None if a.force else beam_result(model, a.num_decodes)
+    if res is None:
+      print(f"[{i}/{len(runs)}] {label}/{run_id}: decoding {a.num_decodes} beams ...",
+            file=sys.stderr, flush=True)
+      t0 = time.time()
+      cmd = ["persoma-eval", f"--checkpoint={model}", "--split=test",
+             f"--num_decodes={a.num_decodes}", "--json"]
+      subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL,
+                     preexec_fn=(lambda: os.sched_setaffinity(0, {a.cpu}))
+                     if a.cpu is not None else None)
+      res = beam_result(model, a.num_decodes)
+      if res is None:
+        raise SystemExit(f"error: persoma-eval wrote no beam result under {model}/best")
+      print(f"  done in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    greedy = json.loads((model / "eval_test.json").read_text())
+    rows.append({"work_dir": label, "run_id": run_id, "step": res["step"],
+                 "users": res["users"], "num_decodes": res["num_decodes"],
+                 "threshold": res["threshold"], "validation_f1": res.get("validation_f1"),
+                 "greedy": {k: greedy.get(k) for k in KEYS},
+                 "beam_top1": {k: res["beam_top1"][k] for k in KEYS},
+                 "marginals": {k: res[k] for k in KEYS}})
+  atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
+  print("| work dir | run | greedy F1 | best beam F1 | marginals F1 (P / R; liked / disliked) "
+        "| cut |\n|---|---|---|---|---|---|")
+  for r in rows:
+    m = r["marginals"]
+    print(f"| {r['work_dir']} | `{r['run_id']}` | {r['greedy']['f1']:.3f} | "
+          f"{r['beam_top1']['f1']:.3f} | {m['f1']:.3f} ({m['precision']:.3f} / "
+          f"{m['recall']:.3f}; {m['f1_liked']:.3f} / {m['f1_disliked']:.3f}) | "
+          f"{r['threshold']:.2f} |")
+  print(f"wrote {a.out}", file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

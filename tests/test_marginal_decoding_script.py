@@ -1,0 +1,57 @@
+"""`benchmarks/marginal_decoding.py`: finds runs, reuses written beam results, tabulates them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import marginal_decoding  # noqa: E402
+
+
+def _run(root: Path, run_id: str, greedy: float, beam: dict | None) -> Path:
+  model = root / "runs" / run_id / "model"
+  (model / "best" / "2500").mkdir(parents=True)
+  (model / "eval_test.json").write_text(json.dumps(
+      {"f1": greedy, "precision": greedy, "recall": greedy, "f1_liked": greedy,
+       "f1_disliked": greedy}))
+  if beam is not None:
+    (model / "best" / "eval_test_step2500_beam16.json").write_text(json.dumps(beam))
+  return model
+
+
+def _beam(f1: float) -> dict:
+  m = {"f1": f1, "precision": 0.5, "recall": 0.6, "f1_liked": 0.55, "f1_disliked": 0.3}
+  return {**m, "step": 2500, "users": 280, "num_decodes": 16, "threshold": 0.3,
+          "validation_f1": f1 - 0.01, "beam_top1": dict(m, f1=f1 - 0.02)}
+
+
+def test_tabulates_written_results_without_decoding(tmp_path, capsys):
+  wd = tmp_path / "work"
+  _run(wd, "persoma_mlp-h50", 0.30, _beam(0.40))
+  _run(wd, "persoma_pool-h10", 0.25, _beam(0.33))
+  (wd / "runs" / "unfinished" / "model").mkdir(parents=True)  # no best checkpoint: skipped
+  out = tmp_path / "m.json"
+  assert marginal_decoding.main(["--work_dir", str(wd), "--only", "persoma_*",
+                                 "--out", str(out)]) == 0
+  rows = json.loads(out.read_text())
+  assert [r["run_id"] for r in rows] == ["persoma_mlp-h50", "persoma_pool-h10"]
+  assert rows[0]["greedy"]["f1"] == 0.30 and rows[0]["marginals"]["f1"] == 0.40
+  assert rows[0]["beam_top1"]["f1"] == pytest.approx(0.38)
+  table = capsys.readouterr().out
+  assert "| work | `persoma_mlp-h50` | 0.300 | 0.380 | 0.400 (0.500 / 0.600; 0.550 / 0.300)" \
+      " | 0.30 |" in table
+
+
+def test_errors_name_the_problem(tmp_path):
+  with pytest.raises(SystemExit, match="runs does not exist"):
+    marginal_decoding.main(["--work_dir", str(tmp_path / "nowhere")])
+  (tmp_path / "runs").mkdir()
+  with pytest.raises(SystemExit, match="no run with a best checkpoint"):
+    marginal_decoding.main(["--work_dir", str(tmp_path), "--out", str(tmp_path / "m.json")])
+  assert not (tmp_path / "m.json").exists()
