@@ -4,6 +4,10 @@
   disliked = the 3 least frequent among the genres present there (and not already liked); ties
   broken by canonical genre order.
 * ``rule``: the label rule (persoma.data.labels.LabelConfig) applied to the shown history only.
+* ``all``: every genre as both liked and disliked (all 38 classes), whatever the history. No
+  personalisation at all; it shows how much class-weighted F1 rewards recall (recall is 1, and
+  each class's precision is its share of users), the reference any recall-heavy decoding must
+  beat.
 
 Both are evaluated on the same examples as the models (persoma.data.build_examples: same split,
 sampler, seed and history size; targets from the whole history).
@@ -21,7 +25,7 @@ from persoma.data.examples import build_examples
 from persoma.data.structures import MovieLensData
 from persoma.metrics import weighted
 
-BASELINES = ("counting", "rule")
+BASELINES = ("counting", "rule", "all")
 
 
 def counting_prediction(data: MovieLensData, positions: Sequence[int] | np.ndarray,
@@ -44,12 +48,21 @@ def rule_prediction(data: MovieLensData, positions: Sequence[int] | np.ndarray,
   return labels_lib.labels_for_positions(data, positions, config)
 
 
+def all_prediction(data: MovieLensData, positions: Sequence[int] | np.ndarray
+                   ) -> labels_lib.UserLabels:
+  """Every genre liked and every genre disliked (the history is ignored)."""
+  del data, positions
+  return labels_lib.UserLabels(genres_lib.GENRES, genres_lib.GENRES)
+
+
 def get_baseline(name: str) -> Callable[..., labels_lib.UserLabels]:
   """The prediction function of baseline ``name`` (ValueError listing the valid names)."""
   if name == "counting":
     return counting_prediction
   if name == "rule":
     return rule_prediction
+  if name == "all":
+    return all_prediction
   raise ValueError(f"unknown baseline {name!r}; valid baselines: {', '.join(BASELINES)}")
 
 

@@ -35,8 +35,26 @@ def test_rule_improves_with_history(tiny_data):
   assert big["f1"] > small["f1"]
 
 
+def test_all_classes_has_recall_one_and_precision_equal_to_prevalence(tiny_data):
+  from persoma.data.examples import build_examples
+  from persoma.metrics import verbalizer
+  res = baselines.evaluate_baseline("all", tiny_data, split="all", history_size=5)
+  truth = verbalizer.indicator_matrix(
+      [(ex.liked, ex.disliked) for ex in build_examples(tiny_data, split="all", history_size=5,
+                                                     sampler="recency")])
+  support = truth.sum(axis=0).astype(float)
+  prevalence = support / len(truth)
+  w = support / support.sum()
+  assert res["recall"] == pytest.approx(1.0)
+  assert res["precision"] == pytest.approx(float(w @ prevalence))
+  assert res["f1"] == pytest.approx(float(w @ (2 * prevalence / (1 + prevalence))))
+  # The history is ignored: another size scores the same users the same.
+  assert baselines.evaluate_baseline("all", tiny_data, split="all", history_size=25)["f1"] == \
+      pytest.approx(res["f1"])
+
+
 def test_unknown_baseline():
-  with pytest.raises(ValueError, match="counting, rule"):
+  with pytest.raises(ValueError, match="counting, rule, all"):
     baselines.get_baseline("oracle")
 
 

@@ -45,7 +45,7 @@ TEXT_HISTORY_SIZES = (5, 10, 50)
 SAMPLERS = ("recency", "random", "long_tail", "topk_popularity", "genre")
 FORMATS = ("uem", "complete", "title_score", "description_score")
 EMBEDDING_METHODS = ("uem", "persoma_mlp", "persoma_transformer", "persoma_perceiver")
-BASELINES = ("counting", "rule")
+BASELINES = ("counting", "rule", "all")
 COST_METHODS = ("textprompt", "persoma_mlp", "persoma_perceiver")
 LORA_RANK = 4
 RESAMPLE_LABELS = ("history", "window", "shown")  # persoma.data.examples.RESAMPLE_LABELS
@@ -74,6 +74,7 @@ BASE_FMT = "title_score"
 METHOD_LABELS: dict[str, str] = {
     "counting": "Counting baseline",
     "rule": "Rule baseline (label rule on shown history)",
+    "all": "All 38 classes (no personalisation)",
     "textprompt": "Text prompting",
     "uem": "UEM",
     "persoma_mlp": "PERSOMA-MLP",
