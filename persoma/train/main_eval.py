@@ -91,11 +91,12 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
   from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
   from persoma.train import marginal_eval  # pylint: disable=g-import-not-at-top
   decode_fn = experiment_lib.make_decoder(vocab)
+  beam_fn = marginal_eval.make_beam_fn(tr, num_decodes)  # one compile for both splits
   extra: dict[str, Any] = {}
   if threshold == "tune":
     val = task.load("validation", history_as_index=False)
     vm = marginal_eval.decode_marginals(tr, val.arrays, "validation", decode_fn, num_decodes,
-                                        batch_size, max_examples)
+                                        batch_size, max_examples, beam_fn=beam_fn)
     tau, curve = marginals.tune_threshold(
         vm["marginals"], marginal_eval.truth(val.targets, len(vm["texts"])))
     extra = {"validation_f1": curve[tau], "validation_users": len(vm["texts"]),
@@ -105,7 +106,7 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
   else:
     tau = float(threshold)
   m = marginal_eval.decode_marginals(tr, data.arrays, split, decode_fn, num_decodes,
-                                     batch_size, max_examples)
+                                     batch_size, max_examples, beam_fn=beam_fn)
   y_true = marginal_eval.truth(data.targets, len(m["texts"]))
   res = marginal_eval.score(m["marginals"], y_true, tau)
   top1 = marginal_eval.score(m["top1"], y_true, 1.0)

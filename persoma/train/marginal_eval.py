@@ -44,15 +44,18 @@ def make_beam_fn(trainer: Any, num_decodes: int) -> Callable[[Any, Mapping[str, 
 def decode_marginals(trainer: Any, arrays: Mapping[str, np.ndarray], split: str,
                      decode_fn: Callable[[np.ndarray], list[str]], num_decodes: int,
                      batch_size: int, max_examples: int | None = None,
-                     progress_every_secs: float = 15.0) -> dict[str, Any]:
+                     progress_every_secs: float = 15.0,
+                     beam_fn: Callable[[Any, Mapping[str, Any]], Any] | None = None
+                     ) -> dict[str, Any]:
   """Beam-decodes a split: `{'marginals' [n, C], 'top1' [n, C] indicators of the best beam,
-  'texts' list of n lists of K texts (best last), 'log_probs' [n, K]}`."""
+  'texts' list of n lists of K texts (best last), 'log_probs' [n, K]}`. Pass the same
+  `beam_fn` (`make_beam_fn(trainer, num_decodes)`) to decode several splits with one compile."""
   arrays = trainer_lib.device_features(arrays)
   n = data_lib._num_examples(arrays, f"split {split!r}")  # pylint: disable=protected-access
   if max_examples is not None:
     n = min(n, max_examples)
     arrays = {k: v[:n] for k, v in arrays.items()}
-  fn = make_beam_fn(trainer, num_decodes)
+  fn = beam_fn or make_beam_fn(trainer, num_decodes)
   texts: list[list[str]] = []
   scores: list[np.ndarray] = []
   t0 = last = time.time()
