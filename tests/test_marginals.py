@@ -37,6 +37,9 @@ def test_threshold_is_inclusive_and_checked():
   for bad in (0.0, 1.5):
     with pytest.raises(ValueError, match="threshold"):
       marginals.threshold(m, bad)
+  assert marginals.check_threshold("0.25") == 0.25
+  with pytest.raises(ValueError, match="number in.*'abc'"):
+    marginals.check_threshold("abc")
 
 
 def test_tuning_picks_the_cut_with_the_best_weighted_f1():

@@ -55,11 +55,20 @@ def label_marginals(indicators: np.ndarray, log_probs: np.ndarray) -> np.ndarray
   return np.einsum("bk,bkc->bc", decode_weights(log_probs), ind)
 
 
+def check_threshold(tau: float | str) -> float:
+  """A cut in (0, 1], from a number or its text (a flag value); raises naming the bad value."""
+  try:
+    value = float(tau)
+  except (TypeError, ValueError):
+    raise ValueError(f"threshold must be a number in (0, 1], got {tau!r}") from None
+  if not 0.0 < value <= 1.0:
+    raise ValueError(f"threshold must be in (0, 1], got {value}")
+  return value
+
+
 def threshold(marginals: np.ndarray, tau: float) -> np.ndarray:
   """`[B, C]` marginals -> `[B, C]` bool predictions (marginal >= tau)."""
-  if not 0.0 < tau <= 1.0:
-    raise ValueError(f"threshold must be in (0, 1], got {tau}")
-  return np.asarray(marginals) >= tau - 1e-12
+  return np.asarray(marginals) >= check_threshold(tau) - 1e-12
 
 
 def tune_threshold(marginals: np.ndarray, y_true: np.ndarray,

@@ -42,12 +42,11 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
     raise ValueError("--threshold tune picks the threshold on the validation split, so it "
                      "cannot score that split; pass a number, or score --split test")
   if threshold != "tune":
+    from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
     try:
-      threshold = float(threshold)
-    except ValueError:
-      raise ValueError(f"--threshold must be a number in (0, 1] or 'tune', got {threshold!r}")
-    if not 0.0 < threshold <= 1.0:
-      raise ValueError(f"--threshold must be in (0, 1], got {threshold}")
+      threshold = marginals.check_threshold(threshold)
+    except ValueError as e:
+      raise ValueError(f"--{e} (or 'tune')") from None
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.train import optim  # pylint: disable=g-import-not-at-top
   from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
@@ -109,7 +108,7 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                                      batch_size, max_examples, beam_fn=beam_fn)
   y_true = marginal_eval.truth(data.targets, len(m["texts"]))
   res = marginal_eval.score(m["marginals"], y_true, tau)
-  top1 = marginal_eval.score(m["top1"], y_true, 1.0)
+  top1 = marginal_eval.score_indicators(m["top1"], y_true)
   out = {k: res[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked")}
   out.update(split=split, step=tr.step, users=len(m["texts"]), num_decodes=num_decodes,
              threshold=tau, beam_top1={k: top1[k] for k in

@@ -10,8 +10,6 @@ shows on its own.
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -22,8 +20,6 @@ from persoma.data import genres as genres_lib
 from persoma.metrics import marginals as marginals_lib
 from persoma.metrics import verbalizer
 from persoma.metrics import weighted
-from persoma.train import data as data_lib
-from persoma.train import trainer as trainer_lib
 
 
 def make_beam_fn(trainer: Any, num_decodes: int) -> Callable[[Any, Mapping[str, Any]], Any]:
@@ -50,39 +46,27 @@ def decode_marginals(trainer: Any, arrays: Mapping[str, np.ndarray], split: str,
   """Beam-decodes a split: `{'marginals' [n, C], 'top1' [n, C] indicators of the best beam,
   'texts' list of n lists of K texts (best last), 'log_probs' [n, K]}`. Pass the same
   `beam_fn` (`make_beam_fn(trainer, num_decodes)`) to decode several splits with one compile."""
-  arrays = trainer_lib.device_features(arrays)
-  n = data_lib._num_examples(arrays, f"split {split!r}")  # pylint: disable=protected-access
-  if max_examples is not None:
-    n = min(n, max_examples)
-    arrays = {k: v[:n] for k, v in arrays.items()}
   fn = beam_fn or make_beam_fn(trainer, num_decodes)
-  texts: list[list[str]] = []
-  scores: list[np.ndarray] = []
-  t0 = last = time.time()
-  for batch, real in data_lib.eval_batches(arrays, batch_size, split):
-    sharded = trainer.partitioner.shard_batch(trainer_lib._local_slice(batch))  # pylint: disable=protected-access
-    tokens, aux = jax.device_get(fn(trainer.state["params"], sharded))
-    tokens = np.asarray(tokens)[:real]
-    flat = decode_fn(tokens.reshape((-1, tokens.shape[-1])))
-    texts.extend(flat[i * num_decodes:(i + 1) * num_decodes] for i in range(real))
-    scores.append(np.asarray(aux["scores"])[:real])
-    now = time.time()
-    if now - last > progress_every_secs:
-      rate = len(texts) / (now - t0)
-      logging.info("beam x%d %s: %d/%d users, %.2f users/s", num_decodes, split, len(texts), n,
-                   rate)
-      last = now
-  log_probs = np.concatenate(scores, axis=0)
-  ind, _ = verbalizer.parse_many([t for row in texts for t in row])
+  n, (tokens, aux) = trainer.map_eval_batches(
+      arrays, split, fn, max_examples, batch_size=batch_size,
+      progress_every_secs=progress_every_secs, what=f"beam x{num_decodes}")
+  flat = decode_fn(tokens.reshape((-1, tokens.shape[-1])))
+  texts = [flat[i * num_decodes:(i + 1) * num_decodes] for i in range(n)]
+  log_probs = np.asarray(aux["scores"])
+  ind, _ = verbalizer.parse_many(flat)
   ind = ind.reshape((n, num_decodes, -1))
   return {"marginals": marginals_lib.label_marginals(ind, log_probs),
           "top1": ind[:, -1, :], "texts": texts, "log_probs": log_probs}
 
 
-def score(marginals: np.ndarray, y_true: np.ndarray, tau: float) -> dict[str, float]:
-  """Weighted P/R/F1 and per-side F1 of `marginals >= tau` against `[n, C]` truths."""
-  pred = marginals_lib.threshold(marginals, tau)
+def score_indicators(pred: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
+  """Weighted P/R/F1 and per-side F1 of `[n, C]` 0/1 predictions against `[n, C]` truths."""
   return {**weighted.weighted_prf(y_true, pred), **weighted.side_scores(y_true, pred)}
+
+
+def score(marginals: np.ndarray, y_true: np.ndarray, tau: float) -> dict[str, float]:
+  """`score_indicators` of `marginals >= tau`."""
+  return score_indicators(marginals_lib.threshold(marginals, tau), y_true)
 
 
 def truth(target_texts: Sequence[str], n: int) -> np.ndarray:

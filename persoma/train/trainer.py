@@ -219,30 +219,46 @@ class Trainer:
     batch = self.partitioner.shard_batch(_local_slice(device_features(host_batch)))
     return np.asarray(jax.device_get(self._predict(self.state["params"], batch)))
 
-  def evaluate(self, arrays: Mapping[str, np.ndarray], split: str,
-               target_texts: Sequence[str], max_examples: int | None = None,
-               progress_every_secs: float = 15.0) -> dict[str, Any]:
-    """Decodes a split and scores it: `{'f1','precision','recall','split','step','users'}`."""
-    if self.decode_fn is None:
-      raise ValueError("Trainer.evaluate needs decode_fn (the output vocabulary)")
+  def map_eval_batches(self, arrays: Mapping[str, np.ndarray], split: str,
+                       fn: Callable[[Any, Mapping[str, Any]], Any],
+                       max_examples: int | None = None, batch_size: int | None = None,
+                       progress_every_secs: float = 15.0, what: str = "eval") -> tuple[int, Any]:
+    """Runs jitted `fn(params, sharded batch) -> pytree of [B, ...]` over a split in eval
+    batches (the last padded, `max_examples` cut first) and logs progress every
+    `progress_every_secs`: `(n, pytree of [n, ...] host arrays)`, padding dropped."""
     arrays = device_features(arrays)
     n = data_lib._num_examples(arrays, f"split {split!r}")
     if n == 0:
       raise ValueError(f"split {split!r} is empty: nothing to evaluate")
     if max_examples is not None and n > max_examples:
       arrays = {k: v[:max_examples] for k, v in arrays.items()}
-      target_texts = list(target_texts)[:max_examples]
       n = max_examples
-    preds: list[str] = []
+    outs: list[Any] = []
+    done = 0
     t0 = last = time.time()
-    for batch, real in data_lib.eval_batches(arrays, self.config.eval_batch_size, split):
-      preds.extend(self.decode_fn(self.predict_tokens(batch)[:real]))
+    for batch, real in data_lib.eval_batches(arrays, batch_size or self.config.eval_batch_size,
+                                             split):
+      sharded = self.partitioner.shard_batch(_local_slice(batch))
+      out = jax.device_get(fn(self.state["params"], sharded))
+      outs.append(jax.tree_util.tree_map(lambda x, r=real: np.asarray(x)[:r], out))
+      done += real
       now = time.time()
       if now - last > progress_every_secs:
-        rate = len(preds) / (now - t0)
-        logging.info("eval %s: %d/%d examples, %.1f ex/s, ETA %s", split, len(preds), n,
-                     rate, _fmt_secs((n - len(preds)) / max(rate, 1e-9)))
+        rate = done / (now - t0)
+        logging.info("%s %s: %d/%d examples, %.1f ex/s, ETA %s", what, split, done, n, rate,
+                     _fmt_secs((n - done) / max(rate, 1e-9)))
         last = now
+    return n, jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *outs)
+
+  def evaluate(self, arrays: Mapping[str, np.ndarray], split: str,
+               target_texts: Sequence[str], max_examples: int | None = None,
+               progress_every_secs: float = 15.0) -> dict[str, Any]:
+    """Decodes a split and scores it: `{'f1','precision','recall','split','step','users'}`."""
+    if self.decode_fn is None:
+      raise ValueError("Trainer.evaluate needs decode_fn (the output vocabulary)")
+    n, tokens = self.map_eval_batches(arrays, split, self._predict, max_examples,
+                                      progress_every_secs=progress_every_secs)
+    preds = self.decode_fn(tokens)
     scores = self.score_fn(preds, list(target_texts)[:n])
     out = {"f1": scores["f1"], "precision": scores["precision"],
            "recall": scores["recall"], "split": split, "step": self.step, "users": n}
