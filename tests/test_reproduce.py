@@ -811,3 +811,90 @@ def test_program_warm_starts_only_from_a_run_that_trained_to_its_end(program_env
   prog._maybe_warm_start(long_run)
   assert prog.store.last_step(long_run.run_id) == steps
   assert f"starting from step {steps} of {short.run_id}" in capsys.readouterr().out
+
+
+FAKE_EVAL = r"""
+import json, os, sys
+model_dir, mode = sys.argv[1], sys.argv[2]
+print("00:00:01 I beam x4 validation: 8/10 examples")
+if mode == "fail":
+    sys.exit(2)
+res = {"f1": 0.65, "precision": 0.6, "recall": 0.7, "f1_liked": 0.7, "f1_disliked": 0.5,
+       "split": "test", "step": int(mode), "users": 280, "num_decodes": 4, "threshold": 0.2,
+       "validation_f1": 0.63, "beam_top1": {"f1": 0.6, "precision": 0.6, "recall": 0.6,
+                                            "f1_liked": 0.6, "f1_disliked": 0.4}}
+json.dump(res, open(os.path.join(model_dir, "best", f"eval_test_step{mode}_beam4.json"), "w"))
+print(json.dumps(res))
+"""
+
+
+def test_run_marginals_records_reuses_and_never_breaks_a_finished_run(tmp_path, monkeypatch,
+                                                                      plan):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  store = state_lib.Store(tmp_path)
+  run = next(r for r in plan if r.run_id == "persoma_mlp-h5-recency-uem-full")
+  echoed: list[str] = []
+  # no best checkpoint (lost with its machine): nothing to decode, no error
+  assert execute.run_marginals(run, store, 4, 4, echo=echoed.append) is None
+  assert "no best checkpoint" in echoed[-1]
+  (store.model_dir(run.run_id) / "best").mkdir(parents=True)
+  script = tmp_path / "fake_eval.py"
+  script.write_text(FAKE_EVAL)
+  mode = {"v": "fail"}
+  calls: list[int] = []
+
+  def fake_command(model_dir, k):
+    calls.append(k)
+    return [sys.executable, str(script), str(model_dir), mode["v"]]
+
+  monkeypatch.setattr(execute, "marginals_command", fake_command)
+  assert execute.run_marginals(run, store, 4, 4, echo=echoed.append) is None
+  assert "failed (exit code 2)" in echoed[-1] and "greedy result stands" in echoed[-1]
+  mode["v"] = "3"  # scores another step than the result's best: not recorded
+  assert execute.run_marginals(run, store, 4, 4, echo=echoed.append) is None
+  assert "not the result's best step 4" in echoed[-1]
+  mode["v"] = "4"
+  m = execute.run_marginals(run, store, 4, 4, echo=echoed.append)
+  assert (m["f1"], m["threshold"], m["num_decodes"], m["step"]) == (0.65, 0.2, 4, 4)
+  assert m["beam_top1"]["f1"] == 0.6 and m["validation_f1"] == 0.63 and m["wall_secs"] > 0
+  log = store.log_path(run.run_id).read_text()
+  assert "===== marginal decoding" in log and "beam x4 validation" in log
+  n = len(calls)
+  again = execute.run_marginals(run, store, 4, 4, echo=echoed.append)  # its file is reused
+  assert len(calls) == n and again["f1"] == 0.65 and again["wall_secs"] is None
+
+
+def test_add_marginals_fills_finished_runs_and_the_page_shows_them(program_env, capsys):
+  base, calls, _, work, tmp = program_env
+  only = ["--only", "persoma_mlp-h5-recency-uem-full,persoma_mlp-h10-recency-uem-full"]
+  assert reproduce.main(base + only) == 0
+  assert "## Thresholded beam marginals" not in (tmp / "docs" / "RESULTS.md").read_text()
+  # h5's best checkpoint survives with a beam result at its best step; h10's is gone
+  best = work / "runs" / "persoma_mlp-h5-recency-uem-full" / "model" / "best"
+  best.mkdir(parents=True)
+  res = json.loads((work / "results" / "persoma_mlp-h5-recency-uem-full.json").read_text())
+  res["best_step"] = 7
+  (work / "results" / "persoma_mlp-h5-recency-uem-full.json").write_text(json.dumps(res))
+  (best / "eval_test_step7_beam4.json").write_text(json.dumps({
+      "f1": 0.41, "precision": 0.3, "recall": 0.62, "f1_liked": 0.45, "f1_disliked": 0.2,
+      "step": 7, "users": 10, "num_decodes": 4, "threshold": 0.05, "validation_f1": 0.4,
+      "beam_top1": {"f1": 0.33, "precision": 0.4, "recall": 0.3}}))
+  calls.clear()
+  assert reproduce.main(base + only + ["--num_decodes", "4"]) == 0  # not asked: untouched
+  assert "marginals" not in json.loads(
+      (work / "results" / "persoma_mlp-h5-recency-uem-full.json").read_text())
+  assert reproduce.main(base + only + ["--num_decodes", "4", "--add_marginals"]) == 0
+  assert calls == []  # finished runs are not retrained
+  out = capsys.readouterr().out
+  assert "marginals over 4 beams: F1 0.4100 (cut 0.05" in out
+  got = json.loads((work / "results" / "persoma_mlp-h5-recency-uem-full.json").read_text())
+  assert got["marginals"]["f1"] == 0.41 and got["marginals"]["beam_top1"]["f1"] == 0.33
+  assert "marginals" not in json.loads(
+      (work / "results" / "persoma_mlp-h10-recency-uem-full.json").read_text())
+  page = (tmp / "docs" / "RESULTS.md").read_text()
+  assert "## Thresholded beam marginals" in page
+  row = next(l for l in page.splitlines() if l.startswith("| `persoma_mlp-h5-recency-uem-full`")
+             and "0.4100" in l)
+  assert "0.3300" in row and "0.05 (0.4000)" in row
+  with pytest.raises(SystemExit):
+    reproduce.main(base + only + ["--num_decodes", "1"])

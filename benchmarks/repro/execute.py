@@ -99,6 +99,76 @@ def train_command(run: plan_lib.Run, model_dir: Path,
   return cmd
 
 
+def _pinned(cpu: int | None) -> tuple[dict[str, str], Callable[[], None] | None]:
+  """Environment and pre-exec hook of a child process pinned to core `cpu` (None: not pinned)."""
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  if cpu is None:
+    return env, None
+  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                      "intra_op_parallelism_threads=1").strip()
+  return env, lambda: os.sched_setaffinity(0, {cpu})
+
+
+MARGINAL_KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
+
+
+def _marginals_record(out: dict[str, Any], wall: float | None) -> dict[str, Any]:
+  return {"num_decodes": out["num_decodes"], "threshold": out["threshold"],
+          "validation_f1": out.get("validation_f1"), "step": out["step"],
+          "users": out.get("users"), "wall_secs": wall,
+          **{k: out.get(k) for k in MARGINAL_KEYS},
+          "beam_top1": {k: out["beam_top1"].get(k) for k in MARGINAL_KEYS}}
+
+
+def marginals_command(model_dir: Path, num_decodes: int) -> list[str]:
+  """The `persoma-eval` command of `run_marginals` (run from the repository root)."""
+  return [sys.executable, "-m", "persoma.train.main_eval", f"--checkpoint={model_dir}",
+          "--split=test", f"--num_decodes={num_decodes}", "--json"]
+
+
+def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, step: int | None,
+                  *, echo: Echo = print, cpu: int | None = None) -> dict[str, Any] | None:
+  """Thresholded beam marginals of a finished train run's best checkpoint: `persoma-eval
+  --split test --num_decodes K` (the cut tuned on the validation users), output appended to the
+  run's log. Reuses the result file of an earlier such evaluation of the same step. Returns
+  `{'f1', 'precision', 'recall', 'f1_liked', 'f1_disliked', 'threshold', 'num_decodes',
+  'validation_f1', 'step', 'users', 'wall_secs', 'beam_top1': {...}}`, or None (after echoing
+  why) when the best checkpoint is gone or the evaluation fails: the greedy result stands.
+  """
+  best = store.model_dir(run.run_id) / "best"
+  if step is not None:
+    done = best / f"eval_test_step{step}_beam{num_decodes}.json"
+    if done.exists():
+      out = json.loads(done.read_text())
+      if "threshold" in out and "beam_top1" in out:
+        return _marginals_record(out, None)
+  if not best.is_dir():
+    echo(f"  [{run.run_id}] no best checkpoint under {best}: no marginal decoding")
+    return None
+  cmd = marginals_command(store.model_dir(run.run_id), num_decodes)
+  env, preexec = _pinned(cpu)
+  echo(f"  [{run.run_id}] thresholded marginals over {num_decodes} beams (validation, then "
+       "test users) ...")
+  t0 = time.time()
+  with open(store.log_path(run.run_id), "a", buffering=1) as log:
+    log.write(f"\n===== marginal decoding at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
+              + " ".join(cmd) + "\n")
+    proc = subprocess.run(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=preexec,
+                          check=False)
+    log.write(proc.stdout)
+  out = _last_json(proc.stdout.splitlines()[-20:])
+  if proc.returncode != 0 or out is None or "threshold" not in out:
+    echo(f"  [{run.run_id}] marginal decoding failed (exit code {proc.returncode}); the greedy "
+         f"result stands; log: {store.log_path(run.run_id)}")
+    return None
+  if step is not None and out.get("step") != step:
+    echo(f"  [{run.run_id}] marginal decoding scored step {out.get('step')}, not the result's "
+         f"best step {step}: not recorded")
+    return None
+  return _marginals_record(out, time.time() - t0)
+
+
 def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
               initial_checkpoint: str | None = None, echo: Echo = print,
               verbose: bool = False, settings: plan_lib.Settings | None = None,
@@ -119,12 +189,7 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
   log_path = store.log_path(run.run_id)
   lines: list[str] = []
   t0 = time.time()
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
-  preexec = None
-  if cpu is not None:
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                        "intra_op_parallelism_threads=1").strip()
-    preexec = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
+  env, preexec = _pinned(cpu)
   with open(log_path, "a", buffering=1) as log:  # line-buffered: `tail -f` follows the run
     log.write(f"\n===== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
               + " ".join(cmd) + "\n")
