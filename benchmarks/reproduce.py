@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="measure one train step per run configuration and project wall time")
   p.add_argument("--max_steps", type=int, help="TRAIN_STEPS override (smoke runs)")
   p.add_argument("--eval_every", type=int, help="EVAL_EVERY_STEPS (and SAVE_EVERY_STEPS)")
+  p.add_argument("--save_every", type=int,
+                 help="SAVE_EVERY_STEPS: save more often (a run of many hours on a machine that "
+                 "may stop); the figures and the run's identity do not change")
   p.add_argument("--max_eval_examples", type=int, help="validation decoding cap in training")
   p.add_argument("--model_size", help="T5 size override (tiny|small|base|...)")
   p.add_argument("--batch_size", type=int, help="BATCH_SIZE override")
@@ -108,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   elif a.ledger_dir and a.ledger_dir.lower() == "none":
     a.ledger_dir = None
   a.only = [x for item in a.only for x in item.split(",") if x]
+  if a.save_every is not None and a.save_every < 1:
+    p.error(f"--save_every must be >= 1, got {a.save_every}")
   if a.num_decodes == 1 or a.num_decodes < 0:
     p.error(f"--num_decodes must be 0 (off) or >= 2, got {a.num_decodes}")
   return a
@@ -137,7 +142,8 @@ def settings_of(a: argparse.Namespace) -> plan_lib.Settings:
       dataset=a.dataset, data_dir=a.data_dir, work_dir=a.work_dir, model_size=a.model_size,
       train_steps=a.max_steps, eval_every=a.eval_every, max_eval_examples=a.max_eval_examples,
       batch_size=a.batch_size, encoder=a.encoder, patience=a.patience,
-      max_inputs_length=a.max_inputs_length, seed=a.seed, cost_batch=a.cost_batch)
+      max_inputs_length=a.max_inputs_length, seed=a.seed, cost_batch=a.cost_batch,
+      save_every=a.save_every)
 
 
 def program_meta(s: plan_lib.Settings, planned: int, a: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +179,8 @@ def docs_dir_for(s: plan_lib.Settings, docs_dir: str | None, work_root: Path) ->
   if docs_dir:
     return Path(docs_dir).expanduser()
   default = plan_lib.Settings()
-  canonical = (s.dataset == "movielens_1m" and set(s.overrides()) == {"DATA_DIR"}
+  canonical = (s.dataset == "movielens_1m"
+               and set(s.overrides()) - set(plan_lib.NOT_IDENTITY) == set()
                and s.max_inputs_length == default.max_inputs_length
                and s.cost_batch == default.cost_batch)
   return REPO / "docs" if canonical else work_root / "docs"

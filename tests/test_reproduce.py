@@ -160,6 +160,10 @@ def test_fingerprints():
   p3 = {r.run_id: r for r in plan_lib.build_plan(settings(train_steps=9), fake_tokens)}
   rid = "persoma_mlp-h50-recency-uem-full"
   assert p1[rid].fingerprint() == p2[rid].fingerprint()  # data location is not identity
+  p4 = {r.run_id: r for r in plan_lib.build_plan(settings(data_dir="/a", save_every=25),
+                                                  fake_tokens)}
+  assert "--gin.SAVE_EVERY_STEPS=25" in p4[rid].gin_args()
+  assert p4[rid].fingerprint() == p1[rid].fingerprint()  # nor how often a run saves
   assert p1[rid].fingerprint() != p3[rid].fingerprint()
   dep = "persoma_mlp-h50-recency-uem-lora4-on-textprompt_h10_title_score"
   assert p1[dep].fingerprint("aaa") != p1[dep].fingerprint("bbb")
@@ -484,6 +488,8 @@ def test_fresh_work_dir_resumes_from_the_ledger(program_env, capsys):
 def test_only_the_program_itself_replaces_the_published_page(tmp_path):
   real = dict(dataset="movielens_1m", data_dir="/data")
   assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path) == REPO / "docs"
+  assert reproduce.docs_dir_for(plan_lib.Settings(**real, save_every=50), None,
+                                tmp_path) == REPO / "docs"
   for other in (dict(seed=1), dict(train_steps=10), dict(model_size="tiny"), dict(cost_batch=4),
                 dict(dataset="synthetic")):
     s = plan_lib.Settings(**{**real, **other})

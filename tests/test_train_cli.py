@@ -10,7 +10,7 @@ import gin
 import pytest
 
 from persoma.train import experiment as experiment_lib
-from persoma.train import main_eval, main_train
+from persoma.train import gin_cli, main_eval, main_train
 
 TINY = [
     "--gin_file=gin/quickstart.gin",
@@ -129,6 +129,17 @@ def test_model_dir_with_another_config_is_refused(tmp_path):
   assert "MODEL_SIZE = 'xxl'" in str(e.value)  # the diff names what differs
   assert (tmp_path / "config.gin").read_text().startswith("# another run")  # untouched
   gin.clear_config(clear_constants=True)
+
+
+def test_a_resumed_run_may_change_only_its_checkpoint_cadence(tmp_path):
+  saved = "A = 1\nSAVE_EVERY_STEPS = 500\nKEEP_CHECKPOINTS = 2\nx.y = %SAVE_EVERY_STEPS\n"
+  (tmp_path / "config.gin").write_text(saved)
+  now = saved.replace("SAVE_EVERY_STEPS = 500", "SAVE_EVERY_STEPS = 100")
+  gin_cli.check_model_dir_config(str(tmp_path), now)
+  assert (tmp_path / "config.gin").read_text() == now  # rewritten with the new cadence
+  with pytest.raises(SystemExit, match="different configuration") as e:
+    gin_cli.check_model_dir_config(str(tmp_path), now.replace("A = 1", "A = 2"))
+  assert "A = 2" in str(e.value) and (tmp_path / "config.gin").read_text() == now
 
 
 def test_unknown_gin_key_and_missing_model_dir(tmp_path):

@@ -64,7 +64,9 @@ LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
 BUDGET_FREE_SCHEDULES = ("constant", "warmup_constant", "rsqrt")
-NOT_IDENTITY = ("DATA_DIR",)  # bindings that locate data but do not change the numbers
+# bindings that do not change the numbers: where the data is, and how often a run saves (its
+# resume is exact from any checkpoint, `tests/test_resume.py`)
+NOT_IDENTITY = ("DATA_DIR", "SAVE_EVERY_STEPS")
 # The task-adapted base of group 4: text prompting at N = 10 in the title_score format. Its
 # encoder input is 159 tokens on average (uem: 942), so it trains within one session; the uem
 # base needed about 15 core-hours and was lost twice with the machine (sessions 3 and 9).
@@ -119,6 +121,9 @@ class Settings:
     max_inputs_length: the longest encoder input (tokens) a text-prompting run may use; longer
       rendered histories are reported as not fitting instead of being truncated.
     seed: data and model seed (SEED and DATA_SEED).
+    save_every: SAVE_EVERY_STEPS (None: the gin value, or eval_every when that is set); not
+      part of a run's identity, so a run of many hours can save often without becoming another
+      configuration.
   """
 
   dataset: str = "movielens_1m"
@@ -134,6 +139,7 @@ class Settings:
   max_inputs_length: int = 2048
   seed: int = 0
   cost_batch: int = 2
+  save_every: int | None = None
 
   def overrides(self) -> dict[str, Any]:
     """gin macro bindings every train run gets (only the ones that are set)."""
@@ -148,6 +154,8 @@ class Settings:
                          ("PATIENCE", self.patience)):
       if value is not None:
         out[macro] = value
+    if self.save_every is not None:
+      out["SAVE_EVERY_STEPS"] = self.save_every
     if self.seed:
       out["SEED"] = out["DATA_SEED"] = self.seed
     return out

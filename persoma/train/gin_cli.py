@@ -112,12 +112,30 @@ def parse(files: Sequence[str], bindings: Sequence[str], search: str,
   return resolved
 
 
+#: Macros of how often a run saves and how many checkpoints it keeps: a resumed run may change
+#: them (resuming is exact from any checkpoint), so they are not compared.
+CADENCE_MACROS = ("SAVE_EVERY_STEPS", "KEEP_CHECKPOINTS")
+_CADENCE_RE = re.compile(r"^(%s) = " % "|".join(CADENCE_MACROS))
+
+
+def _without_cadence(config_str: str) -> list[str]:
+  return [l for l in config_str.splitlines() if not _CADENCE_RE.match(l)]
+
+
 def check_model_dir_config(model_dir: str, config_str: str) -> None:
-  """Refuses to reuse a model dir that holds a different `config.gin`; writes it otherwise."""
+  """Refuses to reuse a model dir that holds a different `config.gin`; writes it otherwise.
+
+  Differences in `CADENCE_MACROS` alone are allowed: the file is rewritten with the new values.
+  """
   path = os.path.join(model_dir, "config.gin")
   if os.path.exists(path):
     with open(path) as f:
       old = f.read()
+    if old != config_str and _without_cadence(old) == _without_cadence(config_str):
+      logging.info("%s: checkpoint cadence changed (%s); resuming the same run", path,
+                   ", ".join(l for l in config_str.splitlines() if _CADENCE_RE.match(l)))
+      atomic_io.write_text(path, config_str)
+      return
     if old != config_str:
       diff = "\n".join(list(difflib.unified_diff(
           old.splitlines(), config_str.splitlines(), "config.gin (saved)", "this run",
