@@ -865,6 +865,7 @@ def test_run_marginals_records_reuses_and_never_breaks_a_finished_run(tmp_path, 
   assert m["beam_top1"]["f1"] == 0.6 and m["validation_f1"] == 0.63 and m["wall_secs"] > 0
   log = store.log_path(run.run_id).read_text()
   assert "===== marginal decoding" in log and "beam x4 validation" in log
+  assert any("beam x4 validation: 8/10" in e for e in echoed)  # progress reaches the console
   n = len(calls)
   again = execute.run_marginals(run, store, 4, 4, echo=echoed.append)  # its file is reused
   assert len(calls) == n and again["f1"] == 0.65 and again["wall_secs"] is None

@@ -109,6 +109,7 @@ def _pinned(cpu: int | None) -> tuple[dict[str, str], Callable[[], None] | None]
   return env, lambda: os.sched_setaffinity(0, {cpu})
 
 
+BEAM_ECHO_RE = re.compile(r"( beam x\d+ | threshold \d|Traceback|Error|error:)")
 MARGINAL_KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
 
 
@@ -150,16 +151,23 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
   echo(f"  [{run.run_id}] thresholded marginals over {num_decodes} beams (validation, then "
        "test users) ...")
   t0 = time.time()
-  with open(store.log_path(run.run_id), "a", buffering=1) as log:
+  lines: list[str] = []
+  with open(store.log_path(run.run_id), "a", buffering=1) as log:  # `tail -f` follows it
     log.write(f"\n===== marginal decoding at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
               + " ".join(cmd) + "\n")
-    proc = subprocess.run(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=preexec,
-                          check=False)
-    log.write(proc.stdout)
-  out = _last_json(proc.stdout.splitlines()[-20:])
-  if proc.returncode != 0 or out is None or "threshold" not in out:
-    echo(f"  [{run.run_id}] marginal decoding failed (exit code {proc.returncode}); the greedy "
+    with subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env,
+                          preexec_fn=preexec) as proc:
+      assert proc.stdout is not None
+      for line in proc.stdout:
+        log.write(line)
+        lines.append(line.rstrip("\n"))
+        if BEAM_ECHO_RE.search(line):
+          echo(f"  [{run.run_id}] {line.rstrip()}")
+    rc = proc.returncode
+  out = _last_json(lines[-20:])
+  if rc != 0 or out is None or "threshold" not in out:
+    echo(f"  [{run.run_id}] marginal decoding failed (exit code {rc}); the greedy "
          f"result stands; log: {store.log_path(run.run_id)}")
     return None
   if step is not None and out.get("step") != step:
