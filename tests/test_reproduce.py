@@ -540,6 +540,11 @@ def test_targets_are_judged_from_figures():
   pool100 = dict(named, run_id="pool100", method="persoma_pool", history_size=100, f1=0.7)
   lines = "\n".join(report.check_targets(_fake_results() + [named, pool100]))
   assert "best persoma-addition adapter (groups 7-8): F1 0.5000, `names50`; paper" in lines
+  # the best thresholded-marginals figure at N=50 is named too (never at another N)
+  named_m = dict(named, marginals={"f1": 0.52, "num_decodes": 16, "threshold": 0.3})
+  pool100_m = dict(pool100, marginals={"f1": 0.75, "num_decodes": 16, "threshold": 0.3})
+  lines = "\n".join(report.check_targets(_fake_results() + [named_m, pool100_m]))
+  assert "; best with thresholded beam marginals: F1 0.5200, `names50`; paper" in lines
   # the N=10 comparison is also judged in each other format both methods ran in (group 3)
   mlp10 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-10")
   title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",
