@@ -12,6 +12,10 @@ figures, metrics only, to --out (default `benchmarks/repro/marginal_decoding.jso
 
   python benchmarks/marginal_decoding.py --work_dir ~/persoma_repro [--work_dir DIR2]
       [--only 'persoma_genre_names-*'] [--num_decodes 16] [--cpu 0]
+
+`benchmarks/reproduce.py` now does the same after every train run of its plan and records the
+figures in the run's result (`--num_decodes`, `--add_marginals`); this script remains for work
+dirs outside the plan's ledger (retrained or other-seed copies) and for a side-by-side table.
 """
 
 from __future__ import annotations
