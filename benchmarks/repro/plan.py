@@ -426,6 +426,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     train("persoma_mlp", "pool", n)
   train("persoma_pool", "pool", POOL_SHOWN_N, resample_labels="shown")
   train("persoma_genre_names", "pool", POOL_SHOWN_N, resample_labels="shown")
+  # session 14: the label the probes of session 10 preferred (`window`, 0.557 over 3 seeds)
+  train("persoma_genre_names", "pool", POOL_SHOWN_N, resample_labels="window")
   for n in POOL_HISTORY_SIZES:  # session 11: shown labels lift it at N=50 (0.451 -> 0.500)
     train("persoma_genre_names", "pool", n, resample_labels="shown")
   train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")
