@@ -301,8 +301,7 @@ class Program:
     head = f"[{i}/{total}] {run.run_id}"
     if st == "done":
       print(f"{head}: done ({det}), skipping", flush=True)
-      if self._lacks_marginals(run) and not self.a.dry_run:
-        self._add_marginals(run, cpu)
+      self._maybe_add_marginals(run, cpu)
       return "ok"
     if st == "skipped":
       print(f"{head}: not runnable here: {det}", flush=True)
@@ -363,18 +362,15 @@ class Program:
         result["marginals"] = m
     return result
 
-  def _lacks_marginals(self, run: plan_lib.Run) -> bool:
-    """A finished train run without marginals over `--num_decodes` beams whose best checkpoint
-    is still here, when `--add_marginals` asks for them."""
-    if not (self.a.add_marginals and self.a.num_decodes and run.kind == "train"):
-      return False
+  def _maybe_add_marginals(self, run: plan_lib.Run, cpu: int | None) -> None:
+    """With `--add_marginals`: scores a finished train run that lacks marginals over
+    `--num_decodes` beams, when its best checkpoint is still here, and rewrites its result."""
+    if not (self.a.add_marginals and self.a.num_decodes and run.kind == "train"
+            and not self.a.dry_run and (self.store.model_dir(run.run_id) / "best").is_dir()):
+      return
     obj, _ = self.store.read_result(run.run_id, self.fp[run.run_id])
-    have = (obj or {}).get("marginals") or {}
-    return (have.get("num_decodes") != self.a.num_decodes
-            and (self.store.model_dir(run.run_id) / "best").is_dir())
-
-  def _add_marginals(self, run: plan_lib.Run, cpu: int | None) -> None:
-    obj, _ = self.store.read_result(run.run_id, self.fp[run.run_id])
+    if obj is None or (obj.get("marginals") or {}).get("num_decodes") == self.a.num_decodes:
+      return
     m = execute.run_marginals(run, self.store, self.a.num_decodes, obj.get("best_step"), cpu=cpu)
     if m is not None:
       self.store.write_result(run.run_id, dict(obj, marginals=m))

@@ -131,19 +131,17 @@ def check_model_dir_config(model_dir: str, config_str: str) -> None:
   if os.path.exists(path):
     with open(path) as f:
       old = f.read()
-    if old != config_str and _without_cadence(old) == _without_cadence(config_str):
-      logging.info("%s: checkpoint cadence changed (%s); resuming the same run", path,
-                   ", ".join(l for l in config_str.splitlines() if _CADENCE_RE.match(l)))
-      atomic_io.write_text(path, config_str)
+    if old == config_str:
       return
-    if old != config_str:
+    if _without_cadence(old) != _without_cadence(config_str):
       diff = "\n".join(list(difflib.unified_diff(
           old.splitlines(), config_str.splitlines(), "config.gin (saved)", "this run",
           lineterm="", n=0))[:40])
       raise SystemExit(
           f"error: model dir {model_dir} holds a run with a different configuration "
           f"({path}). Use a new MODEL_DIR, or delete the directory to start over.\n{diff}")
-    return
+    logging.info("%s: checkpoint cadence changed (%s); resuming the same run", path,
+                 ", ".join(l for l in config_str.splitlines() if _CADENCE_RE.match(l)))
   atomic_io.write_text(path, config_str)
 
 
