@@ -109,6 +109,18 @@ def _pinned(cpu: int | None) -> tuple[dict[str, str], Callable[[], None] | None]
   return env, lambda: os.sched_setaffinity(0, {cpu})
 
 
+def _pump(proc: subprocess.Popen, log: Any, lines: list[str], echo: Echo, run_id: str,
+          show: Callable[[str], bool]) -> None:
+  """Copies a child's output, line by line as it comes, to `log` and `lines`, and echoes the
+  lines `show` accepts to the console."""
+  assert proc.stdout is not None
+  for line in proc.stdout:
+    log.write(line)
+    lines.append(line.rstrip("\n"))
+    if show(line):
+      echo(f"  [{run_id}] {line.rstrip()}")
+
+
 BEAM_ECHO_RE = re.compile(r"( beam x\d+ | threshold \d|Traceback|Error|error:)")
 MARGINAL_KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
 
@@ -158,12 +170,7 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
     with subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env,
                           preexec_fn=preexec) as proc:
-      assert proc.stdout is not None
-      for line in proc.stdout:
-        log.write(line)
-        lines.append(line.rstrip("\n"))
-        if BEAM_ECHO_RE.search(line):
-          echo(f"  [{run.run_id}] {line.rstrip()}")
+      _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
     rc = proc.returncode
   out = _last_json(lines[-20:])
   if rc != 0 or out is None or "threshold" not in out:
@@ -206,12 +213,8 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
                             stderr=subprocess.STDOUT, text=True, env=env,
                             preexec_fn=preexec)
     try:
-      assert proc.stdout is not None
-      for line in proc.stdout:
-        log.write(line)
-        lines.append(line.rstrip("\n"))
-        if verbose or (ECHO_RE.search(line) and not NOISE_RE.search(line)):
-          echo(f"  [{run.run_id}] {line.rstrip()}")
+      _pump(proc, log, lines, echo, run.run_id,
+            lambda l: verbose or bool(ECHO_RE.search(l) and not NOISE_RE.search(l)))
       rc = proc.wait()
     except KeyboardInterrupt:
       echo(f"  [{run.run_id}] interrupted: asking the runner to save (SIGTERM) ...")
