@@ -216,8 +216,13 @@ class Trainer:
   # ---- decoding ------------------------------------------------------------------------
   def predict_tokens(self, host_batch: Mapping[str, np.ndarray]) -> np.ndarray:
     """Greedy decodes of a global batch: `[B, T]` int32 (every process gets all rows)."""
-    batch = self.partitioner.shard_batch(_local_slice(device_features(host_batch)))
-    return np.asarray(jax.device_get(self._predict(self.state["params"], batch)))
+    return np.asarray(self._apply(self._predict, device_features(host_batch)))
+
+  def _apply(self, fn: Callable[[Any, Mapping[str, Any]], Any],
+             host_batch: Mapping[str, np.ndarray]) -> Any:
+    """`fn(params, this process's shard of a global batch)`, fetched to the host."""
+    return jax.device_get(fn(self.state["params"],
+                             self.partitioner.shard_batch(_local_slice(host_batch))))
 
   def map_eval_batches(self, arrays: Mapping[str, np.ndarray], split: str,
                        fn: Callable[[Any, Mapping[str, Any]], Any],
@@ -238,9 +243,8 @@ class Trainer:
     t0 = last = time.time()
     for batch, real in data_lib.eval_batches(arrays, batch_size or self.config.eval_batch_size,
                                              split):
-      sharded = self.partitioner.shard_batch(_local_slice(batch))
-      out = jax.device_get(fn(self.state["params"], sharded))
-      outs.append(jax.tree_util.tree_map(lambda x, r=real: np.asarray(x)[:r], out))
+      outs.append(jax.tree_util.tree_map(lambda x, r=real: np.asarray(x)[:r],
+                                         self._apply(fn, batch)))
       done += real
       now = time.time()
       if now - last > progress_every_secs:
