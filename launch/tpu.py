@@ -6,11 +6,10 @@ exact commands instead of running them.
   python launch/tpu.py create   --tpu=persoma-v4 --zone=us-central2-b --accelerator=v4-8
   python launch/tpu.py install  --tpu=persoma-v4 --zone=us-central2-b
   python launch/tpu.py train    --tpu=persoma-v4 --zone=us-central2-b \
-      --gin_file=gin/perceiver_frozen.gin --model_dir=gs://BUCKET/runs/perceiver \
-      --gin=INITIAL_CHECKPOINT_PATH="'gs://t5-data/pretrained_models/t5x/flan_t5_base/checkpoint_1184000'" \
-      --gin=MODEL_SIZE="'base'"
+      --gin_file=gin/perceiver_frozen.gin --gin_file=gin/pretrained/flan_t5_base.gin \
+      --model_dir=gs://BUCKET/runs/perceiver
   python launch/tpu.py batch    --tpu=persoma-v4 --zone=us-central2-b --experiments=launch/experiments.txt \
-      --model_dir=gs://BUCKET/runs
+      --gin_file=gin/pretrained/flan_t5_base.gin --model_dir=gs://BUCKET/runs
   python launch/tpu.py teardown --tpu=persoma-v4 --zone=us-central2-b
 
 Flags shared by all subcommands: --tpu (VM name), --zone, --project (default: gcloud's),

@@ -3,7 +3,8 @@
 Every persoma file that a later step reads back (run configs, eval JSON, inference JSONL,
 vocabularies, embedding caches, reproduction results) is written through here: into a temporary
 file beside the target, then renamed over it. A failure while writing removes the temporary
-file and leaves the previous target untouched.
+file and leaves the previous target untouched. Targets behind a URL (`gs://...`, see
+`persoma.fileio`) get the same protocol through tf.io.gfile.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import uuid
 from typing import IO, Iterator
+
+from persoma import fileio
 
 
 @contextlib.contextmanager
@@ -25,6 +29,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
   if mode not in ("w", "wb"):
     raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
   path = os.fspath(path)
+  if fileio.is_url(path):
+    with _atomic_open_url(path, mode) as f:
+      yield f
+    return
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
@@ -35,6 +43,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
   except BaseException:
     with contextlib.suppress(OSError):
       os.unlink(tmp)
+    raise
+
+
+@contextlib.contextmanager
+def _atomic_open_url(path: str, mode: str) -> Iterator[IO]:
+  fileio.makedirs(os.path.dirname(path))
+  tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+  try:
+    with fileio.open(tmp, mode) as f:
+      yield f
+    fileio.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(Exception):
+      fileio.remove(tmp)
     raise
 
 

@@ -92,6 +92,22 @@ def test_experiment_files_mean_what_they_say():
   gin.clear_config(clear_constants=True)
 
 
+def test_a_pretrained_file_after_a_run_file_matches_the_released_checkpoint():
+  exp = _parse(["perceiver_frozen.gin", "pretrained/flan_t5_base.gin"], ["MODEL_DIR=None"])
+  assert exp.model.size == "base" and exp.model.adapter == "perceiver"
+  assert exp.initial_checkpoint_path.endswith("/flan_t5_base/checkpoint_1184000")
+  data = exp.task.data_config
+  assert data.vocabulary_path.endswith("cc_all.32000.100extra/sentencepiece.model")
+  assert data.vocab_extra_ids == 100
+  example = {"encoder_input_tokens": np.zeros((2, 8), np.int32),
+             "decoder_input_tokens": np.zeros((2, 4), np.int32),
+             "history_embeddings": np.zeros((2, 5, 24), np.float32),
+             "history_mask": np.ones((2, 5), np.int32)}
+  cfg = exp.build_model(example, vocab_size=32000 + 100, vocabulary=_Vocab()).network.t5_config
+  assert (cfg.vocab_size, cfg.emb_dim, cfg.num_encoder_layers) == (32128, 768, 12)
+  gin.clear_config(clear_constants=True)
+
+
 def test_each_choice_is_one_binding():
   exp = _parse(["mlp_frozen.gin"], [
       "ADAPTER='perceiver'", "LORA_RANK=8", "TRAINING_MODE='lora'", "SAMPLER='long_tail'",

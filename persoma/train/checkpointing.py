@@ -24,6 +24,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from persoma import fileio
+
 LATEST_SUBDIR = "checkpoints"
 BEST_SUBDIR = "best"
 
@@ -137,9 +139,9 @@ def restore_from_path(path: str, abstract_state: Any) -> tuple[Any, dict, int]:
   """Restores from a model dir (its best checkpoint, else its newest periodic one), a
   `checkpoints/` or `best/` dir, or a single step dir (`.../<step>` holding `state/`)."""
   path = os.fspath(path).rstrip("/")
-  if not os.path.isdir(path):
+  if not fileio.isdir(path):
     raise FileNotFoundError(f"checkpoint path {path!r} does not exist")
-  if os.path.isdir(os.path.join(path, "state")):  # one step
+  if fileio.isdir(os.path.join(path, "state")):  # one step
     parent, name = os.path.split(path)
     if not name.isdigit():
       raise ValueError(f"checkpoint dir {path!r} holds state/ but is not named by a step")
@@ -151,7 +153,7 @@ def restore_from_path(path: str, abstract_state: Any) -> tuple[Any, dict, int]:
     return restored.state, dict(restored.meta), int(name)
   candidates = [os.path.join(path, BEST_SUBDIR), os.path.join(path, LATEST_SUBDIR), path]
   for c in candidates:
-    if not os.path.isdir(c):
+    if not fileio.isdir(c):
       continue
     mgr = _manager(c, 1000, False)
     try:
@@ -203,10 +205,10 @@ class PreemptionGuard:
 
 
 def _step_dirs(root: str) -> list[tuple[int, str]]:
-  if not os.path.isdir(root):
+  if not fileio.isdir(root):
     return []
-  out = [(int(d), os.path.join(root, d)) for d in os.listdir(root)
-         if d.isdigit() and os.path.isdir(os.path.join(root, d, "state"))]
+  out = [(int(d), os.path.join(root, d)) for d in fileio.listdir(root)
+         if d.isdigit() and fileio.isdir(os.path.join(root, d, "state"))]
   return sorted(out, reverse=True)
 
 
@@ -214,9 +216,9 @@ def candidate_step_dirs(path: str) -> list[tuple[int, str]]:
   """Step dirs to try for `path`, best first: a single step dir; else a model dir's `best/`
   steps then `checkpoints/` steps (newest first); else a `best/` or `checkpoints/` dir."""
   path = os.fspath(path).rstrip("/")
-  if not os.path.isdir(path):
+  if not fileio.isdir(path):
     raise FileNotFoundError(f"checkpoint path {path!r} does not exist")
-  if os.path.isdir(os.path.join(path, "state")):
+  if fileio.isdir(os.path.join(path, "state")):
     name = os.path.basename(path)
     if not name.isdigit():
       raise ValueError(f"checkpoint dir {path!r} holds state/ but is not named by a step")

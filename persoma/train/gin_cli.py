@@ -1,6 +1,7 @@
 """T5X-style gin flags shared by `persoma-train`, `persoma-eval` and `persoma-infer`.
 
-  --gin_file=FILE            repeatable; resolved against --gin_search_paths, then the cwd
+  --gin_file=FILE            repeatable; resolved against --gin_search_paths, then the cwd;
+                             a URL (gs://bucket/run/config.gin) is read as it is
   --gin.KEY=VALUE            repeatable binding (e.g. --gin.MODEL_DIR="'/tmp/run'")
   --gin_bindings=KEY=VALUE   the same, T5X's older spelling
   --gin_search_paths=A,B     comma-separated directories for --gin_file and `include`
@@ -22,8 +23,18 @@ from typing import Sequence
 import gin
 
 from persoma import atomic_io
+from persoma import fileio
 
 REPO_GIN_DIR = Path(__file__).resolve().parents[2] / "gin"
+
+
+def _is_readable_url(path: str) -> bool:
+  return fileio.is_url(path) and fileio.exists(path)
+
+
+# gin reads local files with `open`; this lets --gin_file (and a model dir's config.gin) be a
+# gs:// URL, as in T5X.
+gin.config.register_file_reader(fileio.open, _is_readable_url)
 
 
 def split_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -78,7 +89,7 @@ def search_paths(arg: str) -> list[str]:
 
 
 def _resolve(f: str, paths: list[str]) -> str:
-  if os.path.isfile(f):
+  if fileio.is_url(f) or os.path.isfile(f):
     return f
   for p in paths:
     cand = os.path.join(p, f)
@@ -128,8 +139,8 @@ def check_model_dir_config(model_dir: str, config_str: str) -> None:
   Differences in `CADENCE_MACROS` alone are allowed: the file is rewritten with the new values.
   """
   path = os.path.join(model_dir, "config.gin")
-  if os.path.exists(path):
-    with open(path) as f:
+  if fileio.exists(path):
+    with fileio.open(path) as f:
       old = f.read()
     if old == config_str:
       return

@@ -30,6 +30,7 @@ import sys
 from typing import Any, Sequence
 
 from persoma import atomic_io
+from persoma import fileio
 from persoma.train import partitioning
 
 
@@ -129,9 +130,9 @@ def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[st
 
 
 def _model_dir_of(path: str) -> str:
-  path = os.path.abspath(path.rstrip("/"))
+  path = fileio.absolute(path.rstrip("/"))
   for _ in range(3):
-    if os.path.exists(os.path.join(path, "config.gin")):
+    if fileio.exists(os.path.join(path, "config.gin")):
       return path
     path = os.path.dirname(path)
   return ""

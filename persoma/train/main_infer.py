@@ -26,16 +26,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from persoma import fileio
 from persoma.train import partitioning
 
 
 def load_users(path: str) -> list[dict[str, Any]]:
   """Reads and validates the history JSON (errors name the file, user and item)."""
+  if not fileio.isfile(path):
+    raise SystemExit(f"error: history file {path} not found")
   try:
-    with open(path) as f:
+    with fileio.open(path) as f:
       obj = json.load(f)
-  except FileNotFoundError:
-    raise SystemExit(f"error: history file {path} not found") from None
   except json.JSONDecodeError as e:
     raise SystemExit(f"error: {path}: invalid JSON at line {e.lineno}: {e.msg}") from None
   return parse_users(obj, path)
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   partitioning.maybe_initialize_distributed()
   import gin  # pylint: disable=g-import-not-at-top
   config = os.path.join(a.model_dir, "config.gin")
-  if not os.path.exists(config):
+  if not fileio.exists(config):
     raise SystemExit(f"error: {config} not found: --model_dir must be a persoma-train MODEL_DIR")
   gin_cli.parse([config] + list(a.gin_file) + ["runs/infer.gin"],
                 list(a.gin_bindings) + bindings, a.gin_search_paths)
