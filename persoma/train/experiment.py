@@ -128,10 +128,11 @@ class ModelSpec:
   """How to build the `PersomaModel` (sizes from the data fill in `vocab_size`, `input_dim`).
 
   Attributes:
-    size: T5 preset (`tiny`, `small`, `base`, `large`, `xl`, `xxl`).
+    size: T5 preset (`tiny`, `mini`: test / CPU sizes; `small`, `base`, `large`, `xl`, `xxl`).
     t5_overrides: extra `T5Config` fields (e.g. `{'dropout_rate': 0.1}`).
     composition: `persoma` | `uem` | `text` (text prompting: no adapter).
-    adapter: `mlp` | `transformer` | `perceiver` | `uem` (ignored for `text`).
+    adapter: `mlp` | `transformer` | `perceiver` | `uem` | `pool` | `genre_stats` (the last
+      two are persoma additions; ignored for `text`).
     adapter_fields: per-adapter dataclass fields, keyed by adapter name.
     task_prompt_length: learned task prompt tokens (paper: 20).
     task_prompt_init: `TaskPrompt` init fields.
