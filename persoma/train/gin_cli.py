@@ -6,7 +6,9 @@
   --gin_bindings=KEY=VALUE   the same, T5X's older spelling
   --gin_search_paths=A,B     comma-separated directories for --gin_file and `include`
 
-Later files and bindings win. The repository's `gin/` directory is always on the search path.
+Later files and bindings win. The repository's `gin/` directory is always on the search path
+(it is found beside the package, so persoma runs from a checkout or an editable install, as
+every documented install does; the gin files are not packaged into a wheel).
 """
 
 from __future__ import annotations
