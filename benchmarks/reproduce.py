@@ -413,7 +413,7 @@ class Program:
     args = run.gin_args()
     prompt = int(gin_default("TASK_PROMPT_LENGTH"))  # the text model has the task prompt too
     if run.method == "textprompt":
-      st = self.tokens.stats([(n, "uem")])[f"{n}/uem"]
+      st = self.tokens.stats([(n, run.fmt)])[f"{n}/{run.fmt}"]
       length = plan_lib.inputs_length_for(st["max"])
       out.update(encoder_tokens=prompt + st["mean_test"], encoder_tokens_max=prompt + st["max"],
                  encoder_length=prompt + length, task_prompt_tokens=prompt)

@@ -78,18 +78,39 @@ def test_atomic_write_to_url_creates_parents_and_keeps_old_file_on_failure(ram_d
     assert f.read() == b"\x00\x01"
 
 
-def _fake_step(root: str, *parts: str, state: bool = True) -> None:
+def test_url_errors_are_builtin_errors_naming_the_path(ram_dir):
+  with pytest.raises(FileNotFoundError, match="missing"):
+    fileio.listdir(f"{ram_dir}/missing")
+  with pytest.raises(FileNotFoundError, match="nothing.json"):
+    fileio.open(f"{ram_dir}/nothing.json")
+
+
+def test_listdir_drops_the_slash_object_stores_put_after_folders(monkeypatch):
+  class FakeGfile:
+    @staticmethod
+    def listdir(path):
+      assert path == "gs://b/run/checkpoints"
+      return ["500/", "750/", "notes.txt"]
+
+  monkeypatch.setattr(fileio, "_gfile", lambda: FakeGfile)
+  assert fileio.listdir("gs://b/run/checkpoints") == ["500", "750", "notes.txt"]
+
+
+def _fake_step(root: str, *parts: str, state: bool = True, committed: bool = True) -> None:
   d = "/".join((root,) + parts)
   fileio.makedirs(d + "/state" if state else d)
   if state:
     with fileio.open(d + "/state/x", "w") as f:
       f.write("x")
+  if committed:
+    atomic_io.write_text(d + "/" + checkpointing.COMMIT_FILE, "")
 
 
 def test_checkpoint_step_discovery_under_a_url(ram_dir):
   _fake_step(ram_dir, "best", "500")
   _fake_step(ram_dir, "checkpoints", "750")
   _fake_step(ram_dir, "checkpoints", "1000", state=False)  # interrupted save: not a step
+  _fake_step(ram_dir, "checkpoints", "1250", committed=False)  # orbax still writing it in place
   _fake_step(ram_dir, "checkpoints", "tmp-99")
   got = checkpointing.candidate_step_dirs(ram_dir)
   assert got == [(500, f"{ram_dir}/best/500"), (750, f"{ram_dir}/checkpoints/750")]
@@ -126,6 +147,17 @@ def test_gin_reads_a_config_file_from_a_url(ram_dir):
   try:
     assert gin_cli.parse([path], ["OTHER = 'x'"], "") == [path]
     assert gin.query_parameter("%SOME_MACRO") == 7
+  finally:
+    gin.clear_config()
+
+
+def test_gin_search_path_and_include_from_a_url(ram_dir):
+  atomic_io.write_text(f"{ram_dir}/gin/part.gin", "PART = 3\n")
+  atomic_io.write_text(f"{ram_dir}/gin/top.gin", "include 'part.gin'\nTOP = 4\n")
+  gin.clear_config()
+  try:
+    assert gin_cli.parse(["top.gin"], [], f"{ram_dir}/gin") == [f"{ram_dir}/gin/top.gin"]
+    assert (gin.query_parameter("%TOP"), gin.query_parameter("%PART")) == (4, 3)
   finally:
     gin.clear_config()
 

@@ -71,7 +71,14 @@ def test_plan_ids_unique_and_groups_merged(plan):
   assert {(r.method, r.fmt) for r in fmts} == {
       (m, f) for m in ("persoma_mlp", "textprompt") for f in plan_lib.FORMATS}
   cost = [r for r in plan if r.kind == "cost"]
-  assert len(cost) == 12
+  assert {(r.method, r.history_size) for r in cost if r.fmt == "uem"} == {
+      (m, n) for m in plan_lib.COST_METHODS for n in plan_lib.HISTORY_SIZES}
+  fmt_cost = {(r.method, r.fmt): r for r in cost if r.fmt != "uem"}  # the N=10 target's formats
+  assert set(fmt_cost) == {(m, f) for m in ("textprompt", "persoma_mlp")
+                           for f in plan_lib.FORMATS[1:]}
+  assert all(r.history_size == plan_lib.BASE_N and dict(r.bindings)["FORMAT"] == r.fmt
+             for r in fmt_cost.values())
+  assert "FORMAT" not in dict(next(r for r in cost if r.fmt == "uem").bindings)  # ids unchanged
   labels = [r for r in plan if "labels" in r.groups and r.kind == "train"]
   assert {(r.method, r.history_size, r.resample_labels, r.train_resamples) for r in labels} == {
       ("persoma_mlp", 50, x, None) for x in plan_lib.RESAMPLE_LABELS} | {
@@ -561,22 +568,35 @@ def test_targets_are_judged_from_figures():
   # the N=10 comparison is also judged in each other format both methods ran in (group 3)
   mlp10 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-10")
   title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",
-                f1=f, wall_secs=w, steps_trained=100)
-           for m, f, w in (("persoma_mlp", 0.30, 100.0), ("textprompt", 0.35, 300.0))]
+                f1=f) for m, f in (("persoma_mlp", 0.30), ("textprompt", 0.35))]
   lines = "\n".join(report.check_targets(_fake_results() + title, {"title_score": 160.0}))
   prompt = int(plan_lib.gin_default("TASK_PROMPT_LENGTH"))
   assert (f"title_score: F1 0.3000 vs text prompting 0.3500 (more than 0.02 below), "
-          f"{(160 + prompt) / 60:.1f}x fewer encoder tokens (< 10x), wall time per trained step "
-          f"of the two runs 3.0x faster") in lines
+          f"{(160 + prompt) / 60:.1f}x fewer encoder tokens (< 10x), step time not measured in "
+          f"this format yet") in lines
   assert "complete:" not in lines and "met in the uem format" in lines
   # each condition must hold in the same format: a close F1 in a short format with few
-  # tokens does not combine with the token ratio of another format
+  # tokens does not combine with the token ratio and step time of another format
   no_uem_text = [r for r in _fake_results() if r["run_id"] != "textprompt-10"]
   close = [dict(r, f1=0.30 if r["method"] == "textprompt" else 0.31) for r in title]
   lines = "\n".join(report.check_targets(no_uem_text + close, {"title_score": 160.0}))
   assert "in one format: not met in any one format yet (uem: PERSOMA-MLP F1 0.4000, " \
          "text prompting not finished" in lines
   assert "title_score: F1 0.3100 vs text prompting 0.3000 (within 0.02 or better)" in lines
+  # the format's own cost runs give its tokens and step times; all measured, none met: missed
+  fmt_cost = [dict(r, run_id=r["run_id"] + "-title", fmt="title_score",
+                   encoder_tokens=180.0 if r["method"] == "textprompt" else 60.0,
+                   step_secs=0.6 if r["method"] == "textprompt" else 0.2)
+              for r in _fake_results() if r["kind"] == "cost"]
+  uem_slow = [dict(r, f1=0.3) if r["run_id"] == "persoma_mlp-10" else r for r in _fake_results()]
+  lines = "\n".join(report.check_targets(uem_slow + close + fmt_cost, {"title_score": 1.0}))
+  assert ("in one format: missed (uem: F1 0.3000 vs text prompting 0.4100 (more than 0.02 "
+          "below), 15.0x fewer encoder tokens (>= 10x), train step 5.0x faster; title_score: "
+          "F1 0.3100 vs text prompting 0.3000 (within 0.02 or better), 3.0x fewer encoder "
+          "tokens (< 10x), train step 3.0x faster)") in lines
+  # the section-5 table keeps the uem cost runs only
+  table = "\n".join(report._cost_table(_fake_results() + fmt_cost))
+  assert "| 10 | 900.0 | 60.0 |" in table and "180.0" not in table
 
 
 def test_render_and_plot(tmp_path):
@@ -712,6 +732,10 @@ def test_cost_runs_count_the_task_prompt_for_text_and_persoma(program_env, monke
   mlp = prog.run_cost(prog.by_id["cost-persoma_mlp-h10"], "fp")
   assert mlp["task_prompt_tokens"] == prompt and mlp["encoder_tokens"] == 10 + prompt + 21
   assert report.encoder_tokens(text) == text["encoder_tokens"]
+  short = prog.run_cost(prog.by_id["cost-textprompt-h10-title_score"], "fp")  # its own format
+  assert short["fmt"] == "title_score"
+  assert short["encoder_tokens"] == prompt + fake_tokens(10, "title_score") - 5.0
+  assert "--gin.FORMAT='title_score'" in timed[-1]
 
 
 def test_cost_fingerprint_depends_on_cost_batch():

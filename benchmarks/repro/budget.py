@@ -42,13 +42,13 @@ def project(prog: Any) -> int:
                        dict(run.bindings).get("INPUTS_LENGTH"), prog.settings.model_size,
                        mbatch, prog.settings.dataset])
 
-  def enc_len(run):
+  def enc_len(run):  # encoder positions: soft prefix (text prompting: none) + task prompt + input
     b = dict(run.bindings)
+    prompt = int(gin_default("TASK_PROMPT_LENGTH"))
     if run.method == "textprompt":
-      return int(b["INPUTS_LENGTH"])
+      return prompt + int(b["INPUTS_LENGTH"])
     prefix = 20 if run.method == "persoma_perceiver" else run.history_size
-    return prefix + int(gin_default("TASK_PROMPT_LENGTH")) + int(
-        b.get("INPUTS_LENGTH") or gin_default("INPUTS_LENGTH"))
+    return prefix + prompt + int(b.get("INPUTS_LENGTH") or gin_default("INPUTS_LENGTH"))
 
   runnable = [r for r in prog.plan if r.kind == "train" and not r.skip_reason]
   for run in prog.selected:

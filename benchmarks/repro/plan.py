@@ -397,15 +397,22 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   for mode in ("full", "lora", "frozen"):
     train("persoma_mlp", "modes", 50, mode=mode, init_from=base)
   # 5. input cost
+  def cost(m: str, n: int, fmt: str = "uem") -> None:
+    b = dict(common, HISTORY_SIZE=n, **({} if fmt == "uem" else {"FORMAT": fmt}))
+    if m != "textprompt" and embed_length is not None:
+      b["INPUTS_LENGTH"] = embed_length
+    add(Run(f"cost-{m}-h{n}" + ("" if fmt == "uem" else f"-{fmt}"), "cost", m, ("cost",), n,
+            "recency", fmt, gin_file=f"gin/experiments/{GIN_FILES[m]}",
+            bindings=tuple(sorted(b.items())),
+            identity=(("cost_batch", settings.cost_batch),
+                      ("max_inputs_length", settings.max_inputs_length))))
+
   for n in HISTORY_SIZES:
     for m in COST_METHODS:
-      b = dict(common, HISTORY_SIZE=n)
-      if m != "textprompt" and embed_length is not None:
-        b["INPUTS_LENGTH"] = embed_length
-      add(Run(f"cost-{m}-h{n}", "cost", m, ("cost",), n, "recency", "uem",
-              gin_file=f"gin/experiments/{GIN_FILES[m]}", bindings=tuple(sorted(b.items())),
-              identity=(("cost_batch", settings.cost_batch),
-                        ("max_inputs_length", settings.max_inputs_length))))
+      cost(m, n)
+  for fmt in FORMATS[1:]:  # the N=10 target is judged within one item format
+    for m in ("textprompt", "persoma_mlp"):
+      cost(m, BASE_N, fmt)
   # 6. labels of the augmented train histories (+ the program's default, whole-history labels)
   for labels in RESAMPLE_LABELS:
     train("persoma_mlp", "labels", 50, resample_labels=labels)

@@ -23,6 +23,8 @@ import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy for inline arrays
 import msgpack
 import numpy as np
 
+from persoma import fileio
+
 logger = logging.getLogger(__name__)
 
 T5_TOP_LEVEL = ("token_embedder", "encoder", "decoder")
@@ -72,13 +74,13 @@ def _read_bytes(path: str) -> bytes | None:
 
 
 def _list_checkpoint_steps(path: str) -> list[tuple[int, str]]:
-  if _is_gcs(path) or not os.path.isdir(path):
+  if not fileio.isdir(path):
     return []
   steps = []
-  for name in os.listdir(path):
+  for name in fileio.listdir(path):
     m = re.fullmatch(r"checkpoint_(\d+)", name)
-    if m and os.path.isdir(os.path.join(path, name)):
-      steps.append((int(m.group(1)), os.path.join(path, name)))
+    if m and fileio.isdir(_join(path, name)):
+      steps.append((int(m.group(1)), _join(path, name)))
   return sorted(steps)
 
 

@@ -8,7 +8,8 @@ Layout under the model directory:
 `state` is the train state pytree (`{'step', 'params', 'opt_state'}`), `meta` a JSON dict of
 trainer bookkeeping (best F1, early-stopping counter, ...). orbax writes each step into a
 temporary directory and renames it when complete, so a save interrupted by a kill never shows up
-as a step. A step that exists but cannot be read (corrupt files) is skipped with a warning and
+as a step; on object stores (`gs://`), where it writes in place, a step counts once orbax has
+written its `commit_success.txt`. A step that exists but cannot be read (corrupt files) is skipped with a warning and
 the previous good one is restored instead. `PreemptionGuard` turns SIGTERM (TPU preemption)
 into a flag the training loop polls, so it can save before exiting.
 """
@@ -204,11 +205,20 @@ class PreemptionGuard:
     return False
 
 
+#: orbax's marker of a finished step on object stores (it writes those in place, no rename).
+COMMIT_FILE = "commit_success.txt"
+
+
+def _is_finished_step(step_dir: str) -> bool:
+  return fileio.isdir(os.path.join(step_dir, "state")) and (
+      not fileio.is_url(step_dir) or fileio.exists(os.path.join(step_dir, COMMIT_FILE)))
+
+
 def _step_dirs(root: str) -> list[tuple[int, str]]:
   if not fileio.isdir(root):
     return []
   out = [(int(d), os.path.join(root, d)) for d in fileio.listdir(root)
-         if d.isdigit() and fileio.isdir(os.path.join(root, d, "state"))]
+         if d.isdigit() and _is_finished_step(os.path.join(root, d))]
   return sorted(out, reverse=True)
 
 

@@ -4,7 +4,8 @@
                              a URL (gs://bucket/run/config.gin) is read as it is
   --gin.KEY=VALUE            repeatable binding (e.g. --gin.MODEL_DIR="'/tmp/run'")
   --gin_bindings=KEY=VALUE   the same, T5X's older spelling
-  --gin_search_paths=A,B     comma-separated directories for --gin_file and `include`
+  --gin_search_paths=A,B     comma-separated directories (or gs:// URLs) for --gin_file and
+                             `include`
 
 Later files and bindings win. The repository's `gin/` directory is always on the search path
 (it is found beside the package, so persoma runs from a checkout or an editable install, as
@@ -84,20 +85,20 @@ def search_paths(arg: str) -> list[str]:
   paths = [p for p in arg.split(",") if p] + [str(REPO_GIN_DIR), os.getcwd()]
   out = []
   for p in paths:
-    p = os.path.abspath(os.path.expanduser(p))
+    p = fileio.absolute(p)
     if p not in out:
       out.append(p)
   return out
 
 
 def _resolve(f: str, paths: list[str]) -> str:
-  if fileio.is_url(f) or os.path.isfile(f):
+  if fileio.isfile(f):
     return f
   for p in paths:
     cand = os.path.join(p, f)
-    if os.path.isfile(cand):
+    if fileio.isfile(cand):
       return cand
-    if f.startswith("gin/") and os.path.isfile(os.path.join(p, f[4:])):
+    if f.startswith("gin/") and fileio.isfile(os.path.join(p, f[4:])):
       return os.path.join(p, f[4:])
   raise SystemExit(f"error: gin file {f!r} not found; searched {paths} "
                    "(add a directory with --gin_search_paths)")

@@ -272,8 +272,10 @@ class Trainer:
 
 
 def write_json(path: str, obj: Mapping[str, Any]) -> None:
-  """Atomic JSON write (tmp file + rename)."""
-  atomic_io.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  """Atomic JSON write (tmp file + rename), by the lead process only: on a multi-host slice
+  every process holds the same result and MODEL_DIR is shared (gs://)."""
+  if jax.process_index() == 0:
+    atomic_io.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _local_slice(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
