@@ -29,35 +29,27 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
   if mode not in ("w", "wb"):
     raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
   path = os.fspath(path)
-  if fileio.is_url(path):
-    with _atomic_open_url(path, mode) as f:
-      yield f
-    return
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+  tmp, handle = _temporary_beside(path, mode)
   try:
-    with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
-      yield f
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(OSError):
-      os.unlink(tmp)
-    raise
-
-
-@contextlib.contextmanager
-def _atomic_open_url(path: str, mode: str) -> Iterator[IO]:
-  fileio.makedirs(os.path.dirname(path))
-  tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-  try:
-    with fileio.open(tmp, mode) as f:
+    with handle as f:
       yield f
     fileio.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(Exception):
       fileio.remove(tmp)
     raise
+
+
+def _temporary_beside(path: str, mode: str) -> tuple[str, IO]:
+  """A new temporary file in `path`'s folder (created if missing): `(its path, open handle)`."""
+  if fileio.is_url(path):
+    fileio.makedirs(os.path.dirname(path))
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    return tmp, fileio.open(tmp, mode)
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+  return tmp, os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {}))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
