@@ -33,8 +33,8 @@ SOURCES = ("auto", "local", "tfds")
 ENV_DATA_DIR = "PERSOMA_DATA_DIR"
 
 __all__ = [
-    "CLASSES", "Catalog", "DATASETS", "DataFormatError", "ENV_DATA_DIR", "Example", "ExampleList", "FORMATS",
-    "GENRES", "LabelConfig", "LoadReport", "MovieLensData", "Ratings", "SAMPLERS", "UserLabels",
+    "CLASSES", "Catalog", "DATASETS", "DataFormatError", "ENV_DATA_DIR", "Example",
+    "ExampleList", "FORMATS", "GENRES", "LabelConfig", "LoadReport", "MovieLensData", "Ratings", "SAMPLERS", "UserLabels",
     "build_examples", "dataset_slug", "load_dataset", "normalize_genre", "sample", "user_labels",
     "user_split",
 ]

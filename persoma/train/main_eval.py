@@ -29,7 +29,6 @@ import os
 import sys
 from typing import Any, Sequence
 
-from persoma import atomic_io
 from persoma import fileio
 from persoma.train import partitioning
 
@@ -121,12 +120,10 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
 
 def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[str],
                      user_ids: Sequence[int] | None) -> str:
-  """Writes one `{"user_id", "target", "prediction"}` JSON line per example (atomically; the
-  lead process only, as `trainer.write_json`)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  if jax.process_index() != 0:
-    return path
-  atomic_io.write_text(path, "".join(
+  """Writes one `{"user_id", "target", "prediction"}` JSON line per example
+  (`trainer.write_shared`: atomically, by the lead process)."""
+  from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  trainer_lib.write_shared(path, "".join(
       json.dumps({"user_id": int(user_ids[i]) if user_ids is not None else None,
                   "target": targets[i], "prediction": pred}) + "\n"
       for i, pred in enumerate(predictions)))

@@ -271,11 +271,16 @@ class Trainer:
     return out
 
 
-def write_json(path: str, obj: Mapping[str, Any]) -> None:
-  """Atomic JSON write (tmp file + rename), by the lead process only: on a multi-host slice
-  every process holds the same result and MODEL_DIR is shared (gs://)."""
+def write_shared(path: str, text: str) -> None:
+  """Atomic text write (tmp file + rename) of a result every process holds, by the lead
+  process only: on a multi-host slice MODEL_DIR is shared (gs://)."""
   if jax.process_index() == 0:
-    atomic_io.write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic_io.write_text(path, text)
+
+
+def write_json(path: str, obj: Mapping[str, Any]) -> None:
+  """`write_shared` of `obj` as indented, key-sorted JSON."""
+  write_shared(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _local_slice(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
