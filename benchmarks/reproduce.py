@@ -39,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro import budget as budget_lib  # noqa: E402
-from repro import execute, measure, report  # noqa: E402
+from repro import execute, measure, plot, report  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
 from repro import state as state_lib  # noqa: E402
 from repro.plan import gin_default  # noqa: E402
@@ -221,17 +221,17 @@ class Program:
         "settings": {k: v for k, v in vars(self.settings).items()}, "runs": results})
     docs = docs_dir_for(self.settings, self.a.docs_dir, self.store.root)
     docs.mkdir(parents=True, exist_ok=True)
-    png = docs / report.PLOT_NAME
+    png = docs / plot.PLOT_NAME
     title = f"F1 against history size ({self.settings.dataset}, T5 " \
             f"{self.settings.model_size or gin_default('MODEL_SIZE')})"
-    has_plot = report.plot(results, str(png), title)
+    has_plot = plot.plot(results, str(png), title)
     missing = [(r.run_id, *self.status(r)) for r in self.plan
                if r.run_id not in {x["run_id"] for x in results}]
     meta = program_meta(self.settings, len(self.plan), self.a)
     n10 = self.tokens.stats([(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])
     meta["text_tokens"] = {f: n10[f"{plan_lib.BASE_N}/{f}"]["mean_test"] for f in plan_lib.FORMATS}
     md = report.render(results, meta=meta,
-                       missing=missing, plot_file=report.PLOT_NAME if has_plot else None)
+                       missing=missing, plot_file=plot.PLOT_NAME if has_plot else None)
     (docs / "RESULTS.md").write_text(md)
     return docs / "RESULTS.md", png if has_plot else None
 

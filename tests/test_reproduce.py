@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import reproduce  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
-from repro import report  # noqa: E402
+from repro import plot, report, targets  # noqa: E402
 from repro import state as state_lib  # noqa: E402
 
 
@@ -454,7 +454,7 @@ def test_plot_only_writes_page_and_png(program_env):
   base, _, _, work, tmp = program_env
   assert reproduce.main(base + ["--only", "history,cost"]) == 0
   md = (tmp / "docs" / "RESULTS.md").read_text()
-  png = tmp / "docs" / report.PLOT_NAME
+  png = tmp / "docs" / plot.PLOT_NAME
   assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   png.unlink()
   (tmp / "docs" / "RESULTS.md").unlink()
@@ -530,16 +530,16 @@ def _fake_results():
 
 def test_text_cost_recorded_without_the_task_prompt_gets_it_added():
   text, mlp = (r for r in _fake_results() if r["kind"] == "cost")
-  assert report.encoder_tokens(text) == 900.0 and report.encoder_tokens(mlp) == 60.0
+  assert targets.encoder_tokens(text) == 900.0 and targets.encoder_tokens(mlp) == 60.0
   old = {k: v for k, v in text.items() if k != "task_prompt_tokens"}  # before session 15
   prompt = int(plan_lib.gin_default("TASK_PROMPT_LENGTH"))
-  assert prompt > 0 and report.encoder_tokens(old) == 900.0 + prompt
+  assert prompt > 0 and targets.encoder_tokens(old) == 900.0 + prompt
   old_mlp = {k: v for k, v in mlp.items() if k != "task_prompt_tokens"}
-  assert report.encoder_tokens(old_mlp) == 60.0  # PERSOMA always counted its prompt
+  assert targets.encoder_tokens(old_mlp) == 60.0  # PERSOMA always counted its prompt
 
 
 def test_targets_are_judged_from_figures():
-  lines = "\n".join(report.check_targets(_fake_results()))
+  lines = "\n".join(targets.check_targets(_fake_results()))
   assert "N=50 reaches F1 >= 0.57: met (F1 0.5800" in lines
   assert "beats the rule baseline at every N: met" in lines
   assert "F1 rises with N for PERSOMA-MLP: met" in lines
@@ -552,24 +552,24 @@ def test_targets_are_judged_from_figures():
   mlp50 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-50")
   longer = dict(mlp50, run_id="mlp50-longer", groups=["steps"], train_steps=7500, f1=0.61)
   worse = dict(mlp50, run_id="mlp50-frozen", groups=["modes"], mode="frozen", f1=0.9)
-  lines = "\n".join(report.check_targets(_fake_results() + [longer, worse]))
+  lines = "\n".join(targets.check_targets(_fake_results() + [longer, worse]))
   assert ("met (F1 0.5800; best variant of groups 6-7: F1 0.6100, `mlp50-longer`; paper"
           in lines)  # a frozen / LoRA / base-initialised run is not a variant of the target
   # the best adapter of group 8 (persoma additions) at N=50 is named beside it
   named = dict(mlp50, run_id="names50", method="persoma_genre_names", groups=["pool"], f1=0.5)
   pool100 = dict(named, run_id="pool100", method="persoma_pool", history_size=100, f1=0.7)
-  lines = "\n".join(report.check_targets(_fake_results() + [named, pool100]))
+  lines = "\n".join(targets.check_targets(_fake_results() + [named, pool100]))
   assert "best persoma-addition adapter (groups 7-8): F1 0.5000, `names50`; paper" in lines
   # the best thresholded-marginals figure at N=50 is named too (never at another N)
   named_m = dict(named, marginals={"f1": 0.52, "num_decodes": 16, "threshold": 0.3})
   pool100_m = dict(pool100, marginals={"f1": 0.75, "num_decodes": 16, "threshold": 0.3})
-  lines = "\n".join(report.check_targets(_fake_results() + [named_m, pool100_m]))
+  lines = "\n".join(targets.check_targets(_fake_results() + [named_m, pool100_m]))
   assert "; best with thresholded beam marginals: F1 0.5200, `names50`; paper" in lines
   # the N=10 comparison is also judged in each other format both methods ran in (group 3)
   mlp10 = next(r for r in _fake_results() if r["run_id"] == "persoma_mlp-10")
   title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",
                 f1=f) for m, f in (("persoma_mlp", 0.30), ("textprompt", 0.35))]
-  lines = "\n".join(report.check_targets(_fake_results() + title, {"title_score": 160.0}))
+  lines = "\n".join(targets.check_targets(_fake_results() + title, {"title_score": 160.0}))
   prompt = int(plan_lib.gin_default("TASK_PROMPT_LENGTH"))
   assert (f"title_score: F1 0.3000 vs text prompting 0.3500 (more than 0.02 below), "
           f"{(160 + prompt) / 60:.1f}x fewer encoder tokens (< 10x), step time not measured in "
@@ -579,7 +579,7 @@ def test_targets_are_judged_from_figures():
   # tokens does not combine with the token ratio and step time of another format
   no_uem_text = [r for r in _fake_results() if r["run_id"] != "textprompt-10"]
   close = [dict(r, f1=0.30 if r["method"] == "textprompt" else 0.31) for r in title]
-  lines = "\n".join(report.check_targets(no_uem_text + close, {"title_score": 160.0}))
+  lines = "\n".join(targets.check_targets(no_uem_text + close, {"title_score": 160.0}))
   assert "in one format: not met in any one format yet (uem: PERSOMA-MLP F1 0.4000, " \
          "text prompting not finished" in lines
   assert "title_score: F1 0.3100 vs text prompting 0.3000 (within 0.02 or better)" in lines
@@ -589,7 +589,7 @@ def test_targets_are_judged_from_figures():
                    step_secs=0.6 if r["method"] == "textprompt" else 0.2)
               for r in _fake_results() if r["kind"] == "cost"]
   uem_slow = [dict(r, f1=0.3) if r["run_id"] == "persoma_mlp-10" else r for r in _fake_results()]
-  lines = "\n".join(report.check_targets(uem_slow + close + fmt_cost, {"title_score": 1.0}))
+  lines = "\n".join(targets.check_targets(uem_slow + close + fmt_cost, {"title_score": 1.0}))
   assert ("in one format: missed (uem: F1 0.3000 vs text prompting 0.4100 (more than 0.02 "
           "below), 15.0x fewer encoder tokens (>= 10x), train step 5.0x faster; title_score: "
           "F1 0.3100 vs text prompting 0.3000 (within 0.02 or better), 3.0x fewer encoder "
@@ -602,7 +602,7 @@ def test_targets_are_judged_from_figures():
 def test_render_and_plot(tmp_path):
   res = _fake_results()
   md = report.render(res, meta={"dataset": "movielens_1m", "planned": 60, "model_size": "small"},
-                     missing=[("x-run", "pending", "")], plot_file=report.PLOT_NAME)
+                     missing=[("x-run", "pending", "")], plot_file=plot.PLOT_NAME)
   assert "SYNTHETIC" not in md
   assert "| PERSOMA-MLP | 50 | 0.5800 | 0.5800 | 0.5800 | 0.6300 | 0.5300 | 300 | 0.569† |" in md
   assert "| PERSOMA-MLP | 10 | 0.4000 | 0.4000 | 0.4000 | – | – | 300 |" in md  # no per-side F1
@@ -638,16 +638,16 @@ def test_render_and_plot(tmp_path):
       "| PERSOMA-MLP | 50, shown labels | 0.4500 |") < table.index(
           "| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |")
   pool_rows = [pool, dict(pool, run_id="pool-10", history_size=10, resample_labels=None)]
-  series = {label: (style, pts) for label, style, pts in report.plot_series(res + pool_rows)}
+  series = {label: (style, pts) for label, style, pts in plot.plot_series(res + pool_rows)}
   assert series["PERSOMA-MLP"] == ("-", [(5, 0.3), (10, 0.4), (50, 0.58), (100, 0.75)])
   assert series["Rule baseline (label rule on shown history)"][0] == "--"
   # group-8 adapters dotted, with the program's labels only (the shown-label pool row is not
   # a point of its line)
   assert series["PERSOMA-Pool (persoma)"] == (":", [(10, 0.6)])
   out = tmp_path / "p.png"
-  assert report.plot(res, str(out))
+  assert plot.plot(res, str(out))
   assert out.stat().st_size > 1000
-  assert not report.plot([r for r in res if r["kind"] == "cost"], str(tmp_path / "q.png"))
+  assert not plot.plot([r for r in res if r["kind"] == "cost"], str(tmp_path / "q.png"))
 
 
 # ----------------------------------------------------------------------------- guards
@@ -731,7 +731,7 @@ def test_cost_runs_count_the_task_prompt_for_text_and_persoma(program_env, monke
   assert text["encoder_length"] == prompt + length
   mlp = prog.run_cost(prog.by_id["cost-persoma_mlp-h10"], "fp")
   assert mlp["task_prompt_tokens"] == prompt and mlp["encoder_tokens"] == 10 + prompt + 21
-  assert report.encoder_tokens(text) == text["encoder_tokens"]
+  assert targets.encoder_tokens(text) == text["encoder_tokens"]
   short = prog.run_cost(prog.by_id["cost-textprompt-h10-title_score"], "fp")  # its own format
   assert short["fmt"] == "title_score"
   assert short["encoder_tokens"] == prompt + fake_tokens(10, "title_score") - 5.0

@@ -87,6 +87,12 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_genre_stats": "PERSOMA-GenreStats (persoma)",
     "persoma_genre_names": "PERSOMA-GenreStats, genre-name anchors (persoma)",
 }
+
+
+def method_order(method: str) -> int:
+  """Sort key of a method on the results page: its place in METHOD_LABELS (unknown last)."""
+  return list(METHOD_LABELS).index(method) if method in METHOD_LABELS else len(METHOD_LABELS)
+
 GIN_FILES: dict[str, str] = {
     "textprompt": "text_prompt.gin",
     "uem": "uem.gin",

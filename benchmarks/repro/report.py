@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from repro import plan as plan_lib
+from repro import targets
 
 REGENERATE = ("python benchmarks/reproduce.py --data_dir ../shared/movielens "
               "--work_dir ~/persoma_repro")
-PLOT_NAME = "results_f1_vs_history.png"
 
 # (method, N, sampler, fmt) -> (F1, source). Only cells a paper states; PaLM 2 / T5 models on
 # MovieLens at the papers' (20M-scale) data, so not directly comparable with T5-small on ml-1m.
@@ -98,134 +98,8 @@ def _steps_cell(r: Mapping[str, Any], default_steps: int) -> str:
   return cell
 
 
-def _order(method: str) -> int:
-  return list(plan_lib.METHOD_LABELS).index(method) if method in plan_lib.METHOD_LABELS else 99
-
-
 def _index(seq: Sequence[str], x: Any) -> int:
   return seq.index(x) if x in seq else len(seq)
-
-
-def check_targets(results: Sequence[Mapping[str, Any]],
-                  text_tokens: Mapping[str, float] | None = None) -> list[str]:
-  """The issue's targets, each as `met` / `missed` / `not measured yet`, with the figures.
-
-  `text_tokens`: mean text-prompt tokens of the test users at N=10 by item format (rendered
-  history + instruction + EOS, no task prompt), to judge the token ratio in each format.
-  """
-  g1 = [r for r in results if "history" in r["groups"] and r["kind"] != "cost"]
-  f1 = {(r["method"], r["history_size"]): r["f1"] for r in g1}
-  out = []
-  mlp50 = f1.get(("persoma_mlp", 50))
-  variants = [r for r in results if r["kind"] == "train" and r["method"] == "persoma_mlp"
-              and r["history_size"] == 50 and r.get("sampler") == "recency"
-              and r.get("fmt") == "uem" and not r.get("init_from")
-              and (r.get("mode") or "full") == "full"]
-  best = max(variants, key=lambda r: r["f1"], default=None)
-  best_note = (f"; best variant of groups 6-7: F1 {best['f1']:.4f}, `{best['run_id']}`"
-               if best is not None and mlp50 is not None and best["f1"] > mlp50 else "")
-  added = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
-               and r["method"] in plan_lib.POOL_METHODS), key=lambda r: r["f1"], default=None)
-  if added is not None and mlp50 is not None:
-    best_note += (f"; best persoma-addition adapter (groups 7-8): F1 {added['f1']:.4f}, "
-                  f"`{added['run_id']}`")
-  marg = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
-              and r.get("marginals")), key=lambda r: r["marginals"]["f1"], default=None)
-  if marg is not None and mlp50 is not None:
-    best_note += (f"; best with thresholded beam marginals: F1 {marg['marginals']['f1']:.4f}, "
-                  f"`{marg['run_id']}`")
-  out.append("- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
-      "not measured yet" if mlp50 is None else
-      f"{'met' if mlp50 >= 0.57 else 'missed'} (F1 {mlp50:.4f}{best_note}; paper 0.569 with "
-      "PaLM 2)"))
-  pairs = [(n, f1[("persoma_mlp", n)], f1[("rule", n)]) for n in plan_lib.HISTORY_SIZES
-           if ("persoma_mlp", n) in f1 and ("rule", n) in f1]
-  if pairs:
-    ok = all(a > b for _, a, b in pairs)
-    out.append(f"- PERSOMA-MLP beats the rule baseline at every N: "
-               f"{'met' if ok and len(pairs) == 4 else 'missed' if not ok else 'partly measured'}"
-               + " (" + ", ".join(f"N={n}: {a:.3f} vs {b:.3f}" for n, a, b in pairs) + ")")
-  else:
-    out.append("- PERSOMA-MLP beats the rule baseline at every N: not measured yet")
-  for m in plan_lib.EMBEDDING_METHODS:
-    seq = [(n, f1[(m, n)]) for n in plan_lib.HISTORY_SIZES if (m, n) in f1]
-    if len(seq) < 2:
-      out.append(f"- F1 rises with N for {plan_lib.METHOD_LABELS[m]}: not measured yet")
-      continue
-    rising = all(b[1] > a[1] for a, b in zip(seq, seq[1:]))
-    out.append(f"- F1 rises with N for {plan_lib.METHOD_LABELS[m]}: "
-               f"{'met' if rising else 'missed'} (" +
-               ", ".join(f"N={n}: {v:.3f}" for n, v in seq) + ")")
-  out.append(_n10_target(results, text_tokens or {}))
-  return out
-
-
-def _n10_target(results: Sequence[Mapping[str, Any]], text_tokens: Mapping[str, float]) -> str:
-  """The N=10 target judged within each item format: F1 within 0.02 of text prompting, >= 10x
-  fewer encoder tokens and a faster train step must hold in the same format. Tokens and step
-  times come from that format's cost runs (text tokens from `text_tokens` until they ran).
-  Met in some format; missed when every format is fully measured and none meets it."""
-  cost = {(r["method"], r.get("fmt", "uem")): r for r in results
-          if r["kind"] == "cost" and r["history_size"] == plan_lib.BASE_N}
-  runs = {(r["method"], r.get("fmt")): r for r in results
-          if r["kind"] == "train" and r["history_size"] == plan_lib.BASE_N
-          and r.get("sampler") == "recency" and (r.get("mode") or "full") == "full"
-          and not r.get("init_from") and ({"history", "formats"} & set(r["groups"]))}
-  prompt = int(plan_lib.gin_default("TASK_PROMPT_LENGTH"))
-  parts, met, pending = [], [], False
-  for fmt in plan_lib.FORMATS:
-    t, p = runs.get(("textprompt", fmt)), runs.get(("persoma_mlp", fmt))
-    ct, cp = cost.get(("textprompt", fmt)), cost.get(("persoma_mlp", fmt))
-    if t is None and p is None:
-      continue
-    bits, ok = [], []
-    if t is None or p is None:
-      done, todo = ("PERSOMA-MLP", "text prompting") if t is None else (
-          "text prompting", "PERSOMA-MLP")
-      bits.append(f"{done} F1 {(p or t)['f1']:.4f}, {todo} not finished")
-      ok.append(None)
-    else:
-      close = p["f1"] >= t["f1"] - 0.02
-      bits.append(f"F1 {p['f1']:.4f} vs text prompting {t['f1']:.4f} "
-                  f"({'within 0.02 or better' if close else 'more than 0.02 below'})")
-      ok.append(close)
-    text = encoder_tokens(ct) if ct else (prompt + text_tokens[fmt] if fmt in text_tokens
-                                          else None)
-    soft = cp or cost.get(("persoma_mlp", "uem"))  # N + task prompt + instruction, any format
-    if text is not None and soft:
-      ratio = text / max(encoder_tokens(soft), 1e-9)
-      bits.append(f"{ratio:.1f}x fewer encoder tokens ({'>= 10x' if ratio >= 10 else '< 10x'})")
-      ok.append(ratio >= 10)
-    else:
-      ok.append(None)
-    if ct and cp and ct.get("step_secs") and cp.get("step_secs"):
-      faster = cp["step_secs"] < ct["step_secs"]
-      bits.append(f"train step {ct['step_secs'] / cp['step_secs']:.1f}x faster" if faster
-                  else "train step NOT faster")
-      ok.append(faster)
-    else:
-      bits.append("step time not measured in this format yet")
-      ok.append(None)
-    parts.append(f"{fmt}: " + ", ".join(bits))
-    if all(ok):
-      met.append(fmt)
-    pending |= None in ok
-  verdict = (f"met in the {', '.join(met)} format" if met else
-             "not measured yet" if not parts else
-             "not met in any one format yet" if pending else "missed")
-  return ("- At N=10, PERSOMA within 0.02 F1 of text prompting, >= 10x fewer encoder tokens "
-          f"and a faster train step, in one format: {verdict}" +
-          (" (" + "; ".join(parts) + ")" if parts else ""))
-
-
-def encoder_tokens(cost: Mapping[str, Any]) -> float:
-  """Encoder positions per example of a cost result, the task prompt included. Text-prompting
-  results recorded before session 15 (no `task_prompt_tokens`) counted the rendered text only,
-  though the text model prepends the same task prompt as PERSOMA; it is added here."""
-  tokens = float(cost["encoder_tokens"])
-  if cost.get("method") == "textprompt" and "task_prompt_tokens" not in cost:
-    tokens += int(plan_lib.gin_default("TASK_PROMPT_LENGTH"))
-  return tokens
 
 
 def _cost_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -239,7 +113,8 @@ def _cost_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
          "|" + "---|" * 11]
   for n in plan_lib.HISTORY_SIZES:
     t, p, q = (cost.get((m, n)) for m in plan_lib.COST_METHODS)
-    tok = [encoder_tokens(c) if c and "encoder_tokens" in c else None for c in (t, p, q)]
+    tok = [targets.encoder_tokens(c) if c and "encoder_tokens" in c else None
+           for c in (t, p, q)]
     st = [c.get("step_secs") if c else None for c in (t, p, q)]
 
     def ratio(a, b):
@@ -276,7 +151,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   Args:
     results: valid result dicts (with `groups`).
     meta: program facts (dataset, model size, steps, batch, encoder, command, planned count;
-      `text_tokens`: see `check_targets`).
+      `text_tokens`: see `targets.check_targets`).
     missing: (run_id, status, detail) of planned runs without a valid result.
     plot_file: the PNG's file name beside RESULTS.md (None: no plot).
   """
@@ -311,9 +186,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
                        "(the sampler's, then random time windows of the same user, same label)"
                        if str(meta.get("train_resamples") or "1") != "1" else "") + ".",
         f"- {PAPER_NOTE}", ""]
-  L += ["## Targets (issue 5)", ""] + check_targets(results, meta.get("text_tokens")) + [""]
+  L += ["## Targets (issue 5)", ""]
+  L += targets.check_targets(results, meta.get("text_tokens")) + [""]
   by_group = {g: sorted((r for r in results if g in r["groups"]),
-                        key=lambda r: (_order(r["method"]), r["history_size"],
+                        key=lambda r: (plan_lib.method_order(r["method"]), r["history_size"],
                                        _index(plan_lib.SAMPLERS, r.get("sampler")),
                                        _index(plan_lib.FORMATS, r.get("fmt")),
                                        r.get("init_from") or "",
@@ -395,7 +271,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),
-      _order(r["method"])))
+      plan_lib.method_order(r["method"])))
   L += _prf_rows([dict(r, n_labels=f"{r['history_size']}, {_labels_cell(r)} labels")
                   for r in pairs], "n_labels", "N, train labels") + [""]
   L += _marginals_section(results)
@@ -448,7 +324,8 @@ def _marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
        "tables above.", "",
        "| Run id | N | Greedy F1 | Best beam F1 | Marginals F1 | Precision | Recall | "
        "F1 liked / disliked | Cut (validation F1) |", "|---|---|---|---|---|---|---|---|---|"]
-  for r in sorted(rows, key=lambda r: (_order(r["method"]), r["history_size"], r["run_id"])):
+  for r in sorted(rows, key=lambda r: (plan_lib.method_order(r["method"]), r["history_size"],
+                                       r["run_id"])):
     m = r["marginals"]
     L.append(f"| `{r['run_id']}` | {r['history_size']} | {_fmt(r['f1'])} | "
              f"{_fmt(m['beam_top1'].get('f1'))} | {_fmt(m['f1'])} | {_fmt(m['precision'])} | "
@@ -458,7 +335,7 @@ def _marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _f1_matrix(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-  methods = sorted({r["method"] for r in rows}, key=_order)
+  methods = sorted({r["method"] for r in rows}, key=plan_lib.method_order)
   if not methods:
     return []
   ns = plan_lib.HISTORY_SIZES
@@ -469,48 +346,3 @@ def _f1_matrix(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     out.append(f"| {plan_lib.METHOD_LABELS.get(m, m)} | " + " | ".join(
         _fmt(f1.get((m, n))) for n in ns) + " |")
   return out
-
-
-def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, list]]:
-  """`(label, line style, [(N, F1), ...])` per plotted method: group 1 (baselines dashed), then
-  the group-8 adapters (dotted; runs with the program's labels)."""
-  rows = [r for r in results if "history" in r["groups"] and r["kind"] != "cost"]
-  added = [r for r in results if "pool" in r["groups"] and r["kind"] == "train"
-           and r["method"] in plan_lib.POOL_METHODS
-           and (r.get("resample_labels") or "history") == "history"]
-  out = []
-  for subset, style_of in ((rows, lambda m: "--" if m in plan_lib.BASELINES else "-"),
-                           (added, lambda m: ":")):
-    for m in sorted({r["method"] for r in subset}, key=_order):
-      pts = sorted((r["history_size"], r["f1"]) for r in subset if r["method"] == m)
-      out.append((plan_lib.METHOD_LABELS.get(m, m), style_of(m), pts))
-  return out
-
-
-def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bool:
-  """F1 against history size per method (`plot_series`), PNG at `path`; False if group 1 has
-  nothing to plot."""
-  if not any("history" in r["groups"] and r["kind"] != "cost" for r in results):
-    return False
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  for label, style, pts in plot_series(results):
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], style,
-            marker="s" if style == ":" else "o", label=label)
-  for (m, n, _, _), (v, _) in PAPER_F1.items():
-    ax.plot([n], [v], marker="*", markersize=12, linestyle="none", color="black",
-            label=f"{plan_lib.METHOD_LABELS.get(m, m)}, paper (PaLM 2)")
-  ax.set_xscale("log")
-  ax.set_xticks(list(plan_lib.HISTORY_SIZES))
-  ax.set_xticklabels([str(n) for n in plan_lib.HISTORY_SIZES])
-  ax.set_xlabel("history size N (recency sampling)")
-  ax.set_ylabel("weighted F1 (test users)")
-  ax.set_title(title or "F1 against history size")
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=7, loc="best")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return True

@@ -1,0 +1,55 @@
+"""The F1-against-history-size plot of the results page (PNG, matplotlib imported on use)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from repro import plan as plan_lib
+from repro.report import PAPER_F1
+
+PLOT_NAME = "results_f1_vs_history.png"
+
+
+def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, list]]:
+  """`(label, line style, [(N, F1), ...])` per plotted method: group 1 (baselines dashed), then
+  the group-8 adapters (dotted; runs with the program's labels)."""
+  rows = [r for r in results if "history" in r["groups"] and r["kind"] != "cost"]
+  added = [r for r in results if "pool" in r["groups"] and r["kind"] == "train"
+           and r["method"] in plan_lib.POOL_METHODS
+           and (r.get("resample_labels") or "history") == "history"]
+  out = []
+  for subset, style_of in ((rows, lambda m: "--" if m in plan_lib.BASELINES else "-"),
+                           (added, lambda m: ":")):
+    for m in sorted({r["method"] for r in subset}, key=plan_lib.method_order):
+      pts = sorted((r["history_size"], r["f1"]) for r in subset if r["method"] == m)
+      out.append((plan_lib.METHOD_LABELS.get(m, m), style_of(m), pts))
+  return out
+
+
+def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bool:
+  """F1 against history size per method (`plot_series`), PNG at `path`; False if group 1 has
+  nothing to plot."""
+  if not any("history" in r["groups"] and r["kind"] != "cost" for r in results):
+    return False
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for label, style, pts in plot_series(results):
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], style,
+            marker="s" if style == ":" else "o", label=label)
+  for (m, n, _, _), (v, _) in PAPER_F1.items():
+    ax.plot([n], [v], marker="*", markersize=12, linestyle="none", color="black",
+            label=f"{plan_lib.METHOD_LABELS.get(m, m)}, paper (PaLM 2)")
+  ax.set_xscale("log")
+  ax.set_xticks(list(plan_lib.HISTORY_SIZES))
+  ax.set_xticklabels([str(n) for n in plan_lib.HISTORY_SIZES])
+  ax.set_xlabel("history size N (recency sampling)")
+  ax.set_ylabel("weighted F1 (test users)")
+  ax.set_title(title or "F1 against history size")
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=7, loc="best")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
