@@ -133,3 +133,15 @@ def test_unknown_key_and_file_name_them_and_the_search_path():
     gin_cli.parse(["nope/missing.gin"], [], "/tmp/elsewhere")
   assert "nope/missing.gin" in str(e.value) and "/tmp/elsewhere" in str(e.value)
   gin.clear_config(clear_constants=True)
+
+
+def test_a_macro_binding_no_gin_file_uses_is_warned_with_close_names(caplog):
+  gin.clear_config(clear_constants=True)
+  with caplog.at_level("WARNING"):
+    gin_cli.parse(["quickstart.gin"], ["TRAIN_STEPZ = 3", "TRAIN_STEPS = 4", "MODEL_DIR = None"],
+                  "")
+  warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+  assert len(warned) == 1 and "%TRAIN_STEPZ" in warned[0] and "TRAIN_STEPS" in warned[0]
+  assert gin_cli.unreferenced_macros(["TRAIN_STEPZ=3", "TRAIN_STEPS=4", "a.b=%X"]) == [
+      "TRAIN_STEPZ"]
+  gin.clear_config(clear_constants=True)

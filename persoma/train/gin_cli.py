@@ -123,7 +123,35 @@ def parse(files: Sequence[str], bindings: Sequence[str], search: str,
     raise SystemExit(f"error: bad gin configuration: {type(e).__name__}: {msg}{hint}\n"
                      f"  files: {resolved}\n  bindings: {list(bindings)}\n"
                      f"  search path: {paths}") from None
+  warn_unreferenced_macros(bindings)
   return resolved
+
+
+_MACRO_BINDING_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def unreferenced_macros(bindings: Sequence[str], config_str: str | None = None) -> list[str]:
+  """Macros bound by `bindings` (`NAME=value`, no dot) that no parsed binding uses as `%NAME`.
+
+  gin accepts them, as T5X does, but such a binding changes nothing: mostly a typo
+  (`--gin.TRAIN_STEP=100`) or a macro of a gin file that was not loaded.
+  """
+  config_str = gin.config_str() if config_str is None else config_str
+  names = {m.group(1) for b in bindings if (m := _MACRO_BINDING_RE.match(b))}
+  return sorted(n for n in names if not re.search(r"%" + n + r"\b", config_str))
+
+
+def warn_unreferenced_macros(bindings: Sequence[str]) -> list[str]:
+  """Logs a warning per unreferenced macro binding, with the closest macros the config uses."""
+  config_str = gin.config_str()
+  unused = unreferenced_macros(bindings, config_str)
+  used = sorted(set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", config_str)))
+  for name in unused:
+    close = difflib.get_close_matches(name, used, n=3)
+    logging.warning("gin binding %s=...: no gin file or binding uses %%%s, so it changes "
+                    "nothing%s", name, name,
+                    f" (did you mean {', '.join(close)}?)" if close else "")
+  return unused
 
 
 #: Macros of how often a run saves and how many checkpoints it keeps: a resumed run may change
