@@ -34,7 +34,8 @@ ENV_DATA_DIR = "PERSOMA_DATA_DIR"
 
 __all__ = [
     "CLASSES", "Catalog", "DATASETS", "DataFormatError", "ENV_DATA_DIR", "Example",
-    "ExampleList", "FORMATS", "GENRES", "LabelConfig", "LoadReport", "MovieLensData", "Ratings", "SAMPLERS", "UserLabels",
+    "ExampleList", "FORMATS", "GENRES", "LabelConfig", "LoadReport", "MovieLensData", "Ratings",
+    "SAMPLERS", "UserLabels",
     "build_examples", "dataset_slug", "load_dataset", "normalize_genre", "sample", "user_labels",
     "user_split",
 ]

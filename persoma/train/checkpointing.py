@@ -10,8 +10,8 @@ trainer bookkeeping (best F1, early-stopping counter, ...). orbax writes each st
 temporary directory and renames it when complete, so a save interrupted by a kill never shows up
 as a step; on object stores (`gs://`), where it writes in place, a step counts once orbax has
 written its `commit_success.txt`. A step that exists but cannot be read (corrupt files) is
-skipped with a warning and the previous good one is restored instead. `PreemptionGuard` turns SIGTERM (TPU preemption)
-into a flag the training loop polls, so it can save before exiting.
+skipped with a warning and the previous good one is restored instead. `PreemptionGuard` turns
+SIGTERM (TPU preemption) into a flag the training loop polls, so it can save before exiting.
 """
 
 from __future__ import annotations

@@ -127,7 +127,8 @@ def parse(files: Sequence[str], bindings: Sequence[str], search: str,
   return resolved
 
 
-_MACRO_BINDING_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_MACRO_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_MACRO_BINDING_RE = re.compile(rf"^\s*({_MACRO_NAME})\s*=")
 
 
 def unreferenced_macros(bindings: Sequence[str], config_str: str | None = None) -> list[str]:
@@ -138,14 +139,19 @@ def unreferenced_macros(bindings: Sequence[str], config_str: str | None = None) 
   """
   config_str = gin.config_str() if config_str is None else config_str
   names = {m.group(1) for b in bindings if (m := _MACRO_BINDING_RE.match(b))}
-  return sorted(n for n in names if not re.search(r"%" + n + r"\b", config_str))
+  return sorted(names - _used_macros(config_str))
+
+
+def _used_macros(config_str: str) -> set[str]:
+  """Macro names referenced as `%NAME` in a gin config string."""
+  return set(re.findall(rf"%({_MACRO_NAME})", config_str))
 
 
 def warn_unreferenced_macros(bindings: Sequence[str]) -> list[str]:
   """Logs a warning per unreferenced macro binding, with the closest macros the config uses."""
   config_str = gin.config_str()
   unused = unreferenced_macros(bindings, config_str)
-  used = sorted(set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", config_str)))
+  used = sorted(_used_macros(config_str))
   for name in unused:
     close = difflib.get_close_matches(name, used, n=3)
     logging.warning("gin binding %s=...: no gin file or binding uses %%%s, so it changes "
