@@ -146,32 +146,6 @@ def settings_of(a: argparse.Namespace) -> plan_lib.Settings:
       save_every=a.save_every)
 
 
-def program_meta(s: plan_lib.Settings, planned: int, a: argparse.Namespace) -> dict[str, Any]:
-  labels = {"movielens_1m": "MovieLens 1M (GroupLens ml-1m, pruned: movies and users with "
-                            ">= 20 ratings) with TMDB overviews as descriptions",
-            "synthetic": "SYNTHETIC MovieLens-like data (built-in generator)"}
-  cmd = "python benchmarks/reproduce.py"
-  if s.dataset != "movielens_1m":
-    cmd += f" --dataset {s.dataset}"
-  if s.data_dir:
-    cmd += " --data_dir ../shared/movielens"
-  cmd += f" --work_dir {a.work_dir}" + (f" --jobs {a.jobs}" if a.jobs > 1 else "")
-  for flag, v in (("max_steps", s.train_steps), ("eval_every", s.eval_every),
-                  ("max_eval_examples", s.max_eval_examples), ("model_size", s.model_size),
-                  ("batch_size", s.batch_size), ("encoder", s.encoder)):
-    if v is not None:
-      cmd += f" --{flag} {v}"
-  return {"dataset": s.dataset, "dataset_label": labels.get(s.dataset, s.dataset),
-          "model_size": s.model_size or gin_default("MODEL_SIZE"),
-          "train_steps": s.train_steps or gin_default("TRAIN_STEPS"),
-          "batch_size": s.batch_size or gin_default("BATCH_SIZE"),
-          "learning_rate": gin_default("LEARNING_RATE"),
-          "eval_every": s.eval_every or gin_default("EVAL_EVERY_STEPS"),
-          "encoder": s.encoder or gin_default("ENCODER"), "planned": planned, "command": cmd,
-          "standardize": gin_default("STANDARDIZE_EMBEDDINGS"),
-          "train_resamples": gin_default("TRAIN_RESAMPLES")}
-
-
 def docs_dir_for(s: plan_lib.Settings, docs_dir: str | None, work_root: Path) -> Path:
   """Where RESULTS.md goes: `docs_dir` if given; the repository's docs/ only for the program
   itself (MovieLens 1M, no override of its settings: another seed or step count must not
@@ -227,7 +201,7 @@ class Program:
     has_plot = plot.plot(results, str(png), title)
     missing = [(r.run_id, *self.status(r)) for r in self.plan
                if r.run_id not in {x["run_id"] for x in results}]
-    meta = program_meta(self.settings, len(self.plan), self.a)
+    meta = report.program_meta(self.settings, len(self.plan), self.a.work_dir, self.a.jobs)
     n10 = self.tokens.stats([(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])
     meta["text_tokens"] = {f: n10[f"{plan_lib.BASE_N}/{f}"]["mean_test"] for f in plan_lib.FORMATS}
     md = report.render(results, meta=meta,
@@ -286,7 +260,8 @@ class Program:
           f"{len(failed)} failed or blocked{': ' + ', '.join(failed) if failed else ''}"
           + (f"; {len(stopped)} interrupted (the same command resumes them): "
              + ", ".join(stopped) if stopped else ""))
-    print(f"results: {self.store.root / 'results.json'}\npage: {md}" + (f"\nplot: {png}" if png else ""))
+    print(f"results: {self.store.root / 'results.json'}\npage: {md}"
+          + (f"\nplot: {png}" if png else ""))
     return 1 if failed or stopped else 0
 
   def _chain_depth(self, run: plan_lib.Run) -> int:
@@ -404,42 +379,7 @@ class Program:
           f"configuration; the learning rate does not depend on TRAIN_STEPS)", flush=True)
 
   def run_cost(self, run: plan_lib.Run, fp: str) -> dict[str, Any]:
-    t0 = time.time()
-    n = run.history_size
-    out: dict[str, Any] = {"run_id": run.run_id, "fingerprint": fp, "kind": "cost",
-                           "method": run.method, "label": run.label, "history_size": n,
-                           "sampler": run.sampler, "fmt": run.fmt, "mode": "",
-                           "cost_batch": self.settings.cost_batch}
-    args = run.gin_args()
-    prompt = int(gin_default("TASK_PROMPT_LENGTH"))  # the text model has the task prompt too
-    if run.method == "textprompt":
-      st = self.tokens.stats([(n, run.fmt)])[f"{n}/{run.fmt}"]
-      length = plan_lib.inputs_length_for(st["max"])
-      out.update(encoder_tokens=prompt + st["mean_test"], encoder_tokens_max=prompt + st["max"],
-                 encoder_length=prompt + length, task_prompt_tokens=prompt)
-      if length > self.settings.max_inputs_length:
-        out.update(step_secs=None, step_skip_reason=f"L={length} > "
-                   f"{self.settings.max_inputs_length}")
-        return self._cost_done(run, fp, out, t0)
-      args = args + [f"--gin.INPUTS_LENGTH={length}"]
-    fig = measure.step_time(args, self.settings.cost_batch, self.a.cost_steps, predict=False)
-    if run.method != "textprompt":
-      instr = self.tokens.instruction_tokens()
-      prefix = n if run.method != "persoma_perceiver" else int(
-          gin_default("NUM_LATENTS", ("gin/adapters/perceiver.gin",)))
-      out.update(encoder_tokens=float(prefix + prompt + instr), encoder_length=
-                 prefix + prompt + fig["inputs_length"], instruction_tokens=instr,
-                 task_prompt_tokens=prompt)
-    out.update(step_secs=fig["step_secs"], compile_secs=fig["compile_secs"],
-               model_size=fig["size"])
-    return self._cost_done(run, fp, out, t0)
-
-  def _cost_done(self, run, fp, out, t0):
-    prog = self.store.record_attempt(run.run_id, fp, time.time() - t0)
-    out.update(wall_secs=prog["wall_secs"], attempts=prog["attempts"],
-               synthetic=self.settings.dataset == "synthetic",
-               finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return out
+    return measure.run_cost(run, fp, self.settings, self.tokens, self.store, self.a.cost_steps)
 
 
 def main(argv=None) -> int:

@@ -88,7 +88,8 @@ def project(prog: Any) -> int:
             + math.ceil(n_test / eval_batch) * pred)
     total += secs
     rows.append((run.run_id, enc_len(run), step_s, pred, secs, how))
-  print(f"\nBudget: {steps} steps max per run (up to {max(max(f) for f in plan_lib.LONG_TRAIN_FACTORS.values())}x in group 7) at "
+  longest = max(max(f) for f in plan_lib.LONG_TRAIN_FACTORS.values())
+  print(f"\nBudget: {steps} steps max per run (up to {longest}x in group 7) at "
         f"batch {batch} (step times measured at the batch in the basis column, scaled "
         f"linearly), validation every {every} steps on {n_val} users, "
         f"test on {n_test} users, eval batch {eval_batch}; early stopping can only shorten")

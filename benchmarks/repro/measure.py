@@ -7,6 +7,7 @@
 * `step_time` (also `python benchmarks/repro/measure.py --gin_file=... --gin.X=...`): builds a
   run's model exactly as `persoma-train` does and times its jitted train step (and one greedy
   decode batch) on real batches of the task, in a subprocess so gin state and memory stay apart.
+* `run_cost`: the result of one `cost` run of the plan (encoder tokens and step time).
 """
 
 from __future__ import annotations
@@ -200,6 +201,51 @@ def _measure_main(argv: list[str] | None = None) -> int:
     out["predict_secs"] = time.time() - t0
   print(json.dumps(out), flush=True)
   return 0
+
+
+def run_cost(run: plan_lib.Run, fp: str, settings: plan_lib.Settings, tokens: TokenCache,
+             store: Any, cost_steps: int) -> dict[str, Any]:
+  """The result of a `cost` run: encoder tokens per example (text prompting: the rendered
+  history measured with the run's vocabulary; PERSOMA: prefix + task prompt + instruction) and
+  the measured train-step time at `settings.cost_batch` (`store` records the attempt)."""
+  t0 = time.time()
+  n = run.history_size
+  out: dict[str, Any] = {"run_id": run.run_id, "fingerprint": fp, "kind": "cost",
+                         "method": run.method, "label": run.label, "history_size": n,
+                         "sampler": run.sampler, "fmt": run.fmt, "mode": "",
+                         "cost_batch": settings.cost_batch}
+  args = run.gin_args()
+  # the text model has the task prompt too
+  prompt = int(plan_lib.gin_default("TASK_PROMPT_LENGTH"))
+  if run.method == "textprompt":
+    st = tokens.stats([(n, run.fmt)])[f"{n}/{run.fmt}"]
+    length = plan_lib.inputs_length_for(st["max"])
+    out.update(encoder_tokens=prompt + st["mean_test"], encoder_tokens_max=prompt + st["max"],
+               encoder_length=prompt + length, task_prompt_tokens=prompt)
+    if length > settings.max_inputs_length:
+      out.update(step_secs=None,
+                 step_skip_reason=f"L={length} > {settings.max_inputs_length}")
+      return _cost_done(run, fp, out, t0, settings, store)
+    args = args + [f"--gin.INPUTS_LENGTH={length}"]
+  fig = step_time(args, settings.cost_batch, cost_steps, predict=False)
+  if run.method != "textprompt":
+    instr = tokens.instruction_tokens()
+    prefix = n if run.method != "persoma_perceiver" else int(
+        plan_lib.gin_default("NUM_LATENTS", ("gin/adapters/perceiver.gin",)))
+    out.update(encoder_tokens=float(prefix + prompt + instr), encoder_length=
+               prefix + prompt + fig["inputs_length"], instruction_tokens=instr,
+               task_prompt_tokens=prompt)
+  out.update(step_secs=fig["step_secs"], compile_secs=fig["compile_secs"],
+             model_size=fig["size"])
+  return _cost_done(run, fp, out, t0, settings, store)
+
+
+def _cost_done(run, fp, out, t0, settings, store):
+  prog = store.record_attempt(run.run_id, fp, time.time() - t0)
+  out.update(wall_secs=prog["wall_secs"], attempts=prog["attempts"],
+             synthetic=settings.dataset == "synthetic",
+             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+  return out
 
 
 if __name__ == "__main__":
