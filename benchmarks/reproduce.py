@@ -21,8 +21,9 @@ so a long run can span several sessions); a longer-trained copy of a finished ru
 starts from that run's last checkpoint; results of an older configuration are moved to an
 archive folder, never deleted. Each finished run's figures are also kept in the
 repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
-fresh clone on another machine skips what has been run and regenerates the page from it. Every
-result is collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
+fresh clone on another machine skips what has been run and regenerates the page from it; an
+unfinished train run leaves the step and validation F1s it reached in `ledger/progress/`, which
+the page's Not finished table shows after the work dir is gone. Every result is collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
 `docs/results_f1_vs_history.png` are written from them (for other data, or another seed, size or
 step count, they go under `<work_dir>/docs/` unless --docs_dir says).
 """
@@ -189,6 +190,7 @@ class Program:
     exported = self.store.export_to_ledger(self.plan, self.fp)
     if exported:
       print(f"ledger {self.store.ledger}: {len(exported)} results added or updated", flush=True)
+    self.store.export_progress(self.plan, self.fp)
     results = self.store.collect(self.plan, self.fp)
     state_lib.write_json(self.store.root / "results.json", {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -199,8 +201,10 @@ class Program:
     title = f"F1 against history size ({self.settings.dataset}, T5 " \
             f"{self.settings.model_size or gin_default('MODEL_SIZE')})"
     has_plot = plot.plot(results, str(png), title)
-    missing = [(r.run_id, *self.status(r)) for r in self.plan
-               if r.run_id not in {x["run_id"] for x in results}]
+    missing = [(r.run_id, st, "; ".join(x for x in (det, self.store.progress_note(
+                   r, self.fp[r.run_id])) if x))
+               for r in self.plan if r.run_id not in {x["run_id"] for x in results}
+               for st, det in [self.status(r)]]
     meta = report.program_meta(self.settings, len(self.plan), self.a.work_dir, self.a.jobs)
     n10 = self.tokens.stats([(plan_lib.BASE_N, f) for f in plan_lib.FORMATS])
     meta["text_tokens"] = {f: n10[f"{plan_lib.BASE_N}/{f}"]["mean_test"] for f in plan_lib.FORMATS}
@@ -215,6 +219,7 @@ class Program:
     print(f"{'run id':58s} {'kind':8s} {'groups':22s} status")
     for r in self.selected:
       st, det = self.status(r)
+      det = "; ".join(x for x in (det, self.store.progress_note(r, self.fp[r.run_id])) if x)
       counts[st] = counts.get(st, 0) + 1
       print(f"{r.run_id:58s} {r.kind:8s} {','.join(r.groups):22s} {st}"
             + (f": {det}" if det else ""))

@@ -493,6 +493,48 @@ def test_fresh_work_dir_resumes_from_the_ledger(program_env, capsys):
   assert "2 runs: 2 pending" in capsys.readouterr().out  # without the ledger: nothing done
 
 
+def test_progress_of_unfinished_runs_outlives_the_work_dir(program_env, monkeypatch):
+  base, _, _, work, tmp = program_env
+  run_id = "persoma_mlp-h5-recency-uem-full"
+  args = base + ["--ledger_dir", str(tmp / "ledger"), "--only", run_id]
+  finish = reproduce.Program.execute  # the fixture's fake: a result
+
+  def preempted_at(step, validation):
+    def execute(self, run, cpu=None):
+      ck = self.store.model_dir(run.run_id) / "checkpoints"
+      for s in range(50, step + 1, 50):
+        (ck / str(s)).mkdir(parents=True, exist_ok=True)
+      with open(self.store.log_path(run.run_id), "a") as log:
+        for s, f1 in validation:
+          log.write(f"12:00:00 I validation step {s}: f1 {f1:.4f} precision 0.1 recall 0.2 "
+                    "(9 users)\n")
+      self.store.record_attempt(run.run_id, self.fp[run.run_id], 1.0, interrupted=True)
+      raise reproduce.execute.Preempted(f"{run.run_id}: preempted at step {step}")
+    return execute
+
+  monkeypatch.setattr(reproduce.Program, "execute",
+                      preempted_at(1000, [(500, 0.1), (1000, 0.15), (500, 0.12)]))
+  assert reproduce.main(args) == 1
+  path, = (tmp / "ledger" / "progress").glob(f"{run_id}.*.json")
+  rec = json.loads(path.read_text())
+  assert rec["step"] == 1000 and rec["validation"] == [[500, 0.12], [1000, 0.15]]
+  md = (tmp / "docs" / "RESULTS.md").read_text()
+  assert (f"| `{run_id}` | interrupted | resumes from step 1000; validation F1 0.12 at step "
+          "500, 0.15 at step 1,000 (interim, not results) |") in md
+  # the machine is reset: a fresh work dir restarts the run and gets less far
+  fresh = [a if a != str(work) else str(tmp / "work2") for a in args]
+  monkeypatch.setattr(reproduce.Program, "execute", preempted_at(100, []))
+  assert reproduce.main(fresh) == 1
+  assert json.loads(path.read_text())["step"] == 1000  # the restart does not erase it
+  md = (tmp / "docs" / "RESULTS.md").read_text()
+  assert ("resumes from step 100; an earlier attempt reached step 1,000; its work dir is gone; "
+          "validation F1 0.12 at step 500") in md
+  monkeypatch.setattr(reproduce.Program, "execute", finish)
+  assert reproduce.main(fresh) == 0
+  assert not path.exists()  # the run has a result: its progress record goes
+  assert f"`{run_id}` |" not in (tmp / "docs" / "RESULTS.md").read_text().split("Not finished")[-1]
+
+
 def test_only_the_program_itself_replaces_the_published_page(tmp_path):
   real = dict(dataset="movielens_1m", data_dir="/data")
   assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path) == REPO / "docs"

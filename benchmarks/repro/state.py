@@ -6,7 +6,8 @@ Layout under the work dir (never inside the repository):
   results/archive/...          results of an older configuration, moved aside (never deleted)
   runs/<run_id>/model/         MODEL_DIR of a train run (checkpoints, config.gin, eval JSON)
   runs/<run_id>/progress.json  attempts, accumulated wall time, last error, fingerprint
-  runs/<run_id>/log.txt        the run's full output (appended per attempt)
+  runs/<run_id>/log.txt        the run's full output (appended per attempt; its `validation
+                               step N: f1 X` lines are the run's validation history)
   measure/*.json               cached measurements (token lengths, step times)
   results.json                 every valid result, collected
 
@@ -15,7 +16,10 @@ MovieLens-1M program) keeps a copy of every finished run's figures and metadata:
 metrics only, never data. One file per configuration, so another seed or setting adds an entry
 and never replaces one. Work dirs live on machines that come and go; the ledger is what a fresh
 clone resumes from. A run whose work dir holds no valid result for the current configuration
-but whose ledger entry does counts as done, with the ledger's figures.
+but whose ledger entry does counts as done, with the ledger's figures. Unfinished train runs
+leave `ledger/progress/<run_id>.<fingerprint>.json`: the last checkpoint step and the
+validation F1s reached (kept when a reset machine restarts the run lower, dropped once the run
+has a result), so interim figures outlive the work dir too; the page lists them.
 
 A result is valid when it parses, names the run, carries the fingerprint of the run's current
 configuration and finite F1 / precision / recall in [0, 1] (cost runs: their token counts).
@@ -26,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +38,9 @@ from typing import Any, Mapping
 
 from persoma import atomic_io
 from repro import plan as plan_lib
+
+# what `persoma.train.trainer.fit` logs after each validation
+VALIDATION_RE = re.compile(r"validation step (\d+): f1 ([0-9.]+)")
 
 STATUSES = ("done", "pending", "interrupted", "failed", "stale", "invalid", "blocked",
             "skipped")
@@ -151,6 +159,73 @@ class Store:
         write_json(self.ledger_path(run.run_id, fp), record)
         out.append(run.run_id)
     return out
+
+  def progress_path(self, run_id: str, fingerprint: str) -> Path:
+    assert self.ledger is not None
+    return self.ledger / "progress" / f"{run_id}.{fingerprint}.json"
+
+  def validation_history(self, run_id: str) -> list[tuple[int, float]]:
+    """(step, validation F1) from the run's log, by step (a step logged twice: the last)."""
+    try:
+      text = self.log_path(run_id).read_text(errors="replace")
+    except OSError:
+      return []
+    return sorted({int(st): float(f1) for st, f1 in VALIDATION_RE.findall(text)}.items())
+
+  def export_progress(self, runs: list[plan_lib.Run], fingerprints: Mapping[str, str]
+                      ) -> list[str]:
+    """Records in the ledger how far each unfinished train run of this work dir got (last
+    checkpoint step, validation F1s, attempts, wall time). A record is only replaced by one
+    that got at least as far (a reset machine that restarts the run does not erase the
+    figures of the earlier one) and is removed once the run has a result. Returns the run ids
+    written."""
+    if self.ledger is None:
+      return []
+    out = []
+    for run in runs:
+      if run.kind != "train":
+        continue
+      fp = fingerprints[run.run_id]
+      path = self.progress_path(run.run_id, fp)
+      obj, problem = self.read_result(run.run_id, fp)
+      if obj is not None and not problem and result_problem(obj, run.run_id, fp) is None:
+        if path.exists():
+          path.unlink()
+        continue
+      step, prog = self.last_step(run.run_id), self.progress(run.run_id)
+      if step is None or prog.get("fingerprint") != fp:
+        continue
+      old, _ = _read(path)
+      if old is not None and int(old.get("step") or 0) > step:
+        continue
+      record = {"run_id": run.run_id, "fingerprint": fp, "step": step,
+                "validation": [[st, f1] for st, f1 in self.validation_history(run.run_id)
+                               if st <= step],
+                "attempts": prog.get("attempts"), "wall_secs": prog.get("wall_secs")}
+      if old is None or {k: old.get(k) for k in record} != record:
+        write_json(path, dict(record, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S")))
+        out.append(run.run_id)
+    return out
+
+  def progress_note(self, run: plan_lib.Run, fingerprint: str) -> str:
+    """What the ledger's progress record adds to the status of an unfinished run: the step an
+    earlier machine reached (when the work dir is behind it) and the validation F1s."""
+    if self.ledger is None or run.kind != "train":
+      return ""
+    rec, _ = _read(self.progress_path(run.run_id, fingerprint))
+    if not rec:
+      return ""
+    parts = []
+    here = self.last_step(run.run_id)
+    if here is None or here < int(rec.get("step") or 0):
+      src = rec.get("recovered_from")
+      parts.append(f"an earlier attempt reached step {rec.get('step'):,}; its work dir is gone"
+                   + (f" ({src})" if src else ""))
+    val = rec.get("validation") or []
+    if val:
+      parts.append("validation F1 " + ", ".join(f"{f1:.4g} at step {st:,}" for st, f1 in val)
+                   + " (interim, not results)")
+    return "; ".join(parts)
 
   def archive(self, run_id: str, why: str) -> list[Path]:
     """Moves an old result and run dir aside (`.../archive/<run_id>.<time>`); returns them."""
