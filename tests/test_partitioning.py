@@ -1,5 +1,7 @@
 """Mesh construction, logical axis rules -> NamedSharding, batch placement, multi-host env."""
 
+import logging
+
 import jax
 import numpy as np
 import pytest
@@ -18,8 +20,11 @@ def _abstract_boxed():
                         jax.random.PRNGKey(0))
 
 
-def test_mesh_axes_and_param_shardings_follow_logical_rules():
-  part = partitioning.Partitioner()
+def test_mesh_axes_and_param_shardings_follow_logical_rules(caplog):
+  with caplog.at_level(logging.INFO):
+    part = partitioning.Partitioner()
+  n = jax.device_count()
+  assert f"Mesh: data={n} x model=1 over {n} cpu device(s)" in caplog.text  # the runner logs it
   assert part.mesh.axis_names == ("data", "model")
   assert part.mesh.shape == {"data": jax.device_count(), "model": 1}
   sh = part.shardings_for(_abstract_boxed())

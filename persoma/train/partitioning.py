@@ -112,6 +112,8 @@ class Partitioner:
           f"{n} devices")
     grid = np.asarray(devices, dtype=object).reshape(num_data, self.num_partitions)
     self.mesh = Mesh(grid, (DATA_AXIS, MODEL_AXIS))
+    logging.info("Mesh: %s=%d x %s=%d over %d %s device(s)", DATA_AXIS, num_data, MODEL_AXIS,
+                 self.num_partitions, n, getattr(devices[0], "platform", "?"))
     self.logical_axis_rules = tuple(tuple(r) for r in self.logical_axis_rules)
 
   @property
