@@ -23,8 +23,9 @@ archive folder, never deleted. Each finished run's figures are also kept in the
 repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
 fresh clone on another machine skips what has been run and regenerates the page from it; an
 unfinished train run leaves the step and validation F1s it reached in `ledger/progress/`, which
-the page's Not finished table shows after the work dir is gone. Every result is collected into `<work_dir>/results.json`, and `docs/RESULTS.md` +
-`docs/results_f1_vs_history.png` are written from them (for other data, or another seed, size or
+the page's Not finished table shows after the work dir is gone. Every result is collected
+into `<work_dir>/results.json`, and `docs/RESULTS.md` + `docs/results_f1_vs_history.png` are
+written from them (for other data, or another seed, size or
 step count, they go under `<work_dir>/docs/` unless --docs_dir says).
 """
 

@@ -519,7 +519,7 @@ def test_progress_of_unfinished_runs_outlives_the_work_dir(program_env, monkeypa
   rec = json.loads(path.read_text())
   assert rec["step"] == 1000 and rec["validation"] == [[500, 0.12], [1000, 0.15]]
   md = (tmp / "docs" / "RESULTS.md").read_text()
-  assert (f"| `{run_id}` | interrupted | resumes from step 1000; validation F1 0.12 at step "
+  assert (f"| `{run_id}` | interrupted | resumes from step 1,000; validation F1 0.12 at step "
           "500, 0.15 at step 1,000 (interim, not results) |") in md
   # the machine is reset: a fresh work dir restarts the run and gets less far
   fresh = [a if a != str(work) else str(tmp / "work2") for a in args]
@@ -527,8 +527,14 @@ def test_progress_of_unfinished_runs_outlives_the_work_dir(program_env, monkeypa
   assert reproduce.main(fresh) == 1
   assert json.loads(path.read_text())["step"] == 1000  # the restart does not erase it
   md = (tmp / "docs" / "RESULTS.md").read_text()
-  assert ("resumes from step 100; an earlier attempt reached step 1,000; its work dir is gone; "
-          "validation F1 0.12 at step 500") in md
+  assert ("resumes from step 100; an attempt elsewhere reached step 1,000; validation F1 0.12 "
+          "at step 500") in md
+  # a hand-edited record that does not parse as one is ignored, never breaks the page
+  for junk in ('{"step": "2261"}', '[1, 2]', '{"step": 5, "validation": [[1, "x"]]}'):
+    path.write_text(junk)
+    assert reproduce.main(fresh + ["--plot_only"]) == 0
+    assert "an attempt elsewhere" not in (tmp / "docs" / "RESULTS.md").read_text()
+  path.write_text(json.dumps(rec))
   monkeypatch.setattr(reproduce.Program, "execute", finish)
   assert reproduce.main(fresh) == 0
   assert not path.exists()  # the run has a result: its progress record goes

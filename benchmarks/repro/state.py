@@ -39,6 +39,7 @@ from typing import Any, Mapping
 from persoma import atomic_io
 from repro import plan as plan_lib
 
+PROGRESS_SHOWN = 4  # validation figures of an unfinished run on the page (+ the best)
 # what `persoma.train.trainer.fit` logs after each validation
 VALIDATION_RE = re.compile(r"validation step (\d+): f1 ([0-9.]+)")
 
@@ -72,6 +73,20 @@ def result_problem(obj: Any, run_id: str, fingerprint: str) -> str | None:
     if not _finite01(obj.get(k)):
       return f"{k}={obj.get(k)!r} is not a number in [0, 1]"
   return None
+
+
+def _progress_record(path: Path) -> dict[str, Any] | None:
+  """A ledger progress record with an int `step` and `[step, F1]` pairs; None when absent or
+  malformed (a hand-edited file must not break the page: it is then rewritten or ignored)."""
+  rec, _ = _read(path)
+  if not isinstance(rec, dict) or isinstance(rec.get("step"), bool) \
+      or not isinstance(rec.get("step"), int):
+    return None
+  val = rec.get("validation") or []
+  ok = isinstance(val, list) and all(
+      isinstance(v, list) and len(v) == 2 and isinstance(v[0], int) and _finite01(v[1])
+      for v in val)
+  return dict(rec, validation=[[int(a), float(b)] for a, b in val]) if ok else None
 
 
 def _read(path: Path) -> tuple[dict | None, str | None]:
@@ -177,7 +192,8 @@ class Store:
     """Records in the ledger how far each unfinished train run of this work dir got (last
     checkpoint step, validation F1s, attempts, wall time). A record is only replaced by one
     that got at least as far (a reset machine that restarts the run does not erase the
-    figures of the earlier one) and is removed once the run has a result. Returns the run ids
+    figures of the earlier one) and is removed once the run has a result; records of an older
+    configuration (another fingerprint) stay, as the ledger's results do. Returns the run ids
     written."""
     if self.ledger is None:
       return []
@@ -195,8 +211,8 @@ class Store:
       step, prog = self.last_step(run.run_id), self.progress(run.run_id)
       if step is None or prog.get("fingerprint") != fp:
         continue
-      old, _ = _read(path)
-      if old is not None and int(old.get("step") or 0) > step:
+      old = _progress_record(path)
+      if old is not None and old["step"] > step:
         continue
       record = {"run_id": run.run_id, "fingerprint": fp, "step": step,
                 "validation": [[st, f1] for st, f1 in self.validation_history(run.run_id)
@@ -212,16 +228,19 @@ class Store:
     earlier machine reached (when the work dir is behind it) and the validation F1s."""
     if self.ledger is None or run.kind != "train":
       return ""
-    rec, _ = _read(self.progress_path(run.run_id, fingerprint))
-    if not rec:
+    rec = _progress_record(self.progress_path(run.run_id, fingerprint))
+    if rec is None:
       return ""
     parts = []
     here = self.last_step(run.run_id)
-    if here is None or here < int(rec.get("step") or 0):
+    if here is None or here < rec["step"]:
       src = rec.get("recovered_from")
-      parts.append(f"an earlier attempt reached step {rec.get('step'):,}; its work dir is gone"
+      parts.append(f"an attempt elsewhere reached step {rec['step']:,}"
                    + (f" ({src})" if src else ""))
-    val = rec.get("validation") or []
+    val = rec["validation"]
+    if len(val) > PROGRESS_SHOWN:  # the last few, and the best when it is earlier
+      best = max(val, key=lambda v: v[1])
+      val = ([best] if best not in val[-PROGRESS_SHOWN:] else []) + val[-PROGRESS_SHOWN:]
     if val:
       parts.append("validation F1 " + ", ".join(f"{f1:.4g} at step {st:,}" for st, f1 in val)
                    + " (interim, not results)")
@@ -294,7 +313,7 @@ class Store:
       return "failed", f"attempt {prog.get('attempts')}: {prog['last_error']}"
     if self.has_checkpoints(run.run_id) or (same and prog.get("attempts")):
       step = self.last_step(run.run_id)
-      return "interrupted", (f"resumes from step {step}" if step is not None
+      return "interrupted", (f"resumes from step {step:,}" if step is not None
                              else "restarts (no checkpoint yet)")
     return "pending", ""
 
