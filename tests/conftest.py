@@ -4,6 +4,8 @@ Fixtures:
   tiny_data: a small synthetic MovieLensData (60 users, ~80 movies), built once per session.
   shared_dir: Path of ../shared beside the repo root (may not exist).
   movielens_dir: Path of ../shared/movielens, or the test is skipped with a clear message.
+  plan, program_env: the reproduction harness on synthetic settings (tests/repro_support.py,
+    imported only by the tests that use them).
 """
 
 from __future__ import annotations
@@ -54,3 +56,17 @@ def ml1m():
   root = require_movielens("ml-1m")
   from persoma.data import load_dataset  # pylint: disable=g-import-not-at-top
   return load_dataset("movielens/1m", data_dir=root, descriptions="auto")
+
+
+@pytest.fixture()
+def plan():
+  """The reproduction plan (benchmarks/repro) on synthetic settings, fake token counts."""
+  import repro_support  # pylint: disable=g-import-not-at-top
+  return repro_support.synthetic_plan()
+
+
+@pytest.fixture()
+def program_env(tmp_path, monkeypatch):
+  """reproduce.Program with a fake executor; see repro_support.program_env."""
+  import repro_support  # pylint: disable=g-import-not-at-top
+  return repro_support.program_env(tmp_path, monkeypatch)
