@@ -39,6 +39,7 @@ GROUPS: dict[str, str] = {
     "steps": "7. Longer training (a persoma addition; PERSOMA-MLP and PERSOMA-GenreStats with "
              "genre-name anchors, N = 50)",
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
+    "seeds": "9. Seed spread (a persoma addition): group 1's embedding runs with other seeds",
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -89,6 +90,10 @@ POOL_HISTORY_SIZES = (50, 100, 10, 5)
 POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats",
                 "persoma_genre_names")
 POOL_SHOWN_N = 50
+# Group 9: group 1's embedding-method runs again with the program's seed plus each of these
+# (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
+# users and their recency-sampled histories do not depend on the seed).
+SEED_OFFSETS = (1, 2)
 
 
 def inputs_length_for(max_tokens: int) -> int:
@@ -98,7 +103,8 @@ def inputs_length_for(max_tokens: int) -> int:
 
 def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
              init_from: str | None = None, resample_labels: str = "history",
-             train_resamples: int | None = None, steps_factor: int | None = None) -> str:
+             train_resamples: int | None = None, steps_factor: int | None = None,
+             seed: int | None = None) -> str:
   mode_tag = f"lora{LORA_RANK}" if mode == "lora" else mode
   rid = f"{method}-h{n}-{sampler}-{fmt}-{mode_tag}"
   if init_from:  # e.g. -on-textprompt_h10_title_score (the base's format, unless uem)
@@ -110,6 +116,8 @@ def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
     rid += f"-k{train_resamples}"
   if steps_factor is not None:
     rid += f"-steps_x{steps_factor}"
+  if seed is not None:
+    rid += f"-seed{seed}"
   return rid
 
 
@@ -122,7 +130,7 @@ TextTokens = Callable[[int, str], int]
 
 def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, str], int],
                instruction_tokens: int | None = None) -> list[Run]:
-  """Every run of the eight groups, deduplicated by run id (groups merged), in run order.
+  """Every run of the nine groups, deduplicated by run id (groups merged), in run order.
 
   Args:
     settings: the program settings.
@@ -151,10 +159,14 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   def train(method: str, group: str, n: int, sampler: str = "recency", fmt: str = "uem",
             mode: str = "full", init_from: str | None = None,
             resample_labels: str = "history", train_resamples: int | None = None,
-            steps_factor: int | None = None, warm_factor: int | None = None) -> None:
+            steps_factor: int | None = None, warm_factor: int | None = None,
+            seed: int | None = None) -> None:
     """Adds a train run; `warm_factor`: the step factor of the shorter run a longer one
-    continues (None: the program's budget)."""
+    continues (None: the program's budget); `seed`: SEED and DATA_SEED (None: the
+    program's)."""
     b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
+    if seed is not None:
+      b["SEED"] = b["DATA_SEED"] = seed
     warm_from = train_steps = None
     if steps_factor is not None:
       b["TRAIN_STEPS"] = train_steps = steps_factor * base_steps
@@ -179,7 +191,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       b["TRAINING_MODE"] = mode
       b["LORA_RANK"] = LORA_RANK if mode == "lora" else 0
     add(Run(train_id(method, n, sampler, fmt, mode, init_from, resample_labels, train_resamples,
-                     steps_factor),
+                     steps_factor, seed),
             "train", method, (group,), n, sampler, fmt, mode, init_from, resample_labels,
             train_resamples, train_steps, warm_from, f"gin/experiments/{GIN_FILES[method]}",
             tuple(sorted(b.items())), skip))
@@ -254,6 +266,11 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   for n in POOL_HISTORY_SIZES:  # session 11: shown labels lift it at N=50 (0.451 -> 0.500)
     train("persoma_genre_names", "pool", n, resample_labels="shown")
   train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")
+  # 9. seed spread of group 1's embedding runs
+  for offset in SEED_OFFSETS:
+    for n in HISTORY_SIZES:
+      for m in EMBEDDING_METHODS:
+        train(m, "seeds", n, seed=settings.seed + offset)
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from repro import plan as plan_lib
+from repro import seeds
 from repro import targets
 
 REGENERATE = ("python benchmarks/reproduce.py --data_dir ../shared/movielens "
@@ -304,6 +305,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
       plan_lib.method_order(r["method"])))
   L += _prf_rows([dict(r, n_labels=f"{r['history_size']}, {_labels_cell(r)} labels")
                   for r in pairs], "n_labels", "N, train labels") + [""]
+  L += [f"## {plan_lib.GROUPS['seeds']}", ""] + seeds.seeds_table(results) + [""]
   L += _marginals_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]

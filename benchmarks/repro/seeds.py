@@ -1,0 +1,77 @@
+"""Seed spread of the history-size runs (group 9, a persoma addition).
+
+Group 1 trains each embedding method once per history size N, with the program's seed. Group 9
+trains the same configurations with `plan.SEED_OFFSETS` added to it (SEED and DATA_SEED: the
+initialisation, the data order and the augmented train windows; the test users and their
+recency-sampled histories are the same). This module collects the test F1 of every seed per
+(method, N), their mean and sample standard deviation, and renders them. Pure functions of the
+result dicts, used by the page and by the "F1 rises with N" targets.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from repro import plan as plan_lib
+
+
+def seed_of(r: Mapping[str, Any]) -> int:
+  """The SEED a result was trained with (its bindings; unbound: the gin default, 0)."""
+  return int(str((r.get("bindings") or {}).get("SEED", "0")))
+
+
+def seed_f1s(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], dict[int, float]]:
+  """(method, N) -> {seed: test F1} of the embedding methods' recency / uem / full runs of
+  groups 1 and 9."""
+  out: dict[tuple[str, int], dict[int, float]] = {}
+  for r in results:
+    if (r["kind"] == "train" and r["method"] in plan_lib.EMBEDDING_METHODS
+        and {"history", "seeds"} & set(r["groups"])):
+      out.setdefault((r["method"], r["history_size"]), {})[seed_of(r)] = float(r["f1"])
+  return out
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
+  """Mean and sample standard deviation (None for a single value)."""
+  m = sum(values) / len(values)
+  if len(values) < 2:
+    return m, None
+  return m, math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def seeds_planned() -> int:
+  """Seeds per (method, N) when group 9 is complete: the program's and its offsets."""
+  return 1 + len(plan_lib.SEED_OFFSETS)
+
+
+def rises_on_mean(f1s: Mapping[tuple[str, int], Mapping[int, float]], method: str
+                  ) -> str | None:
+  """`met (N=5: 0.170 ± 0.008, ...)` / `missed (...)` judged on the mean over seeds, when every
+  history size of `method` has all its seeds; None until then."""
+  full = [(n, f1s.get((method, n), {})) for n in plan_lib.HISTORY_SIZES]
+  if any(len(by_seed) < seeds_planned() for _, by_seed in full):
+    return None
+  stats = [(n, *mean_sd(list(by_seed.values()))) for n, by_seed in full]
+  rising = all(b[1] > a[1] for a, b in zip(stats, stats[1:]))
+  return (f"{'met' if rising else 'missed'} on the mean of {seeds_planned()} seeds ("
+          + ", ".join(f"N={n}: {m:.3f} ± {sd:.3f}" for n, m, sd in stats) + ")")
+
+
+def seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
+  """The page's group-9 section body: F1 per seed, mean and SD per (method, N)."""
+  f1s = seed_f1s(results)
+  seeds = sorted({s for by_seed in f1s.values() for s in by_seed})
+  if len(seeds) < 2:
+    return ["No run of another seed has finished yet."]
+  out = [f"Test F1 per seed; mean and sample SD over the seeds that finished (of "
+         f"{seeds_planned()} planned). Seed {min(seeds)} is group 1's run.", "",
+         "| Method | N | " + " | ".join(f"Seed {s}" for s in seeds) + " | Mean | SD |",
+         "|---|---|" + "---|" * (len(seeds) + 2)]
+  for (m, n) in sorted(f1s, key=lambda k: (plan_lib.method_order(k[0]), k[1])):
+    by_seed = f1s[(m, n)]
+    mean, sd = mean_sd(list(by_seed.values()))
+    out.append(f"| {plan_lib.METHOD_LABELS.get(m, m)} | {n} | "
+               + " | ".join(f"{by_seed[s]:.4f}" if s in by_seed else "–" for s in seeds)
+               + f" | {mean:.4f} | {'–' if sd is None else f'{sd:.4f}'} |")
+  return out

@@ -1,0 +1,108 @@
+"""Group 9 of the reproduction (benchmarks/repro/seeds.py): group 1's embedding runs with other
+seeds, the per-seed table, and the "F1 rises with N" targets judged on the seed means."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from repro_support import fake_results, fake_tokens, settings  # first: benchmarks/ on sys.path
+from repro import plan as plan_lib
+from repro import report
+from repro import seeds
+from repro import targets
+
+
+def _seed_rows(method: str, f1s_by_seed: dict[int, tuple[float, ...]]) -> list[dict]:
+  """Group-1 rows (seed 0) and group-9 rows (other seeds) of `method` over the four N."""
+  rows = []
+  for seed, f1s in f1s_by_seed.items():
+    for n, f1 in zip(plan_lib.HISTORY_SIZES, f1s):
+      rows.append({"run_id": f"{method}-{n}-s{seed}", "kind": "train", "method": method,
+                   "label": plan_lib.METHOD_LABELS[method], "history_size": n,
+                   "sampler": "recency", "fmt": "uem", "mode": "full", "f1": f1,
+                   "precision": f1, "recall": f1, "users": 300,
+                   "groups": ["history"] if seed == 0 else ["seeds"],
+                   "bindings": {} if seed == 0 else {"SEED": str(seed),
+                                                     "DATA_SEED": str(seed)}})
+  return rows
+
+
+def test_plan_adds_each_embedding_run_of_group_1_once_per_seed_offset(plan):
+  by_id = {r.run_id: r for r in plan}
+  group9 = [r for r in plan if "seeds" in r.groups]
+  assert len(group9) == (len(plan_lib.SEED_OFFSETS) * len(plan_lib.HISTORY_SIZES)
+                         * len(plan_lib.EMBEDDING_METHODS))
+  for r in group9:
+    seed = dict(r.bindings)["SEED"]
+    assert r.run_id.endswith(f"-seed{seed}") and dict(r.bindings)["DATA_SEED"] == seed
+    twin = by_id[r.run_id.rsplit("-seed", 1)[0]]  # the group-1 run of the same configuration
+    assert "history" in twin.groups and "SEED" not in dict(twin.bindings)
+    assert ({k: v for k, v in r.bindings if k not in ("SEED", "DATA_SEED")}
+            == dict(twin.bindings))
+    assert r.gin_file == twin.gin_file and r.fingerprint() != twin.fingerprint()
+  assert {dict(r.bindings)["SEED"] for r in group9} == set(plan_lib.SEED_OFFSETS)
+  # a program run with --seed 3 keeps its own seed in group 1 and offsets it in group 9
+  shifted = plan_lib.build_plan(settings(seed=3), fake_tokens)
+  assert {dict(r.bindings)["SEED"] for r in shifted if "seeds" in r.groups} == {4, 5}
+  assert {r.run_id for r in shifted} == {r.run_id for r in plan} - {
+      r.run_id for r in group9} | {r.run_id.replace("-seed1", "-seed4").replace("-seed2",
+                                                                              "-seed5")
+                                   for r in group9}
+
+
+def test_seed_of_reads_the_bindings_and_defaults_to_zero():
+  assert seeds.seed_of({"bindings": {"SEED": "2", "FORMAT": "'uem'"}}) == 2
+  assert seeds.seed_of({"bindings": {"FORMAT": "'uem'"}}) == 0
+  assert seeds.seed_of({}) == 0  # results recovered from an old page carry no bindings
+
+
+def test_mean_and_sample_sd():
+  m, sd = seeds.mean_sd([0.1, 0.2, 0.3])
+  assert m == pytest.approx(0.2) and sd == pytest.approx(0.1)
+  assert seeds.mean_sd([0.4]) == (0.4, None)
+
+
+def test_rises_on_mean_needs_every_seed_and_judges_the_means():
+  # seed 0 dips from N=5 to N=10; the mean over three seeds does not
+  rows = _seed_rows("persoma_transformer", {0: (0.18, 0.17, 0.31, 0.37),
+                                            1: (0.16, 0.19, 0.30, 0.38),
+                                            2: (0.17, 0.20, 0.32, 0.36)})
+  f1s = seeds.seed_f1s(rows)
+  assert f1s[("persoma_transformer", 10)] == {0: 0.17, 1: 0.19, 2: 0.20}
+  verdict = seeds.rises_on_mean(f1s, "persoma_transformer")
+  assert verdict.startswith("met on the mean of 3 seeds (N=5: 0.170 ± 0.010, N=10: 0.187 ± ")
+  lines = "\n".join(targets.check_targets(fake_results() + rows))
+  assert ("F1 rises with N for PERSOMA-Transformer: missed (N=5: 0.180, N=10: 0.170, N=50: "
+          "0.310, N=100: 0.370); met on the mean of 3 seeds") in lines
+  # one seed short at one N: no verdict on the mean yet
+  partial = [r for r in rows if r["run_id"] != "persoma_transformer-100-s2"]
+  assert seeds.rises_on_mean(seeds.seed_f1s(partial), "persoma_transformer") is None
+  assert "mean of" not in "\n".join(targets.check_targets(fake_results() + partial))
+  # and the means can miss where seed 0 rises
+  falls = _seed_rows("uem", {0: (0.1, 0.2, 0.3, 0.4), 1: (0.1, 0.2, 0.3, 0.1),
+                             2: (0.1, 0.2, 0.3, 0.2)})
+  assert seeds.rises_on_mean(seeds.seed_f1s(falls), "uem").startswith(
+      "missed on the mean of 3 seeds")
+
+
+def test_a_seed_run_is_never_the_best_variant_of_the_n50_target():
+  rows = _seed_rows("persoma_mlp", {1: (0.2, 0.3, 0.9, 0.95)})
+  lines = "\n".join(targets.check_targets(fake_results() + rows))
+  assert "N=50 reaches F1 >= 0.57: met (F1 0.5800; paper" in lines
+  assert "best variant" not in lines
+
+
+def test_page_shows_each_seed_mean_and_sd(tmp_path):
+  rows = _seed_rows("persoma_perceiver", {0: (0.16, 0.18, 0.25, 0.24),
+                                          1: (0.17, 0.19, 0.26, 0.27)})
+  md = report.render(fake_results() + rows, meta={"planned": 99}, missing=[], plot_file=None)
+  section = md.split(f"## {plan_lib.GROUPS['seeds']}")[1].split("\n## ")[0]
+  assert "| Method | N | Seed 0 | Seed 1 | Mean | SD |" in section
+  assert (f"| PERSOMA-Perceiver | 100 | 0.2400 | 0.2700 | 0.2550 | "
+          f"{math.sqrt(2 * 0.015 ** 2):.4f} |") in section
+  # methods with one seed only are listed with an empty seed cell and no SD
+  assert "| PERSOMA-MLP | 50 | 0.5800 | – | 0.5800 | – |" in section
+  md0 = report.render(fake_results(), meta={"planned": 99}, missing=[], plot_file=None)
+  assert "No run of another seed has finished yet." in md0
