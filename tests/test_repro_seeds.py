@@ -106,3 +106,20 @@ def test_page_shows_each_seed_mean_and_sd(tmp_path):
   assert "| PERSOMA-MLP | 50 | 0.5800 | – | 0.5800 | – |" in section
   md0 = report.render(fake_results(), meta={"planned": 99}, missing=[], plot_file=None)
   assert "No run of another seed has finished yet." in md0
+
+
+def test_plot_draws_the_seed_range_where_seeds_finished(tmp_path):
+  from repro import plot  # pylint: disable=g-import-not-at-top
+  rows = _seed_rows("persoma_transformer", {0: (0.18, 0.17, 0.31, 0.37),
+                                            1: (0.16, 0.19, 0.30, 0.38)})
+  rows = [r for r in rows if r["run_id"] != "persoma_transformer-100-s1"]
+  ranges = plot.seed_ranges(fake_results() + rows)
+  assert ranges == {"PERSOMA-Transformer": [(5, 0.16, 0.18), (10, 0.17, 0.19),
+                                            (50, 0.30, 0.31)]}
+  assert plot.plot(fake_results() + rows, str(tmp_path / "p.png"))
+  assert (tmp_path / "p.png").stat().st_size > 10_000
+  md = report.render(fake_results() + rows, meta={"planned": 99}, missing=[],
+                     plot_file="p.png")
+  assert "vertical bars: lowest to highest test F1 over the seeds" in md
+  assert "vertical bars" not in report.render(fake_results(), meta={"planned": 99},
+                                              missing=[], plot_file="p.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from repro import plan as plan_lib
+from repro import seeds
 from repro.report import PAPER_F1
 
 PLOT_NAME = "results_f1_vs_history.png"
@@ -26,6 +27,18 @@ def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, li
   return out
 
 
+def seed_ranges(results: Sequence[Mapping[str, Any]]
+                ) -> dict[str, list[tuple[int, float, float]]]:
+  """Method label -> [(N, lowest F1, highest F1)] over the seeds of groups 1 and 9, at each N
+  where more than one seed has finished."""
+  out: dict[str, list[tuple[int, float, float]]] = {}
+  for (m, n), by_seed in sorted(seeds.seed_f1s(results).items()):
+    if len(by_seed) > 1:
+      out.setdefault(plan_lib.METHOD_LABELS.get(m, m), []).append(
+          (n, min(by_seed.values()), max(by_seed.values())))
+  return out
+
+
 def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bool:
   """F1 against history size per method (`plot_series`), PNG at `path`; False if group 1 has
   nothing to plot."""
@@ -35,9 +48,12 @@ def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bo
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(7, 4.5))
+  ranges = seed_ranges(results)
   for label, style, pts in plot_series(results):
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], style,
-            marker="s" if style == ":" else "o", label=label)
+    (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], style,
+                      marker="s" if style == ":" else "o", label=label)
+    for n, lo, hi in ranges.get(label, []):  # the spread over seeds (group 9)
+      ax.vlines(n, lo, hi, color=line.get_color(), alpha=0.45, linewidth=4)
   for (m, n, _, _), (v, _) in PAPER_F1.items():
     ax.plot([n], [v], marker="*", markersize=12, linestyle="none", color="black",
             label=f"{plan_lib.METHOD_LABELS.get(m, m)}, paper (PaLM 2)")
@@ -45,7 +61,7 @@ def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bo
   ax.set_xticks(list(plan_lib.HISTORY_SIZES))
   ax.set_xticklabels([str(n) for n in plan_lib.HISTORY_SIZES])
   ax.set_xlabel("history size N (recency sampling)")
-  ax.set_ylabel("weighted F1 (test users)")
+  ax.set_ylabel("weighted F1 (test users)" + ("; bars: range over seeds" if ranges else ""))
   ax.set_title(title or "F1 against history size")
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize=7, loc="best")

@@ -232,6 +232,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += [f"## {plan_lib.GROUPS['history']}", ""]
   if plot_file:
     L += [f"![F1 against history size]({plot_file})", ""]
+    if any(len(v) > 1 for v in seeds.seed_f1s(results).values()):
+      L += ["Lines: the program's seed (the table below); vertical bars: lowest to highest test "
+            "F1 over the seeds that finished (group 9).", ""]
   L += _prf_rows([r for r in by_group["history"]], "history_size", "N", paper=True) + [""]
   L += _f1_matrix(by_group["history"]) + [""]
   L += [f"## {plan_lib.GROUPS['samplers']}", ""]
