@@ -76,6 +76,11 @@ def test_targets_are_judged_from_figures():
           "below), 15.0x fewer encoder tokens (>= 10x), train step 5.0x faster; title_score: "
           "F1 0.3100 vs text prompting 0.3000 (within 0.02 or better), 3.0x fewer encoder "
           "tokens (< 10x), train step 3.0x faster)") in lines
+  # met in two formats: both are named
+  title_ok = [dict(r, encoder_tokens=900.0) if r["method"] == "textprompt" else r
+              for r in fmt_cost]
+  lines = "\n".join(targets.check_targets(fake_results() + close + title_ok, {"title_score": 1.0}))
+  assert "in one format: met in the uem and title_score formats (uem: F1 0.4000" in lines
   # the section-5 table keeps the uem cost runs only
   table = "\n".join(report._cost_table(fake_results() + fmt_cost))
   assert "| 10 | 900.0 | 60.0 |" in table and "180.0" not in table

@@ -117,7 +117,7 @@ def n10_target(results: Sequence[Mapping[str, Any]], text_tokens: Mapping[str, f
     if all(ok):
       met.append(fmt)
     pending |= None in ok
-  verdict = (f"met in the {', '.join(met)} format" if met else
+  verdict = (f"met in the {' and '.join(met)} format{'s' if len(met) > 1 else ''}" if met else
              "not measured yet" if not parts else
              "not met in any one format yet" if pending else "missed")
   return ("- At N=10, PERSOMA within 0.02 F1 of text prompting, >= 10x fewer encoder tokens "
