@@ -81,6 +81,11 @@ def test_targets_are_judged_from_figures():
               for r in fmt_cost]
   lines = "\n".join(targets.check_targets(fake_results() + close + title_ok, {"title_score": 1.0}))
   assert "in one format: met in the uem and title_score formats (uem: F1 0.4000" in lines
+  # three formats are listed with commas: "a, b and c"
+  desc = [dict(r, run_id=r["run_id"] + "-desc", fmt="description_score") for r in close + title_ok]
+  lines = "\n".join(targets.check_targets(fake_results() + close + title_ok + desc,
+                                          {"title_score": 1.0, "description_score": 1.0}))
+  assert "met in the uem, title_score and description_score formats (" in lines
   # the section-5 table keeps the uem cost runs only
   table = "\n".join(report._cost_table(fake_results() + fmt_cost))
   assert "| 10 | 900.0 | 60.0 |" in table and "180.0" not in table

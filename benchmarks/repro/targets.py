@@ -117,12 +117,17 @@ def n10_target(results: Sequence[Mapping[str, Any]], text_tokens: Mapping[str, f
     if all(ok):
       met.append(fmt)
     pending |= None in ok
-  verdict = (f"met in the {' and '.join(met)} format{'s' if len(met) > 1 else ''}" if met else
+  verdict = (f"met in the {_and_list(met)} format{'s' if len(met) > 1 else ''}" if met else
              "not measured yet" if not parts else
              "not met in any one format yet" if pending else "missed")
   return ("- At N=10, PERSOMA within 0.02 F1 of text prompting, >= 10x fewer encoder tokens "
           f"and a faster train step, in one format: {verdict}" +
           (" (" + "; ".join(parts) + ")" if parts else ""))
+
+
+def _and_list(words: Sequence[str]) -> str:
+  """English list: 'a', 'a and b', 'a, b and c'."""
+  return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def encoder_tokens(cost: Mapping[str, Any]) -> float:
