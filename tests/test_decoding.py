@@ -1,4 +1,5 @@
-"""Greedy and beam search: T5X's tokens/scores on the fixture, EOS handling, exactness on a toy LM."""
+"""Greedy, beam search and temperature sampling: T5X's tokens/scores on the fixture, EOS handling,
+exactness (beams) and the sampled distribution (samples) on a toy LM."""
 import functools
 import itertools
 from pathlib import Path
@@ -135,11 +136,73 @@ def test_greedy_stops_at_eos_and_pads_after():
   np.testing.assert_array_equal(tokens2, [[0, 0, 0, 0]])
 
 
+def _output(row):
+  """A decoded row up to and including its first EOS (the whole row if none)."""
+  row = [int(t) for t in row]
+  return tuple(row[:row.index(EOS) + 1] if EOS in row else row)
+
+
+def _sequence_log_prob(table, seq):
+  prev, lp = 0, 0.0
+  for tok in seq:
+    lp += float(table[prev, tok])
+    prev = tok
+  return lp
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _jitted_sample(table, rng, rows, max_len, temperature, topk):
+  step, cache = _bigram_step(table, rows)
+  return decoding.temperature_sample(step, cache, rng, rows, max_len, temperature, topk, EOS)
+
+
+def test_samples_follow_the_model_distribution_and_are_scored_by_it():
+  table, rows, max_len = _bigram_table(3), 20000, 2
+  tokens, scores = _jitted_sample(jnp.asarray(table), jax.random.PRNGKey(0), rows, max_len,
+                                  1.0, 0)
+  tokens, scores = np.asarray(tokens), np.asarray(scores)
+  # Every sample's score is its log-probability under the bigram, up to and including EOS.
+  seqs = [_output(row) for row in tokens]
+  np.testing.assert_allclose(scores, [_sequence_log_prob(table, q) for q in seqs], atol=1e-5)
+  for row in tokens:  # after EOS only 0s
+    if EOS in row:
+      assert np.all(row[list(row).index(EOS) + 1:] == 0)
+  # Empirical frequencies of the complete outputs match their probabilities (binomial 5 sigma).
+  counts: dict = {}
+  for q in seqs:
+    counts[q] = counts.get(q, 0) + 1
+  for q, c in counts.items():
+    prob = float(np.exp(_sequence_log_prob(table, q)))
+    assert abs(c / rows - prob) <= 5 * np.sqrt(prob * (1 - prob) / rows) + 1e-4, q
+  assert abs(sum(float(np.exp(_sequence_log_prob(table, q))) for q in counts) - 1) < 1e-3
+
+
+def test_sampling_is_seeded_and_temperature_zero_or_top1_is_greedy():
+  table = jnp.asarray(_bigram_table(4))
+  a, _ = _jitted_sample(table, jax.random.PRNGKey(7), 64, 4, 1.0, 0)
+  b, _ = _jitted_sample(table, jax.random.PRNGKey(7), 64, 4, 1.0, 0)
+  c, _ = _jitted_sample(table, jax.random.PRNGKey(8), 64, 4, 1.0, 0)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+  step, cache = _bigram_step(table, 3)
+  greedy, g_scores = decoding.greedy_search(step, cache, 3, 4, EOS)
+  for temperature, topk in ((0.0, 0), (1.0, 1), (5.0, 1)):
+    t, s = _jitted_sample(table, jax.random.PRNGKey(1), 3, 4, temperature, topk)
+    np.testing.assert_array_equal(t, greedy)
+    np.testing.assert_allclose(s, g_scores, rtol=1e-6)
+  # top-2 only ever draws one of each step's two most likely tokens.
+  t, _ = _jitted_sample(table, jax.random.PRNGKey(2), 256, 3, 1.0, 2)
+  top2 = np.argsort(np.asarray(table), axis=1)[:, -2:]
+  for row in np.asarray(t):
+    q = _output(row)
+    assert all(tok in top2[prev] for prev, tok in zip((0,) + q[:-1], q)), q
+
+
 def test_bad_arguments_are_named(fixture):
   params, ref = fixture
   model = Transformer(T5Config.tiny(vocab_size=96))
   encoded = jnp.zeros((2, 12, 32))
-  with pytest.raises(ValueError, match="unknown decode_method 'topk'"):
+  with pytest.raises(ValueError, match="unknown decode_method 'topk'.*'sample'"):
     decoding.predict(model, {"params": params}, encoded, jnp.ones((2, 12)), 4,
                      decode_method="topk")
   with pytest.raises(ValueError, match="encoder_mask"):
@@ -153,3 +216,10 @@ def test_bad_arguments_are_named(fixture):
   step, cache = _bigram_step(_bigram_table(0), 2)
   with pytest.raises(ValueError, match="max_decode_len"):
     decoding.greedy_search(step, cache, 2, 0)
+  for kwargs, match in (({"temperature": -1.0}, "temperature must be >= 0"),
+                        ({"temperature": float("nan")}, "temperature must be >= 0"),
+                        ({"topk": -2}, "topk must be >= 0")):
+    with pytest.raises(ValueError, match=match):
+      decoding.temperature_sample(step, cache, jax.random.PRNGKey(0), 2, 3, **kwargs)
+  with pytest.raises(ValueError, match="max_decode_len"):
+    decoding.temperature_sample(step, cache, jax.random.PRNGKey(0), 2, 0)

@@ -31,6 +31,19 @@ def test_marginal_is_the_mass_of_the_decodes_naming_a_class():
     marginals.label_marginals(ind[:, :2], lp)
 
 
+def test_sample_marginal_is_the_fraction_of_samples_naming_a_class():
+  # 1 user, 4 samples; a repeated sample counts each time (no renormalisation by score).
+  ind = np.array([[[1, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]])
+  np.testing.assert_allclose(marginals.sample_marginals(ind), [[0.75, 0.5, 0.0]])
+  # Beam-style renormalisation by score would weigh them differently.
+  lp = np.log(np.array([[0.1, 0.1, 0.1, 0.7]]))
+  assert not np.allclose(marginals.label_marginals(ind, lp), marginals.sample_marginals(ind))
+  with pytest.raises(ValueError, match=r"\[B, K, C\] with K >= 1"):
+    marginals.sample_marginals(ind[0])
+  with pytest.raises(ValueError, match=r"\[B, K, C\] with K >= 1"):
+    marginals.sample_marginals(np.zeros((2, 0, 3)))
+
+
 def test_threshold_is_inclusive_and_checked():
   m = np.array([[0.3, 0.29999999, 0.7]])
   assert marginals.threshold(m, 0.3).tolist() == [[True, False, True]]

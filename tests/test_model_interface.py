@@ -164,6 +164,37 @@ def test_dropout_rng_and_beam_search(persoma):
   np.testing.assert_array_equal(best, beams[:, -1])
 
 
+@pytest.mark.slow
+def test_temperature_samples_are_seeded_sorted_and_scored_as_the_model_scores_them(persoma):
+  """Slow (one more compile): K samples per row from `rng`, best last, scores = log-likelihood."""
+  model, params, batch, _ = persoma
+  sample = jax.jit(lambda p, b, r: model.predict_batch_with_aux(
+      p, b, r, num_decodes=6, return_all_decodes=True,
+      decoder_params={"decode_method": "sample", "temperature": 1.5}))
+  tokens, aux = sample(params, batch, jax.random.PRNGKey(3))
+  again, _ = sample(params, batch, jax.random.PRNGKey(3))
+  other, _ = sample(params, batch, jax.random.PRNGKey(4))
+  assert tokens.shape == (2, 6, 5) and aux["scores"].shape == (2, 6)
+  np.testing.assert_array_equal(tokens, again)
+  assert not np.array_equal(tokens, other)  # an untrained model at T=1.5 is near uniform
+  scores = np.asarray(aux["scores"])
+  assert np.all(np.diff(scores, axis=1) >= 0)  # ascending, most likely last
+  # Each sample's score is the model's own log-likelihood of it (unscaled by the temperature).
+  flat = np.asarray(tokens).reshape(12, 5)
+  ended = np.cumsum(flat == model.eos_id, axis=1)
+  weights = ((ended == 0) | ((ended == 1) & (flat == model.eos_id))).astype(np.float32)
+  # Rows with a generated 0 are left out: teacher forcing would mask it as padding (as T5X).
+  keep = np.flatnonzero(np.all((flat > 0) | (weights == 0), axis=1))
+  assert keep.size >= 6, f"too few rows without a generated 0: {keep}"
+  rep = {k: np.repeat(np.asarray(v), 6, axis=0)[keep] for k, v in batch.items()}
+  rep.update(decoder_target_tokens=np.where(weights > 0, flat, 0)[keep].astype(np.int32),
+             decoder_input_tokens=np.concatenate([np.zeros((12, 1), np.int32), flat[:, :-1]],
+                                                 1)[keep],
+             decoder_loss_weights=weights[keep])
+  np.testing.assert_allclose(jax.jit(model.score_batch)(params, rep), scores.reshape(-1)[keep],
+                             atol=1e-4)
+
+
 def test_bad_batch_and_options(persoma):
   model, params, batch, _ = persoma
   no_hist = {k: v for k, v in batch.items() if not k.startswith("history")}
@@ -171,8 +202,8 @@ def test_bad_batch_and_options(persoma):
     model.loss_fn(params, no_hist, None)
   with pytest.raises(ValueError, match="loss_normalizing_factor='tokens'"):
     PersomaModel(model.network, loss_normalizing_factor="tokens")
-  with pytest.raises(ValueError, match=r"unknown decoder_params \['temperature'\]"):
-    model.predict_batch_with_aux(params, batch, decoder_params={"temperature": 1.0})
+  with pytest.raises(ValueError, match=r"unknown decoder_params \['top_p'\]"):
+    model.predict_batch_with_aux(params, batch, decoder_params={"top_p": 0.9})
   wide = dict(batch, history_embeddings=np.zeros((2, 4, 9), np.float32))
   with pytest.raises(ValueError, match=r"width D=9 but MLPAdapter.input_dim=8"):
     model.score_batch(params, wide)

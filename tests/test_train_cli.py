@@ -105,6 +105,31 @@ def test_eval_thresholded_beam_marginals(trained, capsys):
   gin.clear_config(clear_constants=True)
 
 
+@pytest.mark.slow
+def test_eval_thresholded_sample_marginals(trained, capsys):
+  gin.clear_config(clear_constants=True)
+  args = [f"--checkpoint={trained}", "--split=test", "--json", "--num_decodes=4",
+          "--decode_method=sample", "--temperature=2.0", "--max_examples=6"]
+  assert main_eval.main(args) == 0
+  res, out = _last_json(capsys)
+  assert res["decode_method"] == "sample" and res["temperature"] == 2.0
+  assert res["decode_seed"] == 0 and res["num_decodes"] == 4 and res["users"] == 6
+  assert "beam_top1" not in res and set(res["sample_top1"]) == {"f1", "precision", "recall",
+                                                                "f1_liked", "f1_disliked"}
+  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_sample4.json")))
+  assert written["f1"] == pytest.approx(res["f1"])
+  assert set(written["validation_curve"]) and 0.0 < written["threshold"] <= 1.0
+  # The same seed repeats the figures; marginals of 4 samples are multiples of 1/4, so the
+  # validation curve is flat between those cuts.
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main(args) == 0
+  again, _ = _last_json(capsys)
+  assert again == res
+  curve = written["validation_curve"]
+  assert curve["0.30"] == curve["0.35"] == curve["0.40"] == curve["0.45"] == curve["0.50"]
+  gin.clear_config(clear_constants=True)
+
+
 def test_eval_threshold_errors(tmp_path):
   gin.clear_config(clear_constants=True)
   with pytest.raises(ValueError, match="cannot score that split"):
@@ -118,6 +143,13 @@ def test_eval_threshold_errors(tmp_path):
     gin.clear_config(clear_constants=True)
   with pytest.raises(SystemExit):
     main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--num_decodes=0"])
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit):  # sampling needs several samples
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--decode_method=sample"])
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(ValueError, match="--temperature=0.0: sampling needs a temperature > 0"):
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--num_decodes=4",
+                           "--decode_method=sample", "--temperature=0"])
   gin.clear_config(clear_constants=True)
 
 

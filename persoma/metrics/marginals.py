@@ -8,6 +8,11 @@ marginal: the probability mass, renormalised over the K decodes, of the decodes 
 A class is predicted when its marginal reaches a threshold tau; tau is chosen on validation
 users (`tune_threshold`) and applied unchanged to the test users.
 
+Beam decodes are distinct and concentrate on the most likely answers, so their renormalised mass
+overstates the likely classes and misses the rest. K independent samples (temperature 1) give
+instead the Monte Carlo estimate of the model's own marginal: the fraction of samples naming the
+class (`sample_marginals`; repeated samples count each time, so no renormalisation by score).
+
 Shapes: `B` users, `K` decodes per user, `C` classes (38: liked genres, then disliked).
 """
 
@@ -53,6 +58,15 @@ def label_marginals(indicators: np.ndarray, log_probs: np.ndarray) -> np.ndarray
     raise ValueError(f"indicators {ind.shape} must be [B, K, C] with [B, K] = log_probs "
                      f"{np.shape(log_probs)}")
   return np.einsum("bk,bkc->bc", decode_weights(log_probs), ind)
+
+
+def sample_marginals(indicators: np.ndarray) -> np.ndarray:
+  """`indicators [B, K, C]` of K independent samples per row -> `[B, C]` fraction of the
+  samples naming each class (the Monte Carlo estimate of the model's marginal)."""
+  ind = np.asarray(indicators, dtype=np.float64)
+  if ind.ndim != 3 or ind.shape[1] < 1:
+    raise ValueError(f"indicators must be [B, K, C] with K >= 1, got shape {ind.shape}")
+  return ind.mean(axis=1)
 
 
 def check_threshold(tau: float | str) -> float:

@@ -51,7 +51,8 @@ class PersomaModel:
   label_smoothing: float = 0.0
   loss_normalizing_factor: Optional[Union[float, str]] = None
   eos_id: int = 1
-  decode_method: Optional[str] = None    # 'greedy' | 'beam' | None (greedy iff num_decodes == 1)
+  # 'greedy' | 'beam' | 'sample' | None (greedy iff num_decodes == 1)
+  decode_method: Optional[str] = None
   beam_alpha: float = 0.6
   item_loss_weight: float = 0.0          # > 0: add the adapter's item-head loss (genre_stats)
 
@@ -187,14 +188,15 @@ class PersomaModel:
                              prompt_with_targets: bool = False) -> tuple[Array, dict]:
     """Decodes ``[B, T]`` (or ``[B, K, T]`` with ``return_all_decodes``) and ``{'scores'}``.
 
-    ``decoder_params`` may set ``decode_method``, ``alpha``, ``max_decode_length``, ``eos_id``.
-    ``rng`` is accepted for T5X compatibility and unused (greedy / beam are deterministic).
+    ``decoder_params`` may set ``decode_method`` ('greedy' | 'beam' | 'sample'), ``alpha``,
+    ``max_decode_length``, ``eos_id``, and for sampling ``temperature`` and ``topk``. ``rng``
+    seeds sampling (``PRNGKey(0)`` if None); greedy and beam search ignore it.
     """
-    del rng
     if prompt_with_targets:
       raise NotImplementedError("prompt_with_targets is not supported")
     dp = dict(decoder_params or {})
-    unknown = set(dp) - {"decode_method", "alpha", "max_decode_length", "eos_id"}
+    unknown = set(dp) - {"decode_method", "alpha", "max_decode_length", "eos_id", "temperature",
+                         "topk"}
     if unknown:
       raise ValueError(f"predict_batch_with_aux: unknown decoder_params {sorted(unknown)}")
     variables = {"params": nn.unbox(params)}
@@ -207,7 +209,8 @@ class PersomaModel:
         self.network, variables, encoded, enc_mask, int(max_len), num_decodes=num_decodes,
         decode_method=dp.get("decode_method", self.decode_method),
         alpha=dp.get("alpha", self.beam_alpha), eos_id=dp.get("eos_id", self.eos_id),
-        return_all_decodes=return_all_decodes)
+        return_all_decodes=return_all_decodes, rng=rng,
+        temperature=float(dp.get("temperature", 1.0)), topk=int(dp.get("topk", 0)))
     return tokens, {"scores": scores}
 
   def predict_batch(self, params: Any, batch: Batch, rng: Optional[Array] = None,

@@ -18,7 +18,11 @@ in (0, 1], or `tune`: the best of 0.01..0.04, 0.05..0.95 on the validation split
 applied to --split).
 The JSON then also holds `threshold`, `num_decodes`, `validation_f1` (at the threshold) and
 `beam_top1` (the scores of the best beam alone); the file is
-`eval_<split>_step<step>_beam<K>.json`.
+`eval_<split>_step<step>_beam<K>.json`. With --decode_method sample the K decodes are
+independent samples at --temperature (seeded by --decode_seed) and a class's marginal is the
+fraction of samples naming it; the JSON says `decode_method`, `temperature`, `decode_seed`,
+holds `sample_top1` (the most likely sample) and the file is
+`eval_<split>_step<step>_sample<K>.json`.
 """
 
 from __future__ import annotations
@@ -36,11 +40,21 @@ from persoma.train import partitioning
 def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partitioner: Any = None,
              batch_size: int = 64, max_examples: int | None = None,
              write_predictions: bool = False, num_decodes: int = 1,
-             threshold: float | str = "tune") -> dict[str, Any]:
-  """Scores `checkpoint` on `split` of the experiment's task; returns the result dict."""
+             threshold: float | str = "tune", decode_method: str = "beam",
+             temperature: float = 1.0, decode_seed: int = 0) -> dict[str, Any]:
+  """Scores `checkpoint` on `split` of the experiment's task; returns the result dict.
+
+  With `num_decodes` K >= 2: thresholded label marginals over K decodes per user,
+  `decode_method` 'beam' or 'sample' (at `temperature`, seeded by `decode_seed`).
+  """
   if num_decodes > 1 and threshold == "tune" and split == "validation":
     raise ValueError("--threshold tune picks the threshold on the validation split, so it "
                      "cannot score that split; pass a number, or score --split test")
+  from persoma.train import marginal_eval  # pylint: disable=g-import-not-at-top
+  if decode_method not in marginal_eval.METHODS:
+    raise ValueError(f"--decode_method={decode_method!r}: use one of {marginal_eval.METHODS}")
+  if decode_method == "sample" and not temperature > 0.0:
+    raise ValueError(f"--temperature={temperature}: sampling needs a temperature > 0")
   if threshold != "tune":
     from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
     try:
@@ -64,8 +78,9 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   suffix = ""
   if num_decodes > 1:
     out, predictions = _evaluate_marginals(tr, task, data, split, vocab, num_decodes,
-                                           threshold, batch_size, max_examples)
-    suffix = f"_beam{num_decodes}"
+                                           threshold, batch_size, max_examples,
+                                           decode_method, temperature, decode_seed)
+    suffix = f"_{decode_method}{num_decodes}"
   else:
     res = tr.evaluate(data.arrays, split, data.targets, max_examples)
     out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
@@ -84,18 +99,23 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
 
 def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                         num_decodes: int, threshold: float | str, batch_size: int,
-                        max_examples: int | None) -> tuple[dict[str, Any], list[str]]:
-  """Thresholded beam marginals on `split` (threshold tuned on validation if 'tune')."""
+                        max_examples: int | None, method: str = "beam",
+                        temperature: float = 1.0, seed: int = 0
+                        ) -> tuple[dict[str, Any], list[str]]:
+  """Thresholded beam or sample marginals on `split` (threshold tuned on validation if
+  'tune'). Sampling draws the validation split, then `split`, from one seeded stream."""
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
   from persoma.train import marginal_eval  # pylint: disable=g-import-not-at-top
   decode_fn = experiment_lib.make_decoder(vocab)
-  beam_fn = marginal_eval.make_beam_fn(tr, num_decodes)  # one compile for both splits
+  beam_fn = marginal_eval.make_decode_fn(tr, num_decodes, method, temperature,
+                                        seed)  # one compile for both splits
   extra: dict[str, Any] = {}
   if threshold == "tune":
     val = task.load("validation", history_as_index=False)
     vm = marginal_eval.decode_marginals(tr, val.arrays, "validation", decode_fn, num_decodes,
-                                        batch_size, max_examples, beam_fn=beam_fn)
+                                        batch_size, max_examples, beam_fn=beam_fn,
+                                        method=method)
     tau, curve = marginals.tune_threshold(
         vm["marginals"], marginal_eval.truth(val.targets, len(vm["texts"])))
     extra = {"validation_f1": curve[tau], "validation_users": len(vm["texts"]),
@@ -105,15 +125,19 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
   else:
     tau = float(threshold)
   m = marginal_eval.decode_marginals(tr, data.arrays, split, decode_fn, num_decodes,
-                                     batch_size, max_examples, beam_fn=beam_fn)
+                                     batch_size, max_examples, beam_fn=beam_fn,
+                                     method=method)
   y_true = marginal_eval.truth(data.targets, len(m["texts"]))
   res = marginal_eval.score(m["marginals"], y_true, tau)
   top1 = marginal_eval.score_indicators(m["top1"], y_true)
   out = {k: res[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked")}
   out.update(split=split, step=tr.step, users=len(m["texts"]), num_decodes=num_decodes,
-             threshold=tau, beam_top1={k: top1[k] for k in
-                                       ("f1", "precision", "recall", "f1_liked", "f1_disliked")},
+             threshold=tau, **{f"{method}_top1": {k: top1[k] for k in ("f1", "precision",
+                                                                      "recall", "f1_liked",
+                                                                      "f1_disliked")}},
              **extra)
+  if method == "sample":
+    out.update(decode_method=method, temperature=temperature, decode_seed=seed)
   predicted = marginals.threshold(m["marginals"], tau)
   return out, marginal_eval.texts_of(predicted)
 
@@ -149,13 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--predictions", action="store_true",
                  help="also write inferences_<split>_step<step>.jsonl beside the checkpoint")
   p.add_argument("--num_decodes", type=int, default=1,
-                 help="K >= 2: thresholded label marginals over K beam decodes (see above)")
+                 help="K >= 2: thresholded label marginals over K decodes (see above)")
+  p.add_argument("--decode_method", default="beam", choices=("beam", "sample"),
+                 help="with --num_decodes: K beams, or K independent temperature samples")
+  p.add_argument("--temperature", type=float, default=1.0,
+                 help="with --decode_method sample: softmax temperature (> 0)")
+  p.add_argument("--decode_seed", type=int, default=0,
+                 help="with --decode_method sample: seed of the samples")
   p.add_argument("--threshold", default="tune",
                  help="with --num_decodes: marginal cut in (0, 1], or 'tune' on validation")
   p.add_argument("--verbose", action="store_true")
   a = p.parse_args(rest)
   if a.num_decodes < 1:
     p.error(f"--num_decodes must be >= 1, got {a.num_decodes}")
+  if a.decode_method == "sample" and a.num_decodes < 2:
+    p.error("--decode_method sample scores label marginals over several samples: pass "
+            "--num_decodes K with K >= 2")
   gin_cli.setup_logging(a.verbose)
   partitioning.maybe_initialize_distributed()
   import gin  # pylint: disable=g-import-not-at-top
@@ -172,10 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
                                             max_examples=a.max_examples,
                                             write_predictions=a.predictions,
-                                            num_decodes=a.num_decodes, threshold=a.threshold)
+                                            num_decodes=a.num_decodes, threshold=a.threshold,
+                                            decode_method=a.decode_method,
+                                            temperature=a.temperature,
+                                            decode_seed=a.decode_seed)
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
-                               "step", "users", "num_decodes", "threshold", "validation_f1",
-                               "beam_top1") if k in out}
+                               "step", "users", "num_decodes", "decode_method", "temperature",
+                               "decode_seed", "threshold", "validation_f1", "beam_top1",
+                               "sample_top1") if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
   else:
@@ -184,11 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{out.get('f1_liked', float('nan')):.4f}, not liked f1 "
           f"{out.get('f1_disliked', float('nan')):.4f}; {out['users']} users)")
     if "threshold" in out:
-      t1 = out["beam_top1"]
-      print(f"  {out['num_decodes']} beams, threshold {out['threshold']:.2f}"
+      sampled = "sample_top1" in out
+      t1 = out["sample_top1" if sampled else "beam_top1"]
+      what = (f"samples at temperature {out['temperature']:g}" if sampled else "beams")
+      print(f"  {out['num_decodes']} {what}, threshold {out['threshold']:.2f}"
             + (f" (validation f1 {out['validation_f1']:.4f})" if "validation_f1" in out else "")
-            + f"; best beam alone: f1 {t1['f1']:.4f} precision {t1['precision']:.4f} "
-            f"recall {t1['recall']:.4f}")
+            + f"; best {'sample' if sampled else 'beam'} alone: f1 {t1['f1']:.4f} precision "
+            f"{t1['precision']:.4f} recall {t1['recall']:.4f}")
     if "predictions_file" in out:
       print(f"predictions: {out['predictions_file']}")
   return 0

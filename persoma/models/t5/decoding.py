@@ -7,10 +7,15 @@ EOS. Beam search keeps `num_beams` live and finished beams, length-normalises fi
 `((5 + length) / 6) ** alpha`, returns beams sorted by ASCENDING score (best last), and falls back
 to the live beams (raw log-prob) for rows where nothing finished.
 
-Both loops are `lax.while_loop`s, so everything here runs under `jax.jit`.
+Temperature sampling (as `t5x.decoding.temperature_sample`) draws each token from
+`softmax(logits / temperature)`, optionally restricted to the `topk` most likely tokens;
+temperature 0 is argmax. Its scores are the model's own log-probabilities of the sampled tokens
+(unscaled logits), so they compare with greedy and beam scores.
+
+All loops are `lax.while_loop`s, so everything here runs under `jax.jit`.
 
 Step function contract: `tokens_to_logits(tokens [N, 1] int32, cache) -> (logits [N, V], cache)`
-with `N = B` (greedy) or `B * num_beams` (beam). Cache leaves have a leading `N` axis except
+with `N = B` (greedy) or `B * K` (K beams or samples per row). Cache leaves have a leading `N` axis except
 scalars (`cache_index`), which are shared. `transformer_step_fns` builds one for any flax module
 with a T5X-style `decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
 enable_dropout, decode, max_decode_length)` method (our `Transformer`, and models wrapping it).
@@ -54,6 +59,56 @@ def greedy_search(tokens_to_logits: StepFn, cache: Any, batch_size: int, max_dec
     logits = logits.astype(jnp.float32)
     log_probs = jax.nn.log_softmax(logits)
     nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    chosen = jnp.take_along_axis(log_probs, nxt[:, None], axis=-1)[:, 0]
+    nxt = jnp.where(ended, 0, nxt)
+    scores = scores + jnp.where(ended, 0.0, chosen)
+    ended = jnp.logical_or(ended, nxt == eos_id)
+    seqs = lax.dynamic_update_slice_in_dim(seqs, nxt[:, None], i + 1, axis=1)
+    return i + 1, seqs, cache, ended, scores
+
+  init = (jnp.array(0, jnp.int32), seqs, cache, jnp.zeros((batch_size,), bool),
+          jnp.zeros((batch_size,), jnp.float32))
+  _, seqs, _, _, scores = lax.while_loop(cond, body, init)
+  return seqs[:, 1:], scores
+
+
+def temperature_sample(tokens_to_logits: StepFn, cache: Any, rng: jax.Array, batch_size: int,
+                       max_decode_len: int, temperature: float = 1.0, topk: int = 0,
+                       eos_id: int = 1) -> tuple[jax.Array, jax.Array]:
+  """Ancestral sampling, one sample per cache row. Returns `tokens [N, T]`, `scores [N]`.
+
+  `batch_size` is N, the number of cache rows (repeat the cache K times per example for K
+  samples). Token i of every row is drawn with `jax.random.fold_in(rng, i)`, so the same `rng`
+  gives the same samples. `scores` sum the log-softmax of the unscaled logits of the drawn tokens
+  up to and including EOS; rows that ended emit 0 afterwards, as in `greedy_search`.
+  """
+  if max_decode_len <= 0:
+    raise ValueError(f"max_decode_len must be positive, got {max_decode_len}")
+  if not temperature >= 0.0:  # also rejects NaN
+    raise ValueError(f"temperature must be >= 0, got {temperature}")
+  if topk < 0:
+    raise ValueError(f"topk must be >= 0 (0: no top-k cut), got {topk}")
+  seqs = jnp.zeros((batch_size, max_decode_len + 1), jnp.int32)  # position 0 is BOS (0)
+
+  def cond(state):
+    i, _, _, ended, _ = state
+    return jnp.logical_and(i < max_decode_len, jnp.logical_not(jnp.all(ended)))
+
+  def body(state):
+    i, seqs, cache, ended, scores = state
+    cur = lax.dynamic_slice_in_dim(seqs, i, 1, axis=1)  # [N, 1]
+    logits, cache = tokens_to_logits(cur, cache)
+    logits = logits.astype(jnp.float32)
+    log_probs = jax.nn.log_softmax(logits)
+    if temperature == 0.0:
+      nxt = jnp.argmax(logits, axis=-1)
+    else:
+      scaled = logits / temperature
+      if topk:
+        kth = lax.top_k(scaled, topk)[0][:, -1:]
+        scaled = jnp.where(scaled < kth, -jnp.inf, scaled)
+      nxt = jax.random.categorical(jax.random.fold_in(rng, i), scaled, axis=-1)
+    nxt = nxt.astype(jnp.int32)
     chosen = jnp.take_along_axis(log_probs, nxt[:, None], axis=-1)[:, 0]
     nxt = jnp.where(ended, 0, nxt)
     scores = scores + jnp.where(ended, 0.0, chosen)
@@ -195,12 +250,15 @@ def transformer_step_fns(module: nn.Module, variables: dict, encoded: jax.Array,
 def predict(module: nn.Module, variables: dict, encoded: jax.Array, encoder_mask: jax.Array,
             max_decode_length: int, *, num_decodes: int = 1, decode_method: str | None = None,
             alpha: float = 0.6, eos_id: int = 1, return_all_decodes: bool = False,
-            method: str = "decode") -> tuple[jax.Array, jax.Array]:
-  """Decodes from an encoder output. `decode_method` 'greedy' (default for one decode) or 'beam'.
+            method: str = "decode", rng: jax.Array | None = None, temperature: float = 1.0,
+            topk: int = 0) -> tuple[jax.Array, jax.Array]:
+  """Decodes from an encoder output. `decode_method`: 'greedy' (default for one decode), 'beam'
+  or 'sample' (K = `num_decodes` independent samples per row from `rng`, PRNGKey(0) if None,
+  at `temperature`, top-`topk` tokens if topk > 0).
 
-  Returns `(tokens [B, T], scores [B])`, or with `return_all_decodes` and beam search
-  `(tokens [B, K, T], scores [B, K])` sorted ascending (best last). Jittable (close over
-  `module`, pass arrays as arguments).
+  Returns `(tokens [B, T], scores [B])`, or with `return_all_decodes` and beam search or
+  sampling `(tokens [B, K, T], scores [B, K])` sorted by ascending score (best last). Jittable
+  (close over `module`, pass arrays as arguments).
   """
   decode_method = decode_method or ("greedy" if num_decodes == 1 else "beam")
   batch = encoded.shape[0]
@@ -217,4 +275,17 @@ def predict(module: nn.Module, variables: dict, encoded: jax.Array, encoder_mask
     tokens, scores = beam_search(step, cache, batch, max_decode_length, num_decodes, alpha,
                                  eos_id)
     return (tokens, scores) if return_all_decodes else (tokens[:, -1], scores[:, -1])
-  raise ValueError(f"unknown decode_method {decode_method!r}; use 'greedy' or 'beam'")
+  if decode_method == "sample":
+    if num_decodes < 1:
+      raise ValueError(f"num_decodes must be >= 1, got {num_decodes}")
+    step, cache = transformer_step_fns(module, variables, encoded, encoder_mask,
+                                       max_decode_length, num_decodes, method)
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    tokens, scores = temperature_sample(step, cache, rng, batch * num_decodes, max_decode_length,
+                                        temperature, topk, eos_id)
+    tokens = tokens.reshape((batch, num_decodes, -1))
+    order = jnp.argsort(scores.reshape((batch, num_decodes)), axis=1)  # ascending, best last
+    tokens = _gather_beams(tokens, order)
+    scores = jnp.take_along_axis(scores.reshape((batch, num_decodes)), order, axis=1)
+    return (tokens, scores) if return_all_decodes else (tokens[:, -1], scores[:, -1])
+  raise ValueError(f"unknown decode_method {decode_method!r}; use 'greedy', 'beam' or 'sample'")
