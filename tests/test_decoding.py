@@ -184,12 +184,18 @@ def test_sampling_is_seeded_and_temperature_zero_or_top1_is_greedy():
   c, _ = _jitted_sample(table, jax.random.PRNGKey(8), 64, 4, 1.0, 0)
   np.testing.assert_array_equal(a, b)
   assert not np.array_equal(a, c)
-  step, cache = _bigram_step(table, 3)
-  greedy, g_scores = decoding.greedy_search(step, cache, 3, 4, EOS)
+  # The argmax path, walked in numpy (greedy_search is temperature_sample at T=0, as T5X).
+  path = [0]
+  while len(path) < 5 and path[-1] != EOS:
+    path.append(int(np.argmax(table[path[-1]])))
+  expected = tuple(path[1:])
   for temperature, topk in ((0.0, 0), (1.0, 1), (5.0, 1)):
     t, s = _jitted_sample(table, jax.random.PRNGKey(1), 3, 4, temperature, topk)
-    np.testing.assert_array_equal(t, greedy)
-    np.testing.assert_allclose(s, g_scores, rtol=1e-6)
+    for row in np.asarray(t):
+      assert _output(row) == expected
+      assert np.all(row[len(expected):] == 0)
+    np.testing.assert_allclose(s, [_sequence_log_prob(np.asarray(table), expected)] * 3,
+                               rtol=1e-6)
   # top-2 only ever draws one of each step's two most likely tokens.
   t, _ = _jitted_sample(table, jax.random.PRNGKey(2), 256, 3, 1.0, 2)
   top2 = np.argsort(np.asarray(table), axis=1)[:, -2:]

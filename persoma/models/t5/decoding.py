@@ -42,34 +42,11 @@ def greedy_search(tokens_to_logits: StepFn, cache: Any, batch_size: int, max_dec
                   eos_id: int = 1) -> tuple[jax.Array, jax.Array]:
   """Argmax decoding. Returns `tokens [B, T]` int32 and `scores [B]` float32 (T = max_decode_len).
 
-  Stops early once every row has produced `eos_id`; rows that ended emit 0 afterwards.
+  Stops early once every row has produced `eos_id`; rows that ended emit 0 afterwards. This is
+  `temperature_sample` at temperature 0, as in T5X.
   """
-  if max_decode_len <= 0:
-    raise ValueError(f"max_decode_len must be positive, got {max_decode_len}")
-  seqs = jnp.zeros((batch_size, max_decode_len + 1), jnp.int32)  # position 0 is BOS (0)
-
-  def cond(state):
-    i, _, _, ended, _ = state
-    return jnp.logical_and(i < max_decode_len, jnp.logical_not(jnp.all(ended)))
-
-  def body(state):
-    i, seqs, cache, ended, scores = state
-    cur = lax.dynamic_slice_in_dim(seqs, i, 1, axis=1)  # [B, 1]
-    logits, cache = tokens_to_logits(cur, cache)
-    logits = logits.astype(jnp.float32)
-    log_probs = jax.nn.log_softmax(logits)
-    nxt = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    chosen = jnp.take_along_axis(log_probs, nxt[:, None], axis=-1)[:, 0]
-    nxt = jnp.where(ended, 0, nxt)
-    scores = scores + jnp.where(ended, 0.0, chosen)
-    ended = jnp.logical_or(ended, nxt == eos_id)
-    seqs = lax.dynamic_update_slice_in_dim(seqs, nxt[:, None], i + 1, axis=1)
-    return i + 1, seqs, cache, ended, scores
-
-  init = (jnp.array(0, jnp.int32), seqs, cache, jnp.zeros((batch_size,), bool),
-          jnp.zeros((batch_size,), jnp.float32))
-  _, seqs, _, _, scores = lax.while_loop(cond, body, init)
-  return seqs[:, 1:], scores
+  return temperature_sample(tokens_to_logits, cache, jax.random.PRNGKey(0), batch_size,
+                            max_decode_len, temperature=0.0, eos_id=eos_id)
 
 
 def temperature_sample(tokens_to_logits: StepFn, cache: Any, rng: jax.Array, batch_size: int,
