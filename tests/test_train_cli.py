@@ -116,7 +116,7 @@ def test_eval_thresholded_sample_marginals(trained, capsys):
   assert res["decode_seed"] == 0 and res["num_decodes"] == 4 and res["users"] == 6
   assert "beam_top1" not in res and set(res["sample_top1"]) == {"f1", "precision", "recall",
                                                                 "f1_liked", "f1_disliked"}
-  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_sample4.json")))
+  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_sample4_t2.json")))
   assert written["f1"] == pytest.approx(res["f1"])
   assert set(written["validation_curve"]) and 0.0 < written["threshold"] <= 1.0
   # The same seed repeats the figures; marginals of 4 samples are multiples of 1/4, so the
@@ -125,6 +125,11 @@ def test_eval_thresholded_sample_marginals(trained, capsys):
   assert main_eval.main(args) == 0
   again, _ = _last_json(capsys)
   assert again == res
+  # Another seed writes its own file.
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main(args + ["--decode_seed=5"]) == 0
+  assert _last_json(capsys)[0]["decode_seed"] == 5
+  assert os.path.exists(os.path.join(trained, "best", "eval_test_step2_sample4_t2_seed5.json"))
   curve = written["validation_curve"]
   assert curve["0.30"] == curve["0.35"] == curve["0.40"] == curve["0.45"] == curve["0.50"]
   gin.clear_config(clear_constants=True)

@@ -22,7 +22,8 @@ The JSON then also holds `threshold`, `num_decodes`, `validation_f1` (at the thr
 independent samples at --temperature (seeded by --decode_seed) and a class's marginal is the
 fraction of samples naming it; the JSON says `decode_method`, `temperature`, `decode_seed`,
 holds `sample_top1` (the most likely sample) and the file is
-`eval_<split>_step<step>_sample<K>.json`.
+`eval_<split>_step<step>_sample<K>[_t<temperature>][_seed<seed>].json` (the parts in brackets
+where they differ from 1 and 0).
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
                                            threshold, batch_size, max_examples,
                                            decode_method, temperature, decode_seed)
     suffix = f"_{decode_method}{num_decodes}"
+    if decode_method == "sample":
+      suffix += (f"_t{temperature:g}" if temperature != 1.0 else "") + (
+          f"_seed{decode_seed}" if decode_seed else "")
   else:
     res = tr.evaluate(data.arrays, split, data.targets, max_examples)
     out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
