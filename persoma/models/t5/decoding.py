@@ -15,8 +15,8 @@ temperature 0 is argmax. Its scores are the model's own log-probabilities of the
 All loops are `lax.while_loop`s, so everything here runs under `jax.jit`.
 
 Step function contract: `tokens_to_logits(tokens [N, 1] int32, cache) -> (logits [N, V], cache)`
-with `N = B` (greedy) or `B * K` (K beams or samples per row). Cache leaves have a leading `N` axis except
-scalars (`cache_index`), which are shared. `transformer_step_fns` builds one for any flax module
+with `N = B` (greedy) or `B * K` (K beams or samples per row). Cache leaves have a leading `N`
+axis except scalars (`cache_index`), which are shared. `transformer_step_fns` builds one for any flax module
 with a T5X-style `decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
 enable_dropout, decode, max_decode_length)` method (our `Transformer`, and models wrapping it).
 """
@@ -176,7 +176,8 @@ def beam_search(tokens_to_logits: StepFn, cache: Any, batch_size: int, max_decod
     all_flags = jnp.concatenate([s["finished_flags"], newly_finished], axis=1)
     fin_pos = jnp.flip(lax.top_k(all_scores, k)[1], axis=1)
     return dict(i=i + 1, live_logprobs=alive_lp, live_seqs=alive_seqs,
-                finished_scores=_gather_beams(all_scores, fin_pos), finished_seqs=_gather_beams(all_seqs, fin_pos),
+                finished_scores=_gather_beams(all_scores, fin_pos),
+                finished_seqs=_gather_beams(all_seqs, fin_pos),
                 finished_flags=_gather_beams(all_flags, fin_pos), cache=alive_cache)
 
   s = lax.while_loop(cond, body, state)
