@@ -1,4 +1,4 @@
-"""Greedy decoding vs thresholded beam marginals for the reproduction's surviving checkpoints.
+"""Greedy decoding vs thresholded beam (or sample) marginals for surviving reproduction checkpoints.
 
 For every `<work_dir>/runs/<run id>/model` with a best checkpoint, runs (unless its result is
 already there, or --force)
@@ -12,6 +12,11 @@ figures, metrics only, to --out (default `benchmarks/repro/marginal_decoding.jso
 
   python benchmarks/marginal_decoding.py --work_dir ~/persoma_repro [--work_dir DIR2]
       [--only 'persoma_genre_names-*'] [--num_decodes 16] [--cpu 0]
+
+With `--decode_method sample` (e.g. `--num_decodes 64`) the K decodes are independent
+temperature samples (`--temperature`, default 1) and a class's marginal is the fraction of
+samples naming it; the table then also shows the run's 16-beam marginals where they were
+written, and the figures go to `benchmarks/repro/sampled_marginals.json` unless --out says.
 
 `benchmarks/reproduce.py` now does the same after every train run of its plan and records the
 figures in the run's result (`--num_decodes`, `--add_marginals`); this script remains for work
@@ -53,8 +58,17 @@ def find_runs(work_dirs: list[str], patterns: list[str]) -> list[tuple[str, Path
   return out
 
 
-def beam_result(model: Path, k: int) -> dict | None:
-  hits = sorted(glob.glob(str(model / "best" / f"eval_test_step*_beam{k}.json")))
+def result_suffix(method: str, k: int, temperature: float = 1.0) -> str:
+  """The `persoma-eval` result file suffix (`_beam16`, `_sample64`, `_sample64_t1.5`)."""
+  return f"_{method}{k}" + (f"_t{temperature:g}" if method == "sample" and temperature != 1.0
+                            else "")
+
+
+def beam_result(model: Path, k: int, method: str = "beam",
+                temperature: float = 1.0) -> dict | None:
+  """The newest written `eval_test_step*<suffix>.json` under `model/best`, or None."""
+  suffix = result_suffix(method, k, temperature)
+  hits = sorted(glob.glob(str(model / "best" / f"eval_test_step*{suffix}.json")))
   return json.loads(Path(hits[-1]).read_text()) if hits else None
 
 
@@ -64,10 +78,19 @@ def main(argv: list[str] | None = None) -> int:
                  help="a reproduce.py work dir (repeatable)")
   p.add_argument("--only", action="append", default=[], help="fnmatch pattern of run ids")
   p.add_argument("--num_decodes", type=int, default=16)
+  p.add_argument("--decode_method", default="beam", choices=("beam", "sample"))
+  p.add_argument("--temperature", type=float, default=1.0, help="with --decode_method sample")
   p.add_argument("--cpu", type=int, default=None, help="pin each evaluation to this core")
   p.add_argument("--force", action="store_true", help="re-evaluate runs that have a result")
-  p.add_argument("--out", default=str(REPO / "benchmarks" / "repro" / "marginal_decoding.json"))
+  p.add_argument("--out", help="figures JSON (default benchmarks/repro/marginal_decoding.json, "
+                 "or sampled_marginals.json with --decode_method sample)")
   a = p.parse_args(argv)
+  sampled = a.decode_method == "sample"
+  if a.out is None:
+    a.out = str(REPO / "benchmarks" / "repro" / ("sampled_marginals.json" if sampled
+                                                 else "marginal_decoding.json"))
+  what = f"{a.num_decodes} samples at T={a.temperature:g}" if sampled else f"{a.num_decodes} beams"
+  top1_key = f"{a.decode_method}_top1"
   runs = find_runs(a.work_dir, a.only)
   if not runs:
     raise SystemExit("error: no run with a best checkpoint and eval_test.json matched")
@@ -78,34 +101,51 @@ def main(argv: list[str] | None = None) -> int:
   rows = []
   for i, (label, model) in enumerate(runs, 1):
     run_id = model.parent.name
-    res = None if a.force else beam_result(model, a.num_decodes)
+    res = None if a.force else beam_result(model, a.num_decodes, a.decode_method, a.temperature)
     if res is None:
-      print(f"[{i}/{len(runs)}] {label}/{run_id}: decoding {a.num_decodes} beams ...",
+      print(f"[{i}/{len(runs)}] {label}/{run_id}: decoding {what} ...",
             file=sys.stderr, flush=True)
       t0 = time.time()
       cmd = ["persoma-eval", f"--checkpoint={model}", "--split=test",
              f"--num_decodes={a.num_decodes}", "--json"]
+      if sampled:
+        cmd += ["--decode_method=sample", f"--temperature={a.temperature}"]
       subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL,
                      preexec_fn=(lambda: os.sched_setaffinity(0, {a.cpu}))
                      if a.cpu is not None else None)
-      res = beam_result(model, a.num_decodes)
+      res = beam_result(model, a.num_decodes, a.decode_method, a.temperature)
       if res is None:
-        raise SystemExit(f"error: persoma-eval wrote no beam result under {model}/best")
+        raise SystemExit(f"error: persoma-eval wrote no {a.decode_method} result under "
+                         f"{model}/best")
       print(f"  done in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     greedy = json.loads((model / "eval_test.json").read_text())
-    rows.append({"work_dir": label, "run_id": run_id, "step": res["step"],
-                 "users": res["users"], "num_decodes": res["num_decodes"],
-                 "threshold": res["threshold"], "validation_f1": res.get("validation_f1"),
-                 "greedy": {k: greedy.get(k) for k in KEYS},
-                 "beam_top1": {k: res["beam_top1"][k] for k in KEYS},
-                 "marginals": {k: res[k] for k in KEYS}})
+    row = {"work_dir": label, "run_id": run_id, "step": res["step"],
+           "users": res["users"], "num_decodes": res["num_decodes"],
+           "threshold": res["threshold"], "validation_f1": res.get("validation_f1"),
+           "greedy": {k: greedy.get(k) for k in KEYS},
+           top1_key: {k: res[top1_key][k] for k in KEYS},
+           "marginals": {k: res[k] for k in KEYS}}
+    if sampled:
+      beams = beam_result(model, 16)
+      row.update(decode_method="sample", temperature=a.temperature,
+                 beam16_marginals_f1=beams["f1"] if beams else None)
+    rows.append(row)
   atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
-  print("| work dir | run | greedy F1 | best beam F1 | marginals F1 (P / R; liked / disliked) "
-        "| cut |\n|---|---|---|---|---|---|")
+  if sampled:
+    print(f"| work dir | run | greedy F1 | 16-beam marginals F1 | most likely sample F1 | "
+          f"marginals of {what}: F1 (P / R; liked / disliked) | cut |\n"
+          "|---|---|---|---|---|---|---|")
+  else:
+    print("| work dir | run | greedy F1 | best beam F1 | marginals F1 (P / R; liked / disliked) "
+          "| cut |\n|---|---|---|---|---|---|")
   for r in rows:
     m = r["marginals"]
-    print(f"| {r['work_dir']} | `{r['run_id']}` | {r['greedy']['f1']:.3f} | "
-          f"{r['beam_top1']['f1']:.3f} | {m['f1']:.3f} ({m['precision']:.3f} / "
+    beams = ""
+    if sampled:
+      b16 = r["beam16_marginals_f1"]
+      beams = ("–" if b16 is None else f"{b16:.3f}") + " | "
+    print(f"| {r['work_dir']} | `{r['run_id']}` | {r['greedy']['f1']:.3f} | {beams}"
+          f"{r[top1_key]['f1']:.3f} | {m['f1']:.3f} ({m['precision']:.3f} / "
           f"{m['recall']:.3f}; {m['f1_liked']:.3f} / {m['f1_disliked']:.3f}) | "
           f"{r['threshold']:.2f} |")
   print(f"wrote {a.out}", file=sys.stderr)

@@ -48,6 +48,31 @@ def test_tabulates_written_results_without_decoding(tmp_path, capsys):
       " | 0.30 |" in table
 
 
+def test_tabulates_sampled_marginals_beside_the_beam_ones(tmp_path, capsys):
+  wd = tmp_path / "work"
+  with_beams = _run(wd, "persoma_mlp-h50", 0.30, _beam(0.40))
+  only_samples = _run(wd, "persoma_pool-h10", 0.25, None)
+  for model, f1 in ((with_beams, 0.42), (only_samples, 0.35)):
+    res = _beam(f1)
+    res["sample_top1"] = res.pop("beam_top1")
+    res["num_decodes"] = 64
+    (model / "best" / "eval_test_step2500_sample64.json").write_text(json.dumps(res))
+  (only_samples / "best" / "eval_test_step2500_sample64_t1.5.json").write_text("{}")  # other T
+  out = tmp_path / "s.json"
+  assert marginal_decoding.main(["--work_dir", str(wd), "--decode_method", "sample",
+                                 "--num_decodes", "64", "--out", str(out)]) == 0
+  rows = json.loads(out.read_text())
+  assert [r["marginals"]["f1"] for r in rows] == [0.42, 0.35]
+  assert [r["beam16_marginals_f1"] for r in rows] == [0.40, None]
+  assert rows[0]["decode_method"] == "sample" and rows[0]["sample_top1"]["f1"] == \
+      pytest.approx(0.40)
+  table = capsys.readouterr().out
+  assert "| most likely sample F1 | marginals of 64 samples at T=1:" in table
+  assert "| work | `persoma_mlp-h50` | 0.300 | 0.400 | 0.400 | 0.420 (0.500 / 0.600;" in table
+  assert "| work | `persoma_pool-h10` | 0.250 | – | 0.330 | 0.350 (" in table
+  assert marginal_decoding.result_suffix("sample", 64, 1.5) == "_sample64_t1.5"
+
+
 def test_errors_name_the_problem(tmp_path):
   with pytest.raises(SystemExit, match="runs does not exist"):
     marginal_decoding.main(["--work_dir", str(tmp_path / "nowhere")])
