@@ -25,8 +25,8 @@ fresh clone on another machine skips what has been run and regenerates the page 
 unfinished train run leaves the step and validation F1s it reached in `ledger/progress/`, which
 the page's Not finished table shows after the work dir is gone. Every result is collected
 into `<work_dir>/results.json`, and `docs/RESULTS.md` + `docs/results_f1_vs_history.png` are
-written from them (for other data, or another seed, size or
-step count, they go under `<work_dir>/docs/` unless --docs_dir says).
+written from them (for other data, another seed, size or
+step count, or `--ledger_dir none`, they go under `<work_dir>/docs/` unless --docs_dir says).
 """
 
 from __future__ import annotations
@@ -148,17 +148,22 @@ def settings_of(a: argparse.Namespace) -> plan_lib.Settings:
       save_every=a.save_every)
 
 
-def docs_dir_for(s: plan_lib.Settings, docs_dir: str | None, work_root: Path) -> Path:
+def docs_dir_for(s: plan_lib.Settings, docs_dir: str | None, work_root: Path,
+                 ledger_dir: str | None = str(DEFAULT_LEDGER)) -> Path:
   """Where RESULTS.md goes: `docs_dir` if given; the repository's docs/ only for the program
   itself (MovieLens 1M, no override of its settings: another seed or step count must not
-  replace the published page); else `<work_dir>/docs`."""
+  replace the published page) read with the repository's ledger (a side work dir with
+  `--ledger_dir none`, e.g. retrained checkpoints, sees only its own runs); else
+  `<work_dir>/docs`."""
   if docs_dir:
     return Path(docs_dir).expanduser()
   default = plan_lib.Settings()
   canonical = (s.dataset == "movielens_1m"
                and set(s.overrides()) - set(plan_lib.NOT_IDENTITY) == set()
                and s.max_inputs_length == default.max_inputs_length
-               and s.cost_batch == default.cost_batch)
+               and s.cost_batch == default.cost_batch
+               and ledger_dir is not None
+               and Path(ledger_dir).expanduser().resolve() == DEFAULT_LEDGER.resolve())
   return REPO / "docs" if canonical else work_root / "docs"
 
 
@@ -196,7 +201,7 @@ class Program:
     state_lib.write_json(self.store.root / "results.json", {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "settings": {k: v for k, v in vars(self.settings).items()}, "runs": results})
-    docs = docs_dir_for(self.settings, self.a.docs_dir, self.store.root)
+    docs = docs_dir_for(self.settings, self.a.docs_dir, self.store.root, self.a.ledger_dir)
     docs.mkdir(parents=True, exist_ok=True)
     png = docs / plot.PLOT_NAME
     title = f"F1 against history size ({self.settings.dataset}, T5 " \

@@ -242,6 +242,12 @@ def test_only_the_program_itself_replaces_the_published_page(tmp_path):
     assert reproduce.docs_dir_for(s, None, tmp_path) == tmp_path / "docs", other
   assert reproduce.docs_dir_for(plan_lib.Settings(seed=1), str(tmp_path / "d"), tmp_path) == (
       tmp_path / "d")
+  # A side work dir without the repository's ledger (retrained twins) keeps its page to itself.
+  for ledger in (None, str(tmp_path / "other_ledger")):
+    assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path,
+                                  ledger) == tmp_path / "docs", ledger
+  assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path,
+                                str(reproduce.DEFAULT_LEDGER)) == REPO / "docs"
 
 
 def test_work_dir_inside_repo_and_missing_data_are_refused(tmp_path):
