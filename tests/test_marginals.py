@@ -66,3 +66,25 @@ def test_tuning_picks_the_cut_with_the_best_weighted_f1():
   assert tau == 0.3  # ties go to the cut nearest 0.5
   with pytest.raises(ValueError, match="empty"):
     marginals.tune_threshold(m, y, grid=())
+
+
+def test_side_cuts_are_tuned_one_half_at_a_time():
+  rng = np.random.default_rng(0)
+  y = (rng.random((200, 38)) < 0.3).astype(int)
+  y[0] = 1  # every class has support
+  # Liked positives sit at 0.3 (negatives 0.1); disliked positives at 0.8 (negatives 0.5):
+  # no single cut separates both halves, the pair (0.3, 0.55) separates each.
+  m = np.where(y == 1, 0.3, 0.1)
+  m[:, 19:] = np.where(y[:, 19:] == 1, 0.8, 0.5)
+  tau_l, tau_d, f1 = marginals.tune_side_thresholds(m, y)
+  assert (tau_l, tau_d) == (0.3, 0.55) and f1 == pytest.approx(1.0)
+  _, curve = marginals.tune_threshold(m, y)
+  assert max(curve.values()) < 0.95
+  pred = marginals.threshold_sides(m, tau_l, tau_d)
+  np.testing.assert_array_equal(pred, y.astype(bool))
+  with pytest.raises(ValueError, match=r"\[B, 38\]"):
+    marginals.tune_side_thresholds(m[:, :19], y[:, :19])
+  with pytest.raises(ValueError, match=r"\[B, 38\] marginals"):
+    marginals.threshold_sides(m[:, :20], 0.3, 0.5)
+  with pytest.raises(ValueError, match="threshold must be in"):
+    marginals.threshold_sides(m, 0.0, 0.5)

@@ -93,6 +93,10 @@ def test_eval_thresholded_beam_marginals(trained, capsys):
   curve = written["validation_curve"]
   assert len(curve) == 23 and written["validation_f1"] == pytest.approx(max(curve.values()))
   assert curve[f"{written['threshold']:.2f}"] == pytest.approx(written["validation_f1"], abs=1e-4)
+  sides = written["side_thresholds"]  # separate liked / disliked cuts, reported beside
+  assert {"liked", "disliked", "validation_f1", "f1", "precision", "recall"} <= set(sides)
+  assert sides["validation_f1"] >= written["validation_f1"] - 1e-9  # the pair includes (t, t)
+  assert res["side_thresholds"]["f1"] == pytest.approx(sides["f1"])
   rows = [json.loads(l) for l in open(written["predictions_file"])]
   assert len(rows) == res["users"]
   assert all(r["prediction"].startswith("Liked Genres:") for r in rows)

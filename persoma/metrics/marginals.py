@@ -13,6 +13,10 @@ overstates the likely classes and misses the rest. K independent samples (temper
 instead the Monte Carlo estimate of the model's own marginal: the fraction of samples naming the
 class (`sample_marginals`; repeated samples count each time, so no renormalisation by score).
 
+Class-weighted F1 is the support-weighted mean of per-class F1s, and each class's F1 depends only
+on its own column, so separate cuts for the liked and the disliked half can be tuned one half at
+a time (`tune_side_thresholds`); the combined cut pair is then the best pair on the grid.
+
 Shapes: `B` users, `K` decodes per user, `C` classes (38: liked genres, then disliked).
 """
 
@@ -22,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from persoma.data import genres as genres_lib
 from persoma.metrics import weighted
 
 #: 0.01 .. 0.04, then 0.05 .. 0.95 in steps of 0.05 (short histories want very low cuts).
@@ -97,3 +102,27 @@ def tune_threshold(marginals: np.ndarray, y_true: np.ndarray,
   best = max(curve.values())
   ties = [t for t, f in curve.items() if f >= best - 1e-12]
   return min(ties, key=lambda t: (abs(t - 0.5), -t)), curve
+
+
+def threshold_sides(marginals: np.ndarray, tau_liked: float, tau_disliked: float) -> np.ndarray:
+  """`[B, 38]` marginals -> `[B, 38]` bool predictions, the liked half cut at `tau_liked` and
+  the disliked half at `tau_disliked`."""
+  m = np.asarray(marginals)
+  half = genres_lib.NUM_GENRES
+  if m.ndim != 2 or m.shape[1] != 2 * half:
+    raise ValueError(f"per-side cuts need [B, {2 * half}] marginals, got shape {m.shape}")
+  return np.concatenate([threshold(m[:, :half], tau_liked),
+                         threshold(m[:, half:], tau_disliked)], axis=1)
+
+
+def tune_side_thresholds(marginals: np.ndarray, y_true: np.ndarray,
+                         grid: Sequence[float] = DEFAULT_GRID) -> tuple[float, float, float]:
+  """`(tau_liked, tau_disliked, weighted F1 over all 38 classes at that pair)`: each half's cut
+  is `tune_threshold` on that half's classes (ties as there)."""
+  m, y = np.asarray(marginals), np.asarray(y_true)
+  half = genres_lib.NUM_GENRES
+  if m.shape != y.shape or m.ndim != 2 or m.shape[1] != 2 * half:
+    raise ValueError(f"marginals {m.shape} and y_true {y.shape} must both be [B, {2 * half}]")
+  tau_l, _ = tune_threshold(m[:, :half], y[:, :half], grid)
+  tau_d, _ = tune_threshold(m[:, half:], y[:, half:], grid)
+  return tau_l, tau_d, weighted.weighted_prf(y, threshold_sides(m, tau_l, tau_d))["f1"]

@@ -23,7 +23,9 @@ independent samples at --temperature (seeded by --decode_seed) and a class's mar
 fraction of samples naming it; the JSON says `decode_method`, `temperature`, `decode_seed`,
 holds `sample_top1` (the most likely sample) and the file is
 `eval_<split>_step<step>_sample<K>[_t<temperature>][_seed<seed>].json` (the parts in brackets
-where they differ from 1 and 0).
+where they differ from 1 and 0). With `--threshold tune` the JSON also reports, beside the one
+cut, `side_thresholds`: separate cuts for the liked and the disliked genres tuned on validation
+(`{'liked', 'disliked', 'validation_f1'}` and the scores of --split at that pair).
 """
 
 from __future__ import annotations
@@ -120,10 +122,12 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
     vm = marginal_eval.decode_marginals(tr, val.arrays, "validation", decode_fn, num_decodes,
                                         batch_size, max_examples, beam_fn=beam_fn,
                                         method=method)
-    tau, curve = marginals.tune_threshold(
-        vm["marginals"], marginal_eval.truth(val.targets, len(vm["texts"])))
+    y_val = marginal_eval.truth(val.targets, len(vm["texts"]))
+    tau, curve = marginals.tune_threshold(vm["marginals"], y_val)
+    tau_l, tau_d, side_f1 = marginals.tune_side_thresholds(vm["marginals"], y_val)
     extra = {"validation_f1": curve[tau], "validation_users": len(vm["texts"]),
-             "validation_curve": {f"{t:.2f}": round(f, 4) for t, f in curve.items()}}
+             "validation_curve": {f"{t:.2f}": round(f, 4) for t, f in curve.items()},
+             "side_thresholds": {"liked": tau_l, "disliked": tau_d, "validation_f1": side_f1}}
     logging.info("threshold %.2f: validation f1 %.4f (%d users)", tau, curve[tau],
                  len(vm["texts"]))
   else:
@@ -140,6 +144,12 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                                                                       "recall", "f1_liked",
                                                                       "f1_disliked")}},
              **extra)
+  if "side_thresholds" in out:
+    sides = out["side_thresholds"]
+    scored = marginal_eval.score_indicators(
+        marginals.threshold_sides(m["marginals"], sides["liked"], sides["disliked"]), y_true)
+    sides.update({k: scored[k] for k in ("f1", "precision", "recall", "f1_liked",
+                                         "f1_disliked")})
   if method == "sample":
     out.update(decode_method=method, temperature=temperature, decode_seed=seed)
   predicted = marginals.threshold(m["marginals"], tau)
@@ -216,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
                                "step", "users", "num_decodes", "decode_method", "temperature",
                                "decode_seed", "threshold", "validation_f1", "beam_top1",
-                               "sample_top1") if k in out}
+                               "sample_top1", "side_thresholds") if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
   else:
@@ -232,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             + (f" (validation f1 {out['validation_f1']:.4f})" if "validation_f1" in out else "")
             + f"; best {'sample' if sampled else 'beam'} alone: f1 {t1['f1']:.4f} precision "
             f"{t1['precision']:.4f} recall {t1['recall']:.4f}")
+    if "side_thresholds" in out:
+      sd = out["side_thresholds"]
+      print(f"  separate cuts, liked {sd['liked']:.2f} / disliked {sd['disliked']:.2f} "
+            f"(validation f1 {sd['validation_f1']:.4f}): f1 {sd['f1']:.4f} precision "
+            f"{sd['precision']:.4f} recall {sd['recall']:.4f}")
     if "predictions_file" in out:
       print(f"predictions: {out['predictions_file']}")
   return 0
