@@ -125,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
            "greedy": {k: greedy.get(k) for k in KEYS},
            top1_key: {k: res[top1_key][k] for k in KEYS},
            "marginals": {k: res[k] for k in KEYS}}
+    if res.get("side_thresholds"):
+      row["side_thresholds"] = res["side_thresholds"]
     if sampled:
       beams = beam_result(model, 16)
       row.update(decode_method="sample", temperature=a.temperature,
@@ -148,6 +150,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{r[top1_key]['f1']:.3f} | {m['f1']:.3f} ({m['precision']:.3f} / "
           f"{m['recall']:.3f}; {m['f1_liked']:.3f} / {m['f1_disliked']:.3f}) | "
           f"{r['threshold']:.2f} |")
+  sided = [r for r in rows if "side_thresholds" in r]
+  if sided:
+    print("\nSeparate cuts for the liked and the disliked genres (tuned on validation):\n\n"
+          "| work dir | run | one cut: F1 | separate cuts: F1 (P / R; liked / disliked) | "
+          "cuts liked / disliked |\n|---|---|---|---|---|")
+    for r in sided:
+      sd = r["side_thresholds"]
+      print(f"| {r['work_dir']} | `{r['run_id']}` | {r['marginals']['f1']:.3f} | "
+            f"{sd['f1']:.3f} ({sd['precision']:.3f} / {sd['recall']:.3f}; "
+            f"{sd['f1_liked']:.3f} / {sd['f1_disliked']:.3f}) | "
+            f"{sd['liked']:.2f} / {sd['disliked']:.2f} |")
   print(f"wrote {a.out}", file=sys.stderr)
   return 0
 

@@ -56,6 +56,10 @@ def test_tabulates_sampled_marginals_beside_the_beam_ones(tmp_path, capsys):
     res = _beam(f1)
     res["sample_top1"] = res.pop("beam_top1")
     res["num_decodes"] = 64
+    if model is with_beams:
+      res["side_thresholds"] = {"liked": 0.3, "disliked": 0.15, "validation_f1": 0.45,
+                                "f1": 0.43, "precision": 0.5, "recall": 0.6, "f1_liked": 0.56,
+                                "f1_disliked": 0.32}
     (model / "best" / "eval_test_step2500_sample64.json").write_text(json.dumps(res))
   (only_samples / "best" / "eval_test_step2500_sample64_t1.5.json").write_text("{}")  # other T
   out = tmp_path / "s.json"
@@ -70,6 +74,9 @@ def test_tabulates_sampled_marginals_beside_the_beam_ones(tmp_path, capsys):
   assert "| most likely sample F1 | marginals of 64 samples at T=1:" in table
   assert "| work | `persoma_mlp-h50` | 0.300 | 0.400 | 0.400 | 0.420 (0.500 / 0.600;" in table
   assert "| work | `persoma_pool-h10` | 0.250 | – | 0.330 | 0.350 (" in table
+  assert "| work | `persoma_mlp-h50` | 0.420 | 0.430 (0.500 / 0.600; 0.560 / 0.320) | " \
+      "0.30 / 0.15 |" in table.split("Separate cuts")[1]
+  assert rows[0]["side_thresholds"]["f1"] == 0.43 and "side_thresholds" not in rows[1]
   assert marginal_decoding.result_suffix("sample", 64, 1.5) == "_sample64_t1.5"
 
 
