@@ -128,3 +128,26 @@ def test_resample_labels_rejects_unknown_sources(tiny_data):
   with pytest.raises(ValueError, match="resample_labels='future'"):
     build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=2,
                    resample_labels="future")
+
+
+def test_resample_sampler_picks_the_copies_items_from_the_same_windows(tiny_data):
+  base = build_examples(tiny_data, split="train", history_size=6, sampler="recency", seed=3,
+                        resamples=4)
+  mixed = build_examples(tiny_data, split="train", history_size=6, sampler="recency", seed=3,
+                         resamples=4, resample_sampler="random")
+  assert len(mixed) == len(base)
+  differ = 0
+  for a, b in zip(base, mixed):
+    assert (a.user_index, a.targets) == (b.user_index, b.targets)
+  for u, exs in _copies_by_user(mixed).items():
+    np.testing.assert_array_equal(exs[0].positions, _copies_by_user(base)[u][0].positions)
+    for k, ex in enumerate(exs[1:], 1):
+      window = samplers.resample_window(tiny_data, u, 6, 3, k)
+      np.testing.assert_array_equal(ex.positions, samplers.resample("random", tiny_data, u, 6, 3,
+                                                                    k))
+      assert set(ex.positions.tolist()) <= set(window.tolist())
+      differ += not np.array_equal(ex.positions, window[-6:])  # recency would take the last 6
+  assert differ > 0
+  with pytest.raises(ValueError, match="unknown sampler 'newest'"):
+    build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=2,
+                   resample_sampler="newest")

@@ -250,6 +250,15 @@ def test_task_data_train_split_is_indexed_and_resampled(settings):
   assert relabelled.targets != tripled.targets
   with pytest.raises(ValueError, match="train_resample_labels"):
     config.configure(train_resample_labels="future")
+  # The copies' items by another sampler; copy 0 and (history) labels stay.
+  config.configure(train_resample_labels="history", train_resample_sampler="random")
+  mixed = task.load("train")
+  assert mixed.targets == tripled.targets
+  idx, base_idx = mixed.arrays["history_index"], tripled.arrays["history_index"]
+  np.testing.assert_array_equal(idx[0::3], base_idx[0::3])
+  assert not np.array_equal(idx, base_idx)
+  with pytest.raises(ValueError, match="train_resample_sampler: unknown sampler 'newest'"):
+    config.configure(train_resample_sampler="newest")
 
 
 def test_item_targets_are_the_shown_items_genres_and_stars(settings):

@@ -48,7 +48,8 @@ class ExampleList(list):
 def build_examples(data: MovieLensData, *, split: str, history_size: int, sampler: str,
                    seed: int = 0, label_config: labels_lib.LabelConfig = labels_lib.LabelConfig(),
                    fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1,
-                   resample_labels: str = "history") -> ExampleList:
+                   resample_labels: str = "history",
+                   resample_sampler: str | None = None) -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
@@ -58,13 +59,16 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   treated as a whole user; the shown items are sampled from it as the test users' are from
   their whole history) or ``'shown'`` (the label rule on the shown items only). An augmented
   copy whose own label is empty is dropped (counted in ``.skipped_empty``). Copy 0 always keeps
-  the user's target. Meant for the train split only; evaluation uses one history per user.
+  the user's target. ``resample_sampler`` (None: ``sampler``) picks the augmented copies'
+  items from their windows, e.g. random items where copy 0 keeps the most recent ones. Meant for
+  the train split only; evaluation uses one history per user.
 
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
   skipped (counted in ``.skipped_empty``) unless ``label_config.keep_empty``.
   """
   samplers.check_sampler(sampler)
+  resample_sampler = samplers.check_sampler(resample_sampler) if resample_sampler else sampler
   if resamples < 1:
     raise ValueError(f"resamples must be >= 1, got {resamples}")
   if history_size < 1:
@@ -84,7 +88,7 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
         out.skipped_empty += 1
         continue
     for copy in range(resamples):
-      pos = (samplers.resample(sampler, data, u, history_size, seed, copy) if copy
+      pos = (samplers.resample(resample_sampler, data, u, history_size, seed, copy) if copy
              else samplers.sample(sampler, data, u, history_size, seed))
       if label_config.source != "history":
         lab = labels_lib.labels_for_positions(data, pos, label_config)

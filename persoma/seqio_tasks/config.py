@@ -71,6 +71,8 @@ class PersomaDataConfig:
     train_resample_labels: what the augmented train histories are labelled from: 'history' (the
       user's whole-history target), 'window' (the label rule on the augmented copy's time window)
       or 'shown' (the rule on the shown items); see ``persoma.data.build_examples``.
+    train_resample_sampler: the sampler that picks the augmented train histories' items from
+      their time windows (None: the task's own sampler).
     item_targets: embedding tasks also carry each shown item's catalog genres and star rating
       (``history_genres`` ``[N, 19]`` float32, ``history_stars`` ``[N]`` int32, 0-based), the
       targets of ``GenreStatsAdapter``'s item heads (``PersomaModel.item_loss_weight``).
@@ -96,6 +98,7 @@ class PersomaDataConfig:
   standardize_embeddings: bool = False
   train_resamples: int = 1
   train_resample_labels: str = "history"
+  train_resample_sampler: str | None = None
   item_targets: bool = False
 
   def __post_init__(self):
@@ -105,6 +108,12 @@ class PersomaDataConfig:
     if self.train_resample_labels not in RESAMPLE_LABELS:
       raise ValueError(f"PersomaDataConfig.train_resample_labels={self.train_resample_labels!r}; "
                        f"valid: {', '.join(RESAMPLE_LABELS)}")
+    if self.train_resample_sampler is not None:
+      from persoma.data import samplers  # pylint: disable=g-import-not-at-top
+      try:
+        samplers.check_sampler(self.train_resample_sampler)
+      except ValueError as e:
+        raise ValueError(f"PersomaDataConfig.train_resample_sampler: {e}") from None
 
   def resolved_cache_dir(self) -> Path:
     return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
