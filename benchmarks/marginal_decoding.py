@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from persoma import atomic_io
+from persoma.train import main_eval
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
@@ -58,16 +59,10 @@ def find_runs(work_dirs: list[str], patterns: list[str]) -> list[tuple[str, Path
   return out
 
 
-def result_suffix(method: str, k: int, temperature: float = 1.0) -> str:
-  """The `persoma-eval` result file suffix (`_beam16`, `_sample64`, `_sample64_t1.5`)."""
-  return f"_{method}{k}" + (f"_t{temperature:g}" if method == "sample" and temperature != 1.0
-                            else "")
-
-
 def beam_result(model: Path, k: int, method: str = "beam",
                 temperature: float = 1.0) -> dict | None:
   """The newest written `eval_test_step*<suffix>.json` under `model/best`, or None."""
-  suffix = result_suffix(method, k, temperature)
+  suffix = main_eval.result_suffix(method, k, temperature)
   hits = sorted(glob.glob(str(model / "best" / f"eval_test_step*{suffix}.json")))
   return json.loads(Path(hits[-1]).read_text()) if hits else None
 

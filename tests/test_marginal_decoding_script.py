@@ -77,7 +77,7 @@ def test_tabulates_sampled_marginals_beside_the_beam_ones(tmp_path, capsys):
   assert "| work | `persoma_mlp-h50` | 0.420 | 0.430 (0.500 / 0.600; 0.560 / 0.320) | " \
       "0.30 / 0.15 |" in table.split("Separate cuts")[1]
   assert rows[0]["side_thresholds"]["f1"] == 0.43 and "side_thresholds" not in rows[1]
-  assert marginal_decoding.result_suffix("sample", 64, 1.5) == "_sample64_t1.5"
+  assert marginal_decoding.main_eval.result_suffix("sample", 64, 1.5) == "_sample64_t1.5"
 
 
 def test_errors_name_the_problem(tmp_path):

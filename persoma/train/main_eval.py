@@ -40,6 +40,16 @@ from persoma import fileio
 from persoma.train import partitioning
 
 
+def result_suffix(method: str, num_decodes: int, temperature: float = 1.0, seed: int = 0) -> str:
+  """The marginal result file's suffix: `_beam16`, `_sample64`, `_sample64_t1.5_seed2` (the
+  temperature and seed of sampling only where they differ from 1 and 0)."""
+  suffix = f"_{method}{num_decodes}"
+  if method == "sample":
+    suffix += (f"_t{temperature:g}" if temperature != 1.0 else "") + (
+        f"_seed{seed}" if seed else "")
+  return suffix
+
+
 def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partitioner: Any = None,
              batch_size: int = 64, max_examples: int | None = None,
              write_predictions: bool = False, num_decodes: int = 1,
@@ -83,10 +93,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
     out, predictions = _evaluate_marginals(tr, task, data, split, vocab, num_decodes,
                                            threshold, batch_size, max_examples,
                                            decode_method, temperature, decode_seed)
-    suffix = f"_{decode_method}{num_decodes}"
-    if decode_method == "sample":
-      suffix += (f"_t{temperature:g}" if temperature != 1.0 else "") + (
-          f"_seed{decode_seed}" if decode_seed else "")
+    suffix = result_suffix(decode_method, num_decodes, temperature, decode_seed)
   else:
     res = tr.evaluate(data.arrays, split, data.targets, max_examples)
     out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
