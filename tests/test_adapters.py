@@ -15,13 +15,14 @@ B, N, D, H = 2, 6, 16, 32
 SMALL = dict(d_model=H, input_dim=D, max_items=8)
 CONFIGS = {
     "mlp": dict(hidden_dim=24),
+    "mlp_items": dict(hidden_dim=24, item_heads=True, num_genres=4),
     "transformer": dict(width=16, num_heads=2, mlp_dim=32),
     "perceiver": dict(width=16, num_heads=2, mlp_dim=32, num_latents=5, num_layers=2),
     "pool": dict(hidden_dim=24, summary_tokens=3),
     "pool_ratio": dict(hidden_dim=24, summary_tokens=3, pooling="ratio", ratio_channels=4),
     "genre_stats": dict(hidden_dim=24, num_genres=4, genre_embed_dim=8),
 }
-REGISTRY_NAME = {"pool_ratio": "pool"}  # test configs that are a registered adapter's variant
+REGISTRY_NAME = {"pool_ratio": "pool", "mlp_items": "mlp"}  # test configs that are a registered adapter's variant
 # adapters with a fixed number of prompt tokens
 RESAMPLERS = {"perceiver": 5, "pool": 3, "pool_ratio": 3, "genre_stats": 4}
 

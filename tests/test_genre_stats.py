@@ -1,4 +1,5 @@
-"""GenreStatsAdapter: the per-genre features, the item-head loss, and the model's use of it."""
+"""GenreStatsAdapter: the per-genre features, the item-head loss, and the model's use of it
+(also by the MLP adapter's optional item heads)."""
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -124,7 +125,7 @@ def test_bad_settings_are_clear_errors(models):
   with pytest.raises(ValueError, match="history_genres.*item_targets = True"):
     weighted.loss_fn(params, _batch(targets=False), None)
   mlp = PersomaNetwork(CFG, adapter=get_adapter("mlp", input_dim=D, hidden_dim=8))
-  with pytest.raises(ValueError, match="needs the 'genre_stats' adapter"):
+  with pytest.raises(ValueError, match="needs an adapter with item heads.*MLPAdapter"):
     PersomaModel(mlp, item_loss_weight=1.0)
   with pytest.raises(ValueError, match="item_loss_weight=-1"):
     PersomaModel(plain.network, item_loss_weight=-1.0)
@@ -185,3 +186,35 @@ def test_model_spec_fills_genre_ids_from_the_vocabulary():
       (len(g), 2 + len(g) % 3) for g in genres_lib.GENRES)
   with pytest.raises(ValueError, match="genre_name_tokens needs adapter='genre_stats'"):
     experiment.ModelSpec(size="tiny", adapter="mlp", genre_name_tokens=True).build(96, D, Vocab())
+
+
+def test_mlp_item_heads_supervise_its_tokens_without_changing_them():
+  """``MLPAdapter(item_heads=True)``: same prompt tokens as the plain MLP with the same layers,
+  item logits ``[B, N, G]`` / ``[B, N, 5]`` for the model's item loss, whose gradient reaches
+  both the heads and the token layers."""
+  kw = dict(input_dim=D, hidden_dim=8, num_genres=G)
+  headed = get_adapter("mlp", item_heads=True, **kw)
+  net = PersomaNetwork(CFG, adapter=headed, task_prompt_length=2)
+  plain_net = PersomaNetwork(CFG, adapter=get_adapter("mlp", **kw), task_prompt_length=2)
+  weighted = PersomaModel(net, item_loss_weight=0.5)
+  batch = _batch()
+  params = nn.unbox(jax.jit(lambda r: weighted.get_initial_variables(
+      r, {k: v.shape for k, v in batch.items()}))(jax.random.PRNGKey(0))["params"])
+  ad = params["adapter"]
+  assert ad["item_genre_head"]["kernel"].shape == (CFG.emb_dim, G)
+  assert ad["item_star_head"]["kernel"].shape == (CFG.emb_dim, 5)
+  # without the heads' params the plain MLP computes the same loss: the tokens are unchanged
+  plain_params = {**params, "adapter": {k: v for k, v in ad.items() if "item_" not in k}}
+  loss_plain, _ = jax.jit(PersomaModel(plain_net).loss_fn)(plain_params, batch, None)
+  loss, metrics = jax.jit(weighted.loss_fn)(params, batch, None)
+  assert float(metrics["item_loss"]) > 0
+  np.testing.assert_allclose(loss, loss_plain + 0.5 * metrics["item_loss"], rtol=1e-5)
+  _, inter = jax.jit(lambda p: net.adapter.apply(
+      {"params": p}, batch["history_embeddings"], batch["history_mask"],
+      mutable=["intermediates"]))(ad)
+  gl, sl = genre_stats.find_item_logits(inter)
+  assert gl.shape == (B, N, G) and sl.shape == (B, N, 5)
+  grads = jax.jit(jax.grad(lambda p: weighted.loss_fn(p, batch, None)[0] -
+                           PersomaModel(net).loss_fn(p, batch, None)[0]))(params)
+  for name in ("item_genre_head", "item_star_head", "layers_2", "layers_0"):
+    assert np.abs(np.asarray(grads["adapter"][name]["kernel"])).sum() > 0, name

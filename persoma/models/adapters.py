@@ -32,6 +32,11 @@ import jax.numpy as jnp
 Array = jax.Array
 Dtype = Any
 
+# Names of the per-item genre [B, N, G] and star [B, N, S] logits an adapter may sow into the
+# 'intermediates' collection (genre_stats always; mlp with item_heads).
+ITEM_GENRE_LOGITS = "item_genre_logits"
+ITEM_STAR_LOGITS = "item_star_logits"
+
 # Finite bias for masked attention keys: a fully masked row becomes a uniform average instead of
 # NaN (softmax of all -inf is NaN).
 MASK_BIAS = -1e10
@@ -184,6 +189,11 @@ class Adapter(nn.Module):
     """Number of prompt tokens P produced for a history of ``num_items`` items."""
     return num_items
 
+  @property
+  def sows_item_logits(self) -> bool:
+    """True when the adapter sows per-item genre / star logits (``ITEM_*_LOGITS``)."""
+    return False
+
   def _check(self, history_embeddings: Array, history_mask: Array) -> Array:
     owner = type(self).__name__
     if self.d_model is None:
@@ -193,9 +203,23 @@ class Adapter(nn.Module):
 
 
 class MLPAdapter(Adapter):
-  """Per-item MLP: ``[B, N, D] -> [B, N, H]``; ``num_layers`` dense layers (GELU between)."""
+  """Per-item MLP: ``[B, N, D] -> [B, N, H]``; ``num_layers`` dense layers (GELU between).
+
+  ``item_heads`` (a persoma addition, off by default as in the paper): two linear heads read
+  each output token, genre logits ``[B, N, num_genres]`` and star logits ``[B, N, num_stars]``,
+  sown into ``intermediates`` under ``ITEM_GENRE_LOGITS`` / ``ITEM_STAR_LOGITS`` so that
+  ``PersomaModel.item_loss_weight`` can supervise the tokens item by item (see
+  ``genre_stats.item_loss``). The heads do not change the prompt tokens.
+  """
   num_layers: int = 3
   hidden_dim: int = 1024
+  item_heads: bool = False
+  num_genres: int = 19
+  num_stars: int = 5
+
+  @property
+  def sows_item_logits(self) -> bool:
+    return self.item_heads
 
   @nn.compact
   def __call__(self, history_embeddings: Array, history_mask: Array,
@@ -210,6 +234,11 @@ class MLPAdapter(Adapter):
       x = nn.Dropout(self.dropout_rate)(x, deterministic=not enable_dropout)
       in_axis = "mlp"
     x = dense(self.d_model, (in_axis, "embed"), f"layers_{self.num_layers - 1}", self.dtype)(x)
+    if self.item_heads:
+      self.sow("intermediates", ITEM_GENRE_LOGITS,
+               dense(self.num_genres, ("embed", "genres"), "item_genre_head", self.dtype)(x))
+      self.sow("intermediates", ITEM_STAR_LOGITS,
+               dense(self.num_stars, ("embed", "stars"), "item_star_head", self.dtype)(x))
     return x * mask[..., None].astype(x.dtype), mask.astype(jnp.int32)
 
 

@@ -33,8 +33,8 @@ import optax
 from persoma.models import adapters
 
 Array = jax.Array
-GENRE_LOGITS = "item_genre_logits"
-STAR_LOGITS = "item_star_logits"
+GENRE_LOGITS = adapters.ITEM_GENRE_LOGITS
+STAR_LOGITS = adapters.ITEM_STAR_LOGITS
 
 
 class GenreStatsAdapter(adapters.Adapter):
@@ -52,6 +52,10 @@ class GenreStatsAdapter(adapters.Adapter):
 
   def num_tokens(self, num_items: int) -> int:
     return self.num_genres
+
+  @property
+  def sows_item_logits(self) -> bool:
+    return True
 
   @nn.compact
   def __call__(self, history_embeddings: Array, history_mask: Array,

@@ -7,8 +7,9 @@ and for the persoma / uem compositions ``history_embeddings [B, N, D]``, ``histo
 Semantics follow T5X: ``loss_fn`` is the weighted SUM of token cross-entropy plus
 ``z_loss * logsumexp(logits)^2`` (divided by ``loss_normalizing_factor`` if set: a number, or
 ``'NUM_REAL_TARGET_TOKENS'`` = sum of ``decoder_loss_weights``, or ``'NUM_TOTAL_TARGET_TOKENS'`` =
-B*T), plus ``item_loss_weight`` times the item-head loss of a ``GenreStatsAdapter`` (see
-``persoma.models.genre_stats``; needs ``history_genres`` / ``history_stars`` in the batch);
+B*T), plus ``item_loss_weight`` times the item-head loss of an adapter that sows item logits
+(``GenreStatsAdapter``, or ``MLPAdapter(item_heads=True)``; see ``genre_stats.item_loss``;
+needs ``history_genres`` / ``history_stars`` in the batch);
 ``score_batch`` is the summed weighted log-likelihood (no z-loss); decoding is greedy or
 beam search (best-last ordering with ``return_all_decodes``), stopping at EOS, max length =
 ``decoder_input_tokens.shape[1]``. Everything is jittable (close over the model).
@@ -54,7 +55,7 @@ class PersomaModel:
   # 'greedy' | 'beam' | 'sample' | None (greedy iff num_decodes == 1)
   decode_method: Optional[str] = None
   beam_alpha: float = 0.6
-  item_loss_weight: float = 0.0          # > 0: add the adapter's item-head loss (genre_stats)
+  item_loss_weight: float = 0.0          # > 0: add the adapter's item-head loss
 
   def __post_init__(self):
     lnf = self.loss_normalizing_factor
@@ -63,11 +64,10 @@ class PersomaModel:
                        f"{_NORMALIZERS}")
     if self.item_loss_weight < 0:
       raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} must be >= 0")
-    if self.item_loss_weight and not isinstance(self.network.adapter,
-                                                genre_stats.GenreStatsAdapter):
-      raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} needs the "
-                       f"'genre_stats' adapter (it supervises its item heads), got "
-                       f"{type(self.network.adapter).__name__}")
+    if self.item_loss_weight and not getattr(self.network.adapter, "sows_item_logits", False):
+      raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} needs an adapter "
+                       "with item heads to supervise ('genre_stats', or 'mlp' with "
+                       f"item_heads=True), got {type(self.network.adapter).__name__}")
 
   @property
   def module(self) -> PersomaNetwork:
