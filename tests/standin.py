@@ -91,7 +91,10 @@ class StandinModel:
     logp = jax.nn.log_softmax(logits)
     nll = -jnp.take_along_axis(logp, tgt[..., None], -1)[..., 0]
     w = batch["decoder_loss_weights"]
-    return (nll * w).sum() / jnp.maximum(w.sum(), 1.0), {}
+    loss = (nll * w).sum() / jnp.maximum(w.sum(), 1.0)
+    correct = (jnp.argmax(logits, -1) == tgt) * w
+    return loss, {"loss": loss, "cross_ent_loss": loss, "z_loss": jnp.zeros(()),
+                  "accuracy": correct.sum() / jnp.maximum(w.sum(), 1.0)}
 
   def predict_batch_with_aux(self, params, batch, rng=None):
     del rng

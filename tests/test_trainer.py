@@ -58,6 +58,11 @@ def test_fit_learns_keeps_best_and_writes_test_json(tmp_path, caplog):
   assert any("loss" in l and "steps/s" in l and "examples/s" in l and "ETA" in l for l in lines)
   losses = [s["train/loss"] for _, s in w.scalars if "train/loss" in s]
   assert losses[-1] < losses[0]
+  # the loss_fn's T5X aux metrics, averaged over the same interval as train/loss
+  last = [s for _, s in w.scalars if "train/loss" in s][-1]
+  np.testing.assert_allclose(last["train/loss"], last["train/cross_ent_loss"] +
+                             last["train/z_loss"], rtol=1e-5)
+  assert 0.0 <= last["train/accuracy"] <= 1.0 and "train/item_loss" not in last
   assert any("validation/f1" in s for _, s in w.scalars)
 
 

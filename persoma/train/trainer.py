@@ -34,6 +34,8 @@ from persoma.train import partitioning
 # busy; a larger queue only delays a preemption save: SIGTERM is honoured after the queued
 # steps have run, and the TPU grace period is short.
 MAX_STEPS_IN_FLIGHT = 2
+# `loss_fn` aux metrics logged (averaged over each log interval) as `train/<name>`, as T5X does.
+LOGGED_AUX_METRICS = ("cross_ent_loss", "z_loss", "accuracy", "item_loss")
 
 # Model-batch features that go to devices (DESIGN.md "Model batch").
 MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
@@ -174,17 +176,17 @@ class Trainer:
     rng = jax.random.fold_in(self.dropout_base, state["step"])
 
     def loss_of(p):
-      loss, _ = self.model.loss_fn(p, batch, rng)
-      return loss
+      return self.model.loss_fn(p, batch, rng)
 
-    loss, grads = jax.value_and_grad(loss_of)(state["params"])
+    (loss, aux), grads = jax.value_and_grad(loss_of, has_aux=True)(state["params"])
     updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
     if self.trainable_mask is None:
       params = optax.apply_updates(state["params"], updates)
     else:  # frozen leaves returned untouched (bit-identical)
       params = jax.tree.map(lambda m, p, u: optax.apply_updates(p, u) if m else p,
                             self.trainable_mask, state["params"], updates)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+               **{k: aux[k] for k in LOGGED_AUX_METRICS if k in aux}}
     return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
   def train_step(self, host_batch: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -356,11 +358,14 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
     while step < total and not stop:
       metrics = trainer.train_step(batcher.batch(step))
       step += 1
-      losses.append(metrics["loss"])
+      losses.append(metrics)
       if len(losses) > MAX_STEPS_IN_FLIGHT:  # bound the queue: SIGTERM saves promptly
-        jax.block_until_ready(losses[-MAX_STEPS_IN_FLIGHT - 1])
+        jax.block_until_ready(losses[-MAX_STEPS_IN_FLIGHT - 1]["loss"])
       if step % cfg.log_every_steps == 0 or step == total:
-        loss = float(np.mean(jax.device_get(losses)))  # waits for the queued steps
+        window = jax.device_get(losses)  # waits for the queued steps
+        loss = float(np.mean([m["loss"] for m in window]))
+        aux = {f"train/{k}": float(np.mean([m[k] for m in window]))
+               for k in LOGGED_AUX_METRICS if k in window[-1]}
         now = time.time()
         losses = []
         sps = (step - s_last) / max(now - t_last, 1e-9)
@@ -371,7 +376,7 @@ def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
         if writer is not None:
           writer.write_scalars(step, {"train/loss": loss, "train/steps_per_sec": sps,
                                       "train/examples_per_sec": sps * cfg.batch_size,
-                                      "train/grad_norm": float(metrics["grad_norm"])})
+                                      "train/grad_norm": float(metrics["grad_norm"]), **aux})
         t_last, s_last = now, step
       do_eval = validation is not None and (
           (cfg.eval_every_steps and step % cfg.eval_every_steps == 0) or step == total)
