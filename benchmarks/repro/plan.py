@@ -81,14 +81,15 @@ GIN_FILES: dict[str, str] = {
     "persoma_pool_ratio": "persoma_pool_ratio.gin",
     "persoma_genre_stats": "persoma_genre_stats.gin",
     "persoma_genre_names": "persoma_genre_names.gin",
+    "persoma_mlp_items": "persoma_mlp_items.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the issue's target. The
 # ratio-pooling variant (session 9) and the genre-statistics adapter (session 10) run at the
-# same N.
+# same N, and (session 24) PERSOMA-MLP with item heads on its tokens.
 POOL_HISTORY_SIZES = (50, 100, 10, 5)
 POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats",
-                "persoma_genre_names")
+                "persoma_genre_names", "persoma_mlp_items")
 POOL_SHOWN_N = 50
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
@@ -266,6 +267,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   for n in POOL_HISTORY_SIZES:  # session 11: shown labels lift it at N=50 (0.451 -> 0.500)
     train("persoma_genre_names", "pool", n, resample_labels="shown")
   train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")
+  train("persoma_mlp_items", "pool", POOL_SHOWN_N, resample_labels="shown")
   # 9. seed spread of group 1's embedding runs
   for offset in SEED_OFFSETS:
     for n in HISTORY_SIZES:

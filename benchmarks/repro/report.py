@@ -301,7 +301,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "the catalog's genres and the user's stars (an added loss, weight 1), a supervision "
         "the papers' adapters do not get. With genre-name anchors "
         "(`gin/experiments/persoma_genre_names.gin`) each genre's token also carries the mean "
-        "T5 input embedding of the genre's name pieces. "
+        "T5 input embedding of the genre's name pieces. PERSOMA-MLP with item heads "
+        "(`gin/experiments/persoma_mlp_items.gin`) keeps the MLP adapter's one token per item "
+        "and adds the same item supervision through two linear heads on each token (genres, "
+        "star; weight 1); the heads do not change the tokens the T5 reads. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),

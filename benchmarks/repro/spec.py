@@ -33,6 +33,7 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_pool_ratio": "PERSOMA-Pool, ratio pooling (persoma)",
     "persoma_genre_stats": "PERSOMA-GenreStats (persoma)",
     "persoma_genre_names": "PERSOMA-GenreStats, genre-name anchors (persoma)",
+    "persoma_mlp_items": "PERSOMA-MLP, item heads (persoma)",
 }
 
 
