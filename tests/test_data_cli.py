@@ -85,6 +85,20 @@ def test_missing_local_data_is_a_clear_error(tmp_path, capsys):
   assert code == 2 and "ml-1m" in capsys.readouterr().err
 
 
+def test_an_empty_split_and_an_off_scale_threshold_are_errors(tmp_path, capsys):
+  d = tmp_path / "ml-1m"
+  d.mkdir()
+  (d / "movies.dat").write_text("1::A (1990)::Drama\n2::B (1991)::Comedy\n")
+  rows = [f"{u}::{m}::{1 + (u * m) % 5}::{u * 10 + m}" for u in range(1, 4) for m in (1, 2)]
+  (d / "ratings.dat").write_text("\n".join(rows) + "\n")
+  base = ["baseline", "--name=rule", "--dataset=movielens/1m", f"--data_dir={tmp_path}",
+          "--min_item_ratings=1", "--min_user_ratings=1", "--json"]
+  assert cli.main(base + ["--split=test"]) == 2  # 3 users: none in the 5% test split
+  assert "test split of movielens/1m has no users" in capsys.readouterr().err
+  assert cli.main(["baseline", "--name=rule", "--like_threshold=9", "--json"]) == 2
+  assert "like_threshold=9.0 is outside the 0-5 star scale" in capsys.readouterr().err
+
+
 def test_unknown_choices_rejected():
   with pytest.raises(SystemExit):
     cli.main(["baseline", "--name=oracle"])

@@ -48,3 +48,8 @@ def test_embed_bad_input(tmp_path, capsys):
   assert code == 2 and "bogus" in err and "valid formats" in err
   code, _, err = _run(capsys, f"--cache_dir={tmp_path}", "--encoder=hashing:x")
   assert code == 2 and "hashing:x" in err
+  for bad in ("0", "-3"):  # no empty cache file is written
+    code, _, err = _run(capsys, f"--cache_dir={tmp_path / 'c'}", "--encoder=hashing",
+                        f"--chunk_size={bad}")
+    assert code == 2 and f"chunk_size={bad}" in err, err
+  assert not list((tmp_path / "c").rglob("*.npz"))

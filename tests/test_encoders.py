@@ -77,3 +77,12 @@ def test_sentence_transformer_backend_minilm():
   np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-4)
   assert e[0] @ e[1] > e[0] @ e[2] + 0.2
   assert (enc.num_calls, enc.num_texts) == (1, 3)
+
+
+def test_an_unloadable_sentence_transformers_name_is_a_clear_error():
+  if importlib.util.find_spec("sentence_transformers") is None:
+    pytest.skip("sentence_transformers is not installed (pip install 'persoma[st]')")
+  enc = encoders.get_encoder("/no/such/encoder_dir")  # lazy: nothing loads yet
+  with pytest.raises(ValueError, match=r"encoder '/no/such/encoder_dir' could not be loaded.*"
+                                       r"neither 'hashing"):
+    enc.encode(["a text"])

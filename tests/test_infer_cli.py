@@ -34,7 +34,14 @@ def test_history_file_is_validated_with_clear_errors(tmp_path):
                        (json.dumps({"history": [{"rating": 3}]}), "item #0: needs a 'title'"),
                        (json.dumps({"history": [{"title": "X", "rating": "high"}]}),
                         "numeric 'rating'"),
-                       (json.dumps({"history": [{"title": "X", "rating": 9}]}), "outside 0-5")]:
+                       (json.dumps({"history": [{"title": "X", "rating": 9}]}), "outside 0-5"),
+                       (json.dumps({"history": [{"title": "X", "rating": True}]}),
+                        "numeric 'rating'"),
+                       (json.dumps({"history": [{"title": "X", "rating": 4, "genres": 7}]}),
+                        "'genres' must be a list"),
+                       (json.dumps({"history": [{"title": "X", "rating": 4,
+                                                 "genres": ["Action", "Westren"]}]}),
+                        r"item #0: unknown genre\(s\) \['Westren'\]")]:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     with pytest.raises(SystemExit, match=msg):

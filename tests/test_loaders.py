@@ -126,6 +126,20 @@ def test_wrong_field_count_and_bad_movie_line(tmp_path):
   assert len(raw.report.skipped_lines) == 2 and raw.ratings.size == 9
 
 
+def test_a_misspelled_genre_is_an_error_in_strict_mode(tmp_path):
+  movies = MOVIES_DAT.replace("Adventure|", "Adventrue|") + "4::Nothing (2000)::(no genres listed)\n"
+  d = _dat_release(tmp_path, _ratings_lines(), movies=movies)
+  with pytest.raises(DataFormatError, match=r"movies\.dat:2: unknown genre\(s\) \['Adventrue'\]"):
+    loaders.parse_movies_dat(d / "movies.dat")
+  (ids, _, gens), skipped = loaders.parse_movies_dat(d / "movies.dat", strict=False)
+  assert ids == [1, 2, 3, 4] and skipped == 0  # kept, with the unknown name dropped
+  assert gens[1] == ("Children", "Fantasy") and gens[3] == ()
+  csv_path = tmp_path / "movies.csv"
+  csv_path.write_text("movieId,title,genres\n1,A (1990),Comedy|Westren\n")
+  with pytest.raises(DataFormatError, match=r"movies\.csv:2: unknown genre\(s\) \['Westren'\]"):
+    loaders.parse_movies_csv(csv_path)
+
+
 def test_unknown_movie_ids_error_or_counted_skip(tmp_path):
   _dat_release(tmp_path, _ratings_lines() + "1::42::5::9999\n")
   with pytest.raises(DataFormatError, match="movie 42"):
@@ -206,6 +220,7 @@ def test_tfds_source_with_mock_data(tmp_path):
         "timestamp": tf.constant(ratings["timestamp"], tf.int64)})
 
   tfds_dir = tmp_path / "tfds"
+  tfds_dir.mkdir()
   with tfds.testing.mock_data(as_dataset_fn=as_dataset, data_dir=str(tfds_dir)):
     raw = tfds_source.read_tfds("movielens/100k", data_dir=tfds_dir)
     # load_dataset routes to TFDS when data_dir holds no release files.
@@ -223,6 +238,19 @@ def test_tfds_source_with_mock_data(tmp_path):
   assert raw.user_ids.tolist() == [7, 7, 8, 8, 8]
   assert raw.rating_movie_ids.tolist() == [10, 20, 10, 20, 30]
   assert math.isclose(float(raw.ratings.sum()), 15.0)
+
+
+def test_a_missing_data_dir_or_unprepared_tfds_is_a_clear_error_not_a_download(tmp_path):
+  """A mistyped data_dir fails at once (TFDS would create it and download); a folder without
+  the release and without prepared TFDS data fails when downloads are off, naming what it
+  holds."""
+  with pytest.raises(FileNotFoundError, match=r"data_dir .*nope does not exist.*ml-1m/"):
+    load_dataset("movielens/1m", data_dir=tmp_path / "nope")
+  pytest.importorskip("tensorflow_datasets")
+  (tmp_path / "ml-1m").mkdir()
+  with pytest.raises(FileNotFoundError,
+                     match=r"no release files and no prepared TFDS .*holds ml-1m/, another"):
+    load_dataset("movielens/latest-small", data_dir=tmp_path, download=False)
 
 
 def test_tfds_unknown_name():

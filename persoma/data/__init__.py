@@ -58,6 +58,18 @@ def _resolve_descriptions(descriptions, release_dir: Path | None):
   return path
 
 
+def _check_tfds_fallback(name: str, data_dir: Path) -> None:
+  """With ``source='auto'`` a ``data_dir`` without release files becomes the TFDS data_dir; a
+  folder that does not exist is almost always a mistyped path, so it is an error here (TFDS
+  would create it and start a download)."""
+  if data_dir.is_dir():
+    return
+  raise FileNotFoundError(
+      f"data_dir {data_dir} does not exist: expected the folder holding "
+      f"{' or '.join(d + '/' for d in loaders.RELEASE_DIRS[name])} (or a TFDS data_dir). "
+      "To let TFDS download into a new folder, pass source='tfds' (persoma-data --source=tfds)")
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
                  descriptions: str | os.PathLike[str] | None = None, *, strict: bool = True,
                  min_item_ratings: int = 20, min_user_ratings: int = 20, source: str = "auto",
@@ -100,6 +112,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
     raise FileNotFoundError(
         f"no {name} release files under {where}; expected one of "
         f"{', '.join(loaders.RELEASE_DIRS[name])}/ with the release's ratings and movies files")
+  if release_dir is None and data_dir is not None and source == "auto":
+    _check_tfds_fallback(name, Path(data_dir).expanduser())
   desc = _resolve_descriptions(descriptions, release_dir)
   if release_dir is not None:
     raw = loaders.read_release(release_dir, strict=strict, descriptions=desc)

@@ -129,6 +129,9 @@ def _cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
   result = baselines.evaluate_baseline(args.name, data, split=args.split,
                                        history_size=args.history, sampler=args.sampler,
                                        seed=args.seed, label_config=label_config_from_args(args))
+  if not result["users"]:
+    raise ValueError(f"the {args.split} split of {data.name} has no users with a non-empty label "
+                     f"after pruning ({data.num_users} users in all): nothing to score")
   result["load"] = {"skipped_lines": data.report.skipped_lines,
                     "unknown_movie_ratings": data.report.unknown_movie_ratings}
   if not args.json:

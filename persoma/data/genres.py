@@ -60,6 +60,13 @@ def normalize_genres(names: Iterable[str]) -> tuple[str, ...]:
   return tuple(sorted(found, key=GENRE_INDEX.__getitem__))  # type: ignore[arg-type]
 
 
+def unknown_genres(field: str, sep: str = "|") -> list[str]:
+  """Names in a MovieLens ``A|B|C`` genre field that are neither a genre, an alias of one, nor
+  an explicit 'no genre' marker (``(no genres listed)``, ``unknown``): e.g. a misspelling."""
+  return [n.strip() for n in field.split(sep)
+          if n.strip() and _key(n) not in _ALIASES]
+
+
 def parse_genre_field(field: str, sep: str = "|") -> tuple[str, ...]:
   """Canonical genres from a MovieLens ``A|B|C`` genre field."""
   field = field.strip()

@@ -47,6 +47,10 @@ class LabelConfig:
       raise ValueError(f"LabelConfig.source={self.source!r}; valid: {LABEL_SOURCES}")
     if self.min_genre_count < 1 or self.max_liked < 0 or self.max_disliked < 0:
       raise ValueError(f"invalid LabelConfig counts: {self}")
+    for name in ("like_threshold", "dislike_threshold"):
+      value = getattr(self, name)
+      if not 0.0 <= value <= 5.0:
+        raise ValueError(f"LabelConfig.{name}={value} is outside the 0-5 star scale")
     if self.dislike_threshold > self.like_threshold:
       raise ValueError(f"LabelConfig.dislike_threshold={self.dislike_threshold} exceeds "
                        f"like_threshold={self.like_threshold}")

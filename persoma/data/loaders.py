@@ -230,6 +230,9 @@ def parse_movies_dat(path: str | os.PathLike[str], *,
       _bad(path, lineno, "expected 'MovieID::Title::Genres'", line, strict)
       skipped += 1
       continue
+    if strict and genres_lib.unknown_genres(parts[2]):
+      _bad(path, lineno, f"unknown genre(s) {genres_lib.unknown_genres(parts[2])} (known: "
+           f"{', '.join(genres_lib.GENRES)})", line, strict)
     ids.append(int(parts[0]))
     titles.append(parts[1].strip())
     gens.append(genres_lib.parse_genre_field(parts[2]))
@@ -255,6 +258,9 @@ def parse_movies_csv(path: str | os.PathLike[str], *,
       _bad(path, lineno, f"expected {len(header)} fields {header}", ",".join(row), strict)
       skipped += 1
       continue
+    if strict and genres_lib.unknown_genres(row[ci[2]]):
+      _bad(path, lineno, f"unknown genre(s) {genres_lib.unknown_genres(row[ci[2]])} (known: "
+           f"{', '.join(genres_lib.GENRES)})", ",".join(row), strict)
     ids.append(int(row[ci[0]]))
     titles.append(row[ci[1]].strip())
     gens.append(genres_lib.parse_genre_field(row[ci[2]]))

@@ -7,12 +7,14 @@ imports without tensorflow. ``data_dir`` is passed to TFDS unchanged (``None`` =
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import numpy as np
 
 from persoma.data import genres as genres_lib
+from persoma.data import loaders
 from persoma.data.loaders import load_descriptions
 from persoma.data.structures import LoadReport, RawData
 
@@ -48,6 +50,14 @@ def _decode(value: Any) -> str:
   return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
+def _release_dirs_in(data_dir: str | None) -> list[str]:
+  """Release folders (``ml-1m/``, ...) present directly under ``data_dir``."""
+  if not data_dir or not os.path.isdir(data_dir):
+    return []
+  known = {d for dirs in loaders.RELEASE_DIRS.values() for d in dirs}
+  return sorted(d + "/" for d in os.listdir(data_dir) if d in known)
+
+
 def read_tfds(name: str, data_dir: str | os.PathLike[str] | None = None, *,
               download: bool = True, descriptions: str | os.PathLike[str] | None = None,
               strict: bool = True, batch_size: int = 65536) -> RawData:
@@ -62,6 +72,21 @@ def read_tfds(name: str, data_dir: str | os.PathLike[str] | None = None, *,
   ratings_name, movies_name = builder_names(name)
   data_dir = None if data_dir is None else os.fspath(data_dir)
   kw = dict(split="train", data_dir=data_dir, download=download)
+  missing = [b for b in (movies_name, ratings_name)
+             if not tfds.builder(b, data_dir=data_dir).is_prepared()]
+  if missing:
+    where = data_dir or "the default TFDS data_dir"
+    local = _release_dirs_in(data_dir)
+    hint = (f" (it holds {', '.join(local)}, another release: is the dataset name right?)"
+            if local else "")
+    if not download:
+      raise FileNotFoundError(
+          f"{name}: no release files and no prepared TFDS {', '.join(missing)} under "
+          f"{where}{hint}; downloads are off. Point data_dir at the folder holding "
+          f"{'/ or '.join(loaders.RELEASE_DIRS[name])}/, or allow the TFDS download")
+    logging.warning("%s: no release files and no prepared TFDS %s under %s%s; TFDS will "
+                    "download it now (needs internet; offline, it retries for minutes)",
+                    name, ", ".join(missing), where, hint)
 
   movie_ds, movie_info = tfds.load(movies_name, with_info=True, **kw)
   genre_names = movie_info.features["movie_genres"].feature.names

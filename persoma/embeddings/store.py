@@ -253,6 +253,8 @@ class EmbeddingStore:
       progress: print items/s and ETA to stderr (``None``: only for more than 2,000 texts).
       item_texts: override of ``persoma.data.formats.item_texts`` (tests).
     """
+    if int(chunk_size) < 1:
+      raise ValueError(f"chunk_size={chunk_size}: texts per encoder call must be >= 1")
     t0 = time.perf_counter()
     texts, pair_text, rating_pair, pair_movie = collect_texts(data, fmt, item_texts)
     corpus_hash = text_hash(texts, fmt)

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from persoma import fileio
+from persoma.data import genres as genres_lib
 from persoma.train import partitioning
 
 
@@ -60,6 +61,8 @@ def parse_users(obj: Any, path: str = "<history>") -> list[dict[str, Any]]:
       if not isinstance(it, dict) or not isinstance(it.get("title"), str) or not it["title"]:
         raise SystemExit(f"error: {where}: needs a 'title' string")
       try:
+        if isinstance(it.get("rating"), bool):
+          raise TypeError("a boolean is not a rating")
         rating = float(it.get("rating"))
       except (TypeError, ValueError):
         raise SystemExit(f"error: {where}: needs a numeric 'rating'") from None
@@ -68,6 +71,13 @@ def parse_users(obj: Any, path: str = "<history>") -> list[dict[str, Any]]:
       genres = it.get("genres") or []
       if isinstance(genres, str):
         genres = [g for g in genres.replace("|", ",").split(",") if g.strip()]
+      if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
+        raise SystemExit(f"error: {where}: 'genres' must be a list of genre names or an "
+                         f"'A|B' string, got {genres!r}")
+      unknown = genres_lib.unknown_genres("|".join(genres))
+      if unknown:
+        raise SystemExit(f"error: {where}: unknown genre(s) {unknown}; known: "
+                         f"{', '.join(genres_lib.GENRES)}")
       clean.append({"title": it["title"], "rating": rating,
                     "genres": tuple(g.strip() for g in genres),
                     "description": str(it.get("description") or "")})
