@@ -1,4 +1,5 @@
-"""orbax checkpoints: round trip, keep-N, best, corrupt/partial fallback, restore from a model
+"""orbax checkpoints: round trip, keep-N, best, corrupt/partial fallback (the unreadable step set
+aside so it can be saved again), shape mismatch told apart from corruption, restore from a model
 dir or one step dir, params-only restore, SIGTERM guard."""
 
 import logging
@@ -62,8 +63,77 @@ def test_corrupt_latest_falls_back_to_previous_and_says_so(tmp_path, caplog):
   np.testing.assert_array_equal(state["params"]["a"], np.full((4, 2), 1.0))
   assert any("step 2" in r.getMessage() and "falling back" in r.getMessage()
              for r in caplog.records)
-  assert os.path.isdir(tmp_path / "checkpoints" / "2")  # nothing saved is deleted
+  # The unreadable step is moved aside (not deleted), so step 2 can be saved again.
+  assert not os.path.exists(tmp_path / "checkpoints" / "2")
+  assert os.path.isdir(tmp_path / "checkpoints" / "2.unreadable-1" / "state")
+  assert any("2.unreadable-1" in r.getMessage() for r in caplog.records)
+  assert c.latest.all_steps() == [1]
+  assert c.save(2, _state(2.5), {})
   c.close()
+  c = ck.Checkpointer(str(tmp_path), ck.CheckpointConfig(keep=3))
+  state, _, step = c.restore_latest(ck.abstract_like(_state()))
+  assert step == 2
+  np.testing.assert_array_equal(state["params"]["a"], np.full((4, 2), 2.5))
+  c.close()
+
+
+def _truncate_data_files(step_dir):
+  """The reviewer's corruption: the array data files emptied, the metadata intact."""
+  data = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(step_dir, "state"))
+          for f in fs if f"{os.sep}d{os.sep}" in os.path.join(r, f)]
+  assert data
+  for f in data:
+    open(f, "wb").close()
+
+
+@pytest.mark.parametrize("which", ["latest", "best"])
+def test_save_onto_an_unreadable_existing_step_replaces_it(tmp_path, caplog, which):
+  c = ck.Checkpointer(str(tmp_path), ck.CheckpointConfig(keep=3))
+  save = c.save if which == "latest" else c.save_best
+  manager = c.latest if which == "latest" else c.best
+  assert save(4, _state(4.0), {})
+  c.wait()
+  assert not save(4, _state(9.0), {})  # readable: kept, as before
+  _truncate_data_files(os.path.join(os.fspath(manager.directory), "4"))
+  with caplog.at_level(logging.WARNING):
+    assert save(4, _state(4.5), {})  # unreadable: set aside and saved anew
+  c.wait()
+  assert os.path.isdir(os.path.join(os.fspath(manager.directory), "4.unreadable-1"))
+  assert any("Moved unreadable checkpoint" in r.getMessage() for r in caplog.records)
+  restore = c.restore_latest if which == "latest" else c.restore_best
+  state, _, step = restore(ck.abstract_like(_state()))
+  assert step == 4
+  np.testing.assert_array_equal(state["params"]["a"], np.full((4, 2), 4.5))
+  c.close()
+
+
+def test_shape_mismatch_is_one_clear_error_not_corruption(tmp_path):
+  c = ck.Checkpointer(str(tmp_path), ck.CheckpointConfig(keep=3))
+  c.save(1, _state(1.0), {})
+  c.save(2, _state(2.0), {})
+  c.save_best(2, _state(2.0), {})
+  c.close()
+  wide = {"a": jnp.zeros((6, 2)), "b": {"c": jnp.zeros(3)}}
+  wide_state = {"step": jnp.int32(0), "params": wide, "opt_state": optax.adam(1e-3).init(wide)}
+  msg = r"'params/a' has shape \(4, 2\) in the checkpoint but \(6, 2\) in the model.*ENCODER"
+  with pytest.raises(ck.CheckpointMismatchError, match=msg):
+    ck.restore_params_from_path(str(tmp_path), ck.abstract_like(wide))
+  with pytest.raises(ck.CheckpointMismatchError, match=msg):
+    ck.restore_from_path(str(tmp_path / "checkpoints" / "2"), ck.abstract_like(wide_state))
+  c = ck.Checkpointer(str(tmp_path), ck.CheckpointConfig(keep=3))
+  with pytest.raises(ck.CheckpointMismatchError, match=msg):
+    c.restore_latest(ck.abstract_like(wide_state))
+  with pytest.raises(ck.CheckpointMismatchError, match=msg):
+    c.save(2, wide_state, {})
+  c.close()
+  # Nothing was treated as corrupt: no step moved aside, all still restore with the right model.
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
+  assert os.listdir(tmp_path / "best") == ["2"]
+  _, step, _ = ck.restore_params_from_path(str(tmp_path), ck.abstract_like(_state()["params"]))
+  assert step == 2
+  extra = dict(_state()["params"], head={"w": jnp.zeros((2,))})
+  with pytest.raises(ck.CheckpointMismatchError, match="absent from it.*'params/head/w'"):
+    ck.restore_params_from_path(str(tmp_path), ck.abstract_like(extra))
 
 
 def test_restore_from_model_dir_or_step_dir_and_params_only(tmp_path):

@@ -90,3 +90,30 @@ def test_longer_run_from_a_finished_shorter_run_matches_a_longer_run(tmp_path):
     assert close is same, schedule
     if same:
       np.testing.assert_allclose(out["losses"], ref["losses"][8:], rtol=1e-6)
+
+
+def test_corrupt_final_checkpoint_is_retrained_and_saved_again(tmp_path, caplog):
+  """A finished run whose last periodic (and best) step has truncated data files: the next
+  start falls back, sets the unreadable steps aside, retrains and saves the last step again,
+  so the start after that has nothing left to do (before, every start retrained it and the
+  save was skipped because the step dir existed)."""
+  common = ["--steps=8", "--save_every=4", "--eval_every=4"]
+  run = tmp_path / "run"
+  done, ref_params = standin_run.main([str(run), *common])
+  assert done["step"] == 8
+  corrupted = [d for d in (run / "checkpoints" / "8", run / "best" / "8") if d.is_dir()]
+  for d in corrupted:
+    for f in (d / "state").rglob("*"):
+      if f.is_file() and "d" in f.relative_to(d / "state").parts[:-1]:
+        f.write_bytes(b"")
+  with caplog.at_level("WARNING"):
+    again, params = standin_run.main([str(run), *common])
+  assert len(again["losses"]) == 4  # fell back to step 4 and retrained 5..8
+  assert any("Moved unreadable checkpoint" in r.getMessage() for r in caplog.records)
+  assert (run / "checkpoints" / "8.unreadable-1").is_dir()
+  for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+  third, params = standin_run.main([str(run), *common])
+  assert third["losses"] == []  # step 8 was saved readable: nothing to retrain
+  for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)

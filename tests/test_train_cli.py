@@ -139,6 +139,29 @@ def test_eval_thresholded_sample_marginals(trained, capsys):
   gin.clear_config(clear_constants=True)
 
 
+@pytest.mark.slow
+def test_eval_with_another_encoder_width_is_one_clear_error(trained, capsys, tmp_path):
+  """A narrower ENCODER than the run's changes the adapter's input width: one error naming
+  the parameter and both shapes (not every checkpoint 'unreadable'), and nothing is moved."""
+  from persoma.train import main_infer  # pylint: disable=g-import-not-at-top
+  before = {d: sorted(os.listdir(os.path.join(trained, d))) for d in ("best", "checkpoints")}
+  msg = (r"error: checkpoint .*best/2/state does not fit this model: parameter 'params/.*' "
+         r"has shape \(\d+, \d+\) in the checkpoint but \(\d+, \d+\) in the model.*not "
+         r"corruption.*config.gin")
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match=msg):
+    main_eval.main([f"--checkpoint={trained}", "--gin.ENCODER='hashing:32'", "--json"])
+  hist = tmp_path / "h.json"
+  hist.write_text(json.dumps({"history": [{"title": "Heat (1995)", "rating": 4}]}))
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match=msg):
+    main_infer.main([f"--model_dir={trained}", f"--history={hist}",
+                     "--gin.ENCODER='hashing:32'"])
+  assert {d: sorted(os.listdir(os.path.join(trained, d))) for d in before} == before
+  assert "unreadable" not in capsys.readouterr().err
+  gin.clear_config(clear_constants=True)
+
+
 def test_eval_threshold_errors(tmp_path):
   gin.clear_config(clear_constants=True)
   with pytest.raises(ValueError, match="cannot score that split"):

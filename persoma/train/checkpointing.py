@@ -10,8 +10,13 @@ trainer bookkeeping (best F1, early-stopping counter, ...). orbax writes each st
 temporary directory and renames it when complete, so a save interrupted by a kill never shows up
 as a step; on object stores (`gs://`), where it writes in place, a step counts once orbax has
 written its `commit_success.txt`. A step that exists but cannot be read (corrupt files) is
-skipped with a warning and the previous good one is restored instead. `PreemptionGuard` turns
-SIGTERM (TPU preemption) into a flag the training loop polls, so it can save before exiting.
+skipped with a warning and the previous good one is restored instead; the training
+`Checkpointer` then renames the unreadable step dir to `<step>.unreadable-<n>` (kept, no longer
+a step), so the step can be saved again once it is retrained. A checkpoint whose array shapes
+differ from the model's (a run with another encoder, format or size) is not corrupt: restoring
+it raises `CheckpointMismatchError` naming the parameter and both shapes, and nothing is moved.
+`PreemptionGuard` turns SIGTERM (TPU preemption) into a flag the training loop polls, so it can
+save before exiting.
 """
 
 from __future__ import annotations
@@ -23,12 +28,18 @@ import signal
 from typing import Any
 
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from persoma import fileio
+from persoma.train import checkpoint_shapes as shapes
+
+CheckpointMismatchError = shapes.CheckpointMismatchError
 
 LATEST_SUBDIR = "checkpoints"
 BEST_SUBDIR = "best"
+#: A step dir found unreadable is renamed to `<step>` + this + `<n>` (orbax ignores the name).
+UNREADABLE_INFIX = ".unreadable-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,16 +81,38 @@ def _manager(directory: str, keep: int, async_save: bool) -> ocp.CheckpointManag
   return ocp.CheckpointManager(directory, options=opts, item_names=("state", "meta"))
 
 
+def _state_dir(manager: ocp.CheckpointManager, step: int) -> str:
+  return os.path.join(os.fspath(manager.directory), str(step), "state")
+
+
+def _restore_step(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> Any:
+  shapes.check_compatible(_state_dir(manager, step), abstract_state)
+  try:
+    return manager.restore(step, args=_args_restore(abstract_state))
+  except Exception as e:  # pylint: disable=broad-except
+    shapes.raise_if_shape_error(_state_dir(manager, step), e)
+    raise
+
+
 def restore_with_fallback(manager: ocp.CheckpointManager, abstract_state: Any,
-                          steps: list[int] | None = None) -> tuple[Any, dict, int] | None:
-  """Restores the newest readable step; returns `(state, meta, step)` or None if no step."""
+                          steps: list[int] | None = None, unreadable: list[int] | None = None
+                          ) -> tuple[Any, dict, int] | None:
+  """Restores the newest readable step; returns `(state, meta, step)` or None if no step.
+
+  Steps that fail to restore (corrupt / partial files) are skipped with a warning and appended
+  to `unreadable` if given. A shape mismatch raises `CheckpointMismatchError` instead.
+  """
   steps = sorted(manager.all_steps() if steps is None else steps, reverse=True)
   errors = []
   for step in steps:
     try:
-      restored = manager.restore(step, args=_args_restore(abstract_state))
-    except Exception as e:  # corrupt / partial / incompatible
+      restored = _restore_step(manager, step, abstract_state)
+    except shapes.CheckpointMismatchError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
       errors.append(f"step {step}: {type(e).__name__}: {str(e)[:300]}")
+      if unreadable is not None:
+        unreadable.append(step)
       logging.warning(
           "Checkpoint step %d in %s is unreadable (%s: %s); falling back to the previous "
           "good checkpoint.", step, manager.directory, type(e).__name__, str(e)[:300])
@@ -90,12 +123,36 @@ def restore_with_fallback(manager: ocp.CheckpointManager, abstract_state: Any,
     return restored.state, dict(restored.meta), step
   if errors:
     raise RuntimeError(
-        f"No readable checkpoint in {manager.directory}: " + "; ".join(errors))
+        f"No readable checkpoint in {manager.directory}: " + "; ".join(errors)
+        + ". Move or delete these step dirs to start the run afresh.")
   return None
 
 
+def set_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Renames step dir `<step>` to `<step>.unreadable-<n>` (the first free n; nothing is
+  deleted, orbax no longer lists it as a step) so that step can be saved again; returns the
+  new path. The lead process renames, then all processes wait for it and re-list the steps."""
+  src = os.path.join(os.fspath(manager.directory), str(step))
+  n = 1
+  while fileio.exists(f"{src}{UNREADABLE_INFIX}{n}"):
+    n += 1
+  dst = f"{src}{UNREADABLE_INFIX}{n}"
+  if jax.process_index() == 0:
+    fileio.replace(src, dst)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"persoma_set_aside_{step}")
+  manager.reload()
+  logging.warning("Moved unreadable checkpoint %s aside to %s; step %d will be saved anew.",
+                  src, dst, step)
+  return dst
+
+
 class Checkpointer:
-  """Periodic + best checkpoint managers for one model directory."""
+  """Periodic + best checkpoint managers for one model directory.
+
+  Unreadable steps met on restore, or found in the way of a save of the same step, are moved
+  aside (`set_aside`) so the retrained step is saved, not skipped.
+  """
 
   def __init__(self, model_dir: str, config: CheckpointConfig = CheckpointConfig()):
     self.model_dir = os.fspath(model_dir)
@@ -105,30 +162,48 @@ class Checkpointer:
     self.best = _manager(os.path.join(self.model_dir, BEST_SUBDIR), config.keep_best,
                          config.async_save)
 
-  def save(self, step: int, state: Any, meta: dict) -> bool:
-    """Periodic save of `state` at `step` (no-op if that step already exists)."""
-    if step in self.latest.all_steps():
-      return False
-    self.latest.save(step, args=_args_save(state, dict(meta, step=int(step))))
+  def _save(self, manager: ocp.CheckpointManager, step: int, state: Any, meta: dict) -> bool:
+    if step in manager.all_steps():
+      manager.wait_until_finished()
+      try:
+        _restore_step(manager, step, abstract_like(state))
+        return False  # a readable copy of this step is already there
+      except shapes.CheckpointMismatchError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("Existing checkpoint step %d in %s is unreadable (%s: %s).", step,
+                        manager.directory, type(e).__name__, str(e)[:300])
+        set_aside(manager, step)
+    manager.save(step, args=_args_save(state, dict(meta, step=int(step))))
     return True
+
+  def save(self, step: int, state: Any, meta: dict) -> bool:
+    """Periodic save of `state` at `step` (no-op if a readable copy of that step exists)."""
+    return self._save(self.latest, step, state, meta)
 
   def save_best(self, step: int, state: Any, meta: dict) -> bool:
     """Saves a new best checkpoint (call only when validation F1 improved)."""
-    if step in self.best.all_steps():
-      return False
-    self.best.save(step, args=_args_save(state, dict(meta, step=int(step))))
-    return True
+    return self._save(self.best, step, state, meta)
 
   def wait(self) -> None:
     self.latest.wait_until_finished()
     self.best.wait_until_finished()
 
+  def _restore(self, manager: ocp.CheckpointManager, abstract_state: Any
+               ) -> tuple[Any, dict, int] | None:
+    unreadable: list[int] = []
+    out = restore_with_fallback(manager, abstract_state, unreadable=unreadable)
+    for step in unreadable:
+      set_aside(manager, step)
+    return out
+
   def restore_latest(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
-    """Newest readable periodic checkpoint, or None for a fresh run."""
-    return restore_with_fallback(self.latest, abstract_state)
+    """Newest readable periodic checkpoint (unreadable newer ones set aside), or None for a
+    fresh run."""
+    return self._restore(self.latest, abstract_state)
 
   def restore_best(self, abstract_state: Any) -> tuple[Any, dict, int] | None:
-    return restore_with_fallback(self.best, abstract_state)
+    return self._restore(self.best, abstract_state)
 
   def close(self) -> None:
     self.wait()
@@ -148,7 +223,7 @@ def restore_from_path(path: str, abstract_state: Any) -> tuple[Any, dict, int]:
       raise ValueError(f"checkpoint dir {path!r} holds state/ but is not named by a step")
     mgr = _manager(parent, 1000, False)
     try:
-      restored = mgr.restore(int(name), args=_args_restore(abstract_state))
+      restored = _restore_step(mgr, int(name), abstract_state)
     finally:
       mgr.close()
     return restored.state, dict(restored.meta), int(name)
@@ -244,16 +319,20 @@ def candidate_step_dirs(path: str) -> list[tuple[int, str]]:
 
 def restore_params_from_path(path: str, abstract_params: Any) -> tuple[Any, int, str]:
   """Only the params (no optimizer state) from `path` (see `candidate_step_dirs`), falling
-  back past unreadable steps. Returns `(params, step, step_dir)`."""
+  back past unreadable steps (read-only: nothing is moved). Returns `(params, step, step_dir)`.
+  Raises `CheckpointMismatchError` if the stored shapes differ from `abstract_params`."""
   item = {"params": abstract_params}
   errors = []
   for step, d in candidate_step_dirs(path):
+    state_dir = os.path.join(d, "state")
+    shapes.check_compatible(state_dir, item)  # another model: one clear error, no fallback
     try:
       ck = ocp.PyTreeCheckpointer()
-      out = ck.restore(os.path.join(d, "state"), args=ocp.args.PyTreeRestore(
+      out = ck.restore(state_dir, args=ocp.args.PyTreeRestore(
           item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
           partial_restore=True))
-    except Exception as e:  # corrupt / partial / other architecture
+    except Exception as e:  # corrupt / partial
+      shapes.raise_if_shape_error(state_dir, e)
       errors.append(f"{d}: {type(e).__name__}: {str(e)[:300]}")
       logging.warning("Checkpoint %s is unreadable (%s: %s); trying the previous one.", d,
                       type(e).__name__, str(e)[:300])

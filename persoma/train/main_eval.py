@@ -222,14 +222,18 @@ def main(argv: Sequence[str] | None = None) -> int:
   # MODEL_DIR (required by runs/train.gin) is not used here.
   gin_cli.parse(files + ["runs/eval.gin"], ["MODEL_DIR=None"] + list(a.gin_bindings) + bindings,
                 a.gin_search_paths)
+  from persoma.train import checkpointing  # pylint: disable=g-import-not-at-top
   from persoma.train import main_eval as this  # pylint: disable=g-import-not-at-top
-  out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
-                                            max_examples=a.max_examples,
-                                            write_predictions=a.predictions,
-                                            num_decodes=a.num_decodes, threshold=a.threshold,
-                                            decode_method=a.decode_method,
-                                            temperature=a.temperature,
-                                            decode_seed=a.decode_seed)
+  try:
+    out = gin.get_configurable(this.evaluate)(checkpoint=a.checkpoint, split=a.split,
+                                              max_examples=a.max_examples,
+                                              write_predictions=a.predictions,
+                                              num_decodes=a.num_decodes, threshold=a.threshold,
+                                              decode_method=a.decode_method,
+                                              temperature=a.temperature,
+                                              decode_seed=a.decode_seed)
+  except checkpointing.CheckpointMismatchError as e:
+    raise SystemExit(f"error: {e}") from None
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
                                "step", "users", "num_decodes", "decode_method", "temperature",
                                "decode_seed", "threshold", "validation_f1", "beam_top1",

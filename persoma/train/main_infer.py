@@ -187,9 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise SystemExit(f"error: {config} not found: --model_dir must be a persoma-train MODEL_DIR")
   gin_cli.parse([config] + list(a.gin_file) + ["runs/infer.gin"],
                 list(a.gin_bindings) + bindings, a.gin_search_paths)
+  from persoma.train import checkpointing  # pylint: disable=g-import-not-at-top
   from persoma.train import main_infer as this  # pylint: disable=g-import-not-at-top
-  results = gin.get_configurable(this.infer)(model_dir=a.model_dir, history=a.history,
-                                             checkpoint=a.checkpoint)
+  try:
+    results = gin.get_configurable(this.infer)(model_dir=a.model_dir, history=a.history,
+                                               checkpoint=a.checkpoint)
+  except checkpointing.CheckpointMismatchError as e:
+    raise SystemExit(f"error: {e}") from None
   for r in results:
     if a.json:
       print(json.dumps(r), flush=True)
