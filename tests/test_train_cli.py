@@ -71,7 +71,8 @@ def test_eval_prints_json_last_and_writes_it_beside_the_checkpoint(trained, caps
                          "--max_examples=4", "--predictions"]) == 0
   res, _ = _last_json(capsys)
   assert res["step"] == 1 and res["split"] == "validation" and res["users"] == 4
-  written = json.load(open(os.path.join(trained, "checkpoints", "eval_validation_step1.json")))
+  written = json.load(open(os.path.join(trained, "checkpoints",
+                                      "eval_validation_step1_max4.json")))
   assert 0.0 <= written["f1_liked"] <= 1.0 and 0.0 <= written["f1_disliked"] <= 1.0
   rows = [json.loads(l) for l in open(written["predictions_file"])]
   assert len(rows) == 4 and len({r["user_id"] for r in rows}) == 4
@@ -120,7 +121,8 @@ def test_eval_thresholded_sample_marginals(trained, capsys):
   assert res["decode_seed"] == 0 and res["num_decodes"] == 4 and res["users"] == 6
   assert "beam_top1" not in res and set(res["sample_top1"]) == {"f1", "precision", "recall",
                                                                 "f1_liked", "f1_disliked"}
-  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_sample4_t2.json")))
+  written = json.load(open(os.path.join(trained, "best",
+                                      "eval_test_step2_sample4_t2_max6.json")))
   assert written["f1"] == pytest.approx(res["f1"])
   assert set(written["validation_curve"]) and 0.0 < written["threshold"] <= 1.0
   # The same seed repeats the figures; marginals of 4 samples are multiples of 1/4, so the
@@ -133,9 +135,30 @@ def test_eval_thresholded_sample_marginals(trained, capsys):
   gin.clear_config(clear_constants=True)
   assert main_eval.main(args + ["--decode_seed=5"]) == 0
   assert _last_json(capsys)[0]["decode_seed"] == 5
-  assert os.path.exists(os.path.join(trained, "best", "eval_test_step2_sample4_t2_seed5.json"))
+  assert os.path.exists(os.path.join(trained, "best",
+                                     "eval_test_step2_sample4_t2_seed5_max6.json"))
   curve = written["validation_curve"]
   assert curve["0.30"] == curve["0.35"] == curve["0.40"] == curve["0.45"] == curve["0.50"]
+  gin.clear_config(clear_constants=True)
+
+
+@pytest.mark.slow
+def test_partial_eval_never_replaces_the_full_split_result(trained, capsys):
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main([f"--checkpoint={trained}", "--split=test", "--json"]) == 0
+  full, _ = _last_json(capsys)
+  full_file = os.path.join(trained, "best", "eval_test_step2.json")
+  before = open(full_file).read()
+  assert full["users"] > 3 and "max_examples" not in full
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main([f"--checkpoint={trained}", "--split=test", "--json",
+                         "--max_examples=3", "--predictions"]) == 0
+  part, _ = _last_json(capsys)
+  assert part["users"] == 3 and part["max_examples"] == 3
+  assert open(full_file).read() == before  # the full-split file is untouched
+  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_max3.json")))
+  assert written["users"] == 3 and written["max_examples"] == 3
+  assert written["predictions_file"].endswith("inferences_test_step2_max3.jsonl")
   gin.clear_config(clear_constants=True)
 
 
@@ -160,6 +183,16 @@ def test_eval_with_another_encoder_width_is_one_clear_error(trained, capsys, tmp
   assert {d: sorted(os.listdir(os.path.join(trained, d))) for d in before} == before
   assert "unreadable" not in capsys.readouterr().err
   gin.clear_config(clear_constants=True)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1"])
+def test_eval_rejects_max_examples_below_one(tmp_path, capsys, bad):
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit):
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", f"--max_examples={bad}"])
+  assert f"--max_examples={bad}: pass a number of users >= 1" in capsys.readouterr().err
+  gin.clear_config(clear_constants=True)
+  assert main_eval.partial_suffix(None) == "" and main_eval.partial_suffix(3) == "_max3"
 
 
 def test_eval_threshold_errors(tmp_path):

@@ -11,6 +11,11 @@ beside the checkpoint as `eval_<split>_step<step>.json`. --predictions also writ
 `inferences_<split>_step<step>.jsonl` there, one `{"user_id", "target", "prediction"}` line per
 user, in split order. If --gin_file is omitted, DIR's model dir `config.gin` is used.
 
+--max_examples K (K >= 1) scores only the first K users of the split (and of validation when
+tuning a threshold); the JSON then says `max_examples` and the files get the suffix `_max<K>`
+(`eval_<split>_step<step>_max<K>.json`, after any marginal suffix below), so a partial score
+never replaces the full split's result.
+
 --num_decodes K (K >= 2) replaces greedy decoding with thresholded label marginals
 (`persoma.train.marginal_eval`): beam search gives K decodes per user, each of the 38 classes
 is predicted when the probability mass of the decodes naming it reaches --threshold (a number
@@ -50,6 +55,17 @@ def result_suffix(method: str, num_decodes: int, temperature: float = 1.0, seed:
   return suffix
 
 
+def partial_suffix(max_examples: int | None) -> str:
+  """`_max<K>` for a score of the first K users only (`--max_examples K`), else ''."""
+  return "" if max_examples is None else f"_max{max_examples}"
+
+
+def check_max_examples(max_examples: int | None) -> None:
+  if max_examples is not None and max_examples < 1:
+    raise ValueError(f"--max_examples={max_examples}: pass a number of users >= 1, or omit it "
+                     "to score the whole split")
+
+
 def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partitioner: Any = None,
              batch_size: int = 64, max_examples: int | None = None,
              write_predictions: bool = False, num_decodes: int = 1,
@@ -60,6 +76,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   With `num_decodes` K >= 2: thresholded label marginals over K decodes per user,
   `decode_method` 'beam' or 'sample' (at `temperature`, seeded by `decode_seed`).
   """
+  check_max_examples(max_examples)
   if num_decodes > 1 and threshold == "tune" and split == "validation":
     raise ValueError("--threshold tune picks the threshold on the validation split, so it "
                      "cannot score that split; pass a number, or score --split test")
@@ -99,6 +116,9 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
     out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
                                "f1_liked", "f1_disliked") if k in res}
     predictions = tr.last_predictions
+  suffix += partial_suffix(max_examples)
+  if max_examples is not None:
+    out["max_examples"] = max_examples
   out["checkpoint"] = step_dir
   out["task"] = task.task_name
   where = os.path.dirname(step_dir)
@@ -190,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--checkpoint", required=True, help="model dir or one checkpoint step dir")
   p.add_argument("--split", default="test", choices=("train", "validation", "test"))
   p.add_argument("--json", action="store_true", help="print the result JSON as the last line")
-  p.add_argument("--max_examples", type=int, default=None)
+  p.add_argument("--max_examples", type=int, default=None,
+                 help="score only the first K >= 1 users (result file suffix _max<K>)")
   p.add_argument("--predictions", action="store_true",
                  help="also write inferences_<split>_step<step>.jsonl beside the checkpoint")
   p.add_argument("--num_decodes", type=int, default=1,
@@ -207,6 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   a = p.parse_args(rest)
   if a.num_decodes < 1:
     p.error(f"--num_decodes must be >= 1, got {a.num_decodes}")
+  try:
+    check_max_examples(a.max_examples)
+  except ValueError as e:
+    p.error(str(e))
   if a.decode_method == "sample" and a.num_decodes < 2:
     p.error("--decode_method sample scores label marginals over several samples: pass "
             "--num_decodes K with K >= 2")
@@ -235,9 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   except checkpointing.CheckpointMismatchError as e:
     raise SystemExit(f"error: {e}") from None
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
-                               "step", "users", "num_decodes", "decode_method", "temperature",
-                               "decode_seed", "threshold", "validation_f1", "beam_top1",
-                               "sample_top1", "side_thresholds") if k in out}
+                               "step", "users", "max_examples", "num_decodes",
+                               "decode_method", "temperature", "decode_seed", "threshold",
+                               "validation_f1", "beam_top1", "sample_top1", "side_thresholds")
+          if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
   else:

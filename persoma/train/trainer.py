@@ -233,6 +233,9 @@ class Trainer:
     """Runs jitted `fn(params, sharded batch) -> pytree of [B, ...]` over a split in eval
     batches (the last padded, `max_examples` cut first) and logs progress every
     `progress_every_secs`: `(n, pytree of [n, ...] host arrays)`, padding dropped."""
+    if max_examples is not None and max_examples < 1:
+      raise ValueError(f"max_examples={max_examples} for split {split!r}: use None (every "
+                       "example) or a count >= 1")
     arrays = device_features(arrays)
     n = data_lib._num_examples(arrays, f"split {split!r}")
     if n == 0:
