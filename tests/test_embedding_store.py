@@ -175,6 +175,9 @@ def test_standardized_zscores_each_text_slot_and_keeps_rows(tmp_path):
   st = _build(data, encoders.HashingEncoder(dim=16), tmp_path)
   z = st.standardized()
   assert z.table.shape == st.table.shape and z.texts == st.texts
+  assert st.slot_stats is None and len(z.slot_stats) == st.texts_per_item
+  with pytest.raises(ValueError, match="already standardized"):
+    z.standardized()
   for j in range(st.texts_per_item):
     rows = np.unique(st.pair_text[:, j])
     np.testing.assert_allclose(z.table[rows].mean(axis=0), 0.0, atol=1e-5)

@@ -212,6 +212,8 @@ class EmbeddingStore:
     pair_text: ``[P, k]`` int32 text indices of each (movie, rating) pair.
     rating_pair: ``[R]`` int32 pair index of each rating position.
     stats: what the build did.
+    slot_stats: set by :meth:`standardized`: per text slot, the float64 ``(mean [D], std [D])``
+      it z-scored that slot with (None for a raw store).
   """
 
   dataset: str
@@ -222,6 +224,7 @@ class EmbeddingStore:
   pair_text: np.ndarray
   rating_pair: np.ndarray
   stats: EmbedStats
+  slot_stats: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
 
   @property
   def dim(self) -> int:
@@ -301,15 +304,49 @@ class EmbeddingStore:
     sentences) gets differences of order 1 instead of ~0.01 around a shared direction. Rows used
     by several slots take the statistics of the last such slot. ``table`` rows stay in place.
     """
+    if self.slot_stats is not None:
+      raise ValueError(f"EmbeddingStore of {self.dataset}/{self.fmt} is already standardized")
     table = np.array(self.table, dtype=np.float64)
     out = table.copy()
+    stats = []
     for j in range(self.texts_per_item):
       rows = np.unique(self.pair_text[:, j])
+      mu, sd = np.zeros(self.dim), np.ones(self.dim)
       if rows.size:
         mu = table[rows].mean(axis=0)
         sd = np.sqrt(table[rows].var(axis=0) + eps)
         out[rows] = (table[rows] - mu) / sd
-    return dataclasses.replace(self, table=out.astype(np.float32))
+      stats.append((mu, sd))
+    return dataclasses.replace(self, table=out.astype(np.float32), slot_stats=tuple(stats))
+
+  def item_embeddings(self, items: Sequence[Sequence[str]], encoder: Encoder) -> np.ndarray:
+    """``[n, k*D]`` float32 history rows of items given by their ``k`` texts, as training sees
+    them: a text of the catalog takes its ``table`` row (standardized or not, as this store
+    is); any other text is embedded by ``encoder`` (the store's) and, in a standardized store,
+    z-scored with the statistics of its slot (:attr:`slot_stats`).
+    """
+    k = self.texts_per_item
+    if any(len(t) != k for t in items):
+      raise ValueError(f"EmbeddingStore of format {self.fmt!r} takes {k} texts per item")
+    index = {t: i for i, t in enumerate(self.texts)}
+    out = np.zeros((len(items), k, self.dim), np.float32)
+    unseen = []
+    for r, t in enumerate(items):
+      for j in range(k):
+        if t[j] in index:
+          out[r, j] = self.table[index[t[j]]]
+        else:
+          unseen.append((r, j))
+    if unseen:  # embedded as the store's build does (float32), then as `standardized` does
+      emb = np.asarray(encoder.encode([items[r][j] for r, j in unseen]), np.float32)
+      if emb.shape != (len(unseen), self.dim):
+        raise ValueError(f"encoder {encoder.name} gave shape {emb.shape} for {len(unseen)} "
+                         f"texts; this store of {self.encoder_name} has width {self.dim}")
+      for (r, j), e in zip(unseen, emb.astype(np.float64)):
+        if self.slot_stats is not None:
+          e = (e - self.slot_stats[j][0]) / self.slot_stats[j][1]
+        out[r, j] = e.astype(np.float32)
+    return out.reshape(len(items), k * self.dim)
 
   def _check_data(self, data: Any) -> None:
     if data is not None and len(data.ratings.rating) != self.rating_pair.shape[0]:

@@ -13,6 +13,11 @@ stars) are required; `genres` and `description` are optional. Items are taken in
 as time order; the last HISTORY_SIZE are used. The run's `config.gin` (in DIR) fixes the
 encoder, item format, history size and model; the best checkpoint is used unless
 --checkpoint names one. Prints, per user, the generated text and the parsed genres.
+
+Items are embedded as in training: with `STANDARDIZE_EMBEDDINGS=True` the run's catalog
+embedding store is built (or read from the cache) and each text is z-scored per dimension with
+its slot's catalog statistics (a catalog text takes its stored row), so the dataset must be
+available as it was for training.
 """
 
 from __future__ import annotations
@@ -85,9 +90,24 @@ def parse_users(obj: Any, path: str = "<history>") -> list[dict[str, Any]]:
   return out
 
 
-def build_batch(users: list[dict[str, Any]], task: Any, vocabulary: Any, encoder: Any
-                ) -> dict[str, np.ndarray]:
-  """Model features for `users`: `[U, L]` tokens (+ `[U, N, k*D]` history, `[U, N]` mask)."""
+def standardized_store(task: Any) -> Any:
+  """The task's (standardized) `EmbeddingStore` if the current data config standardizes
+  item embeddings (`STANDARDIZE_EMBEDDINGS`), else None: raw encoder outputs are what
+  training sees then."""
+  from persoma.seqio_tasks import config as data_config  # pylint: disable=g-import-not-at-top
+  from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+  if task.text_prompt or not data_config.get_config().standardize_embeddings:
+    return None
+  return tasks.get_store(task.spec().dataset_name, task.fmt)
+
+
+def build_batch(users: list[dict[str, Any]], task: Any, vocabulary: Any, encoder: Any,
+                store: Any = None) -> dict[str, np.ndarray]:
+  """Model features for `users`: `[U, L]` tokens (+ `[U, N, k*D]` history, `[U, N]` mask).
+
+  History items are embedded by `encoder`, or, if `store` is given or the data config
+  standardizes embeddings (`standardized_store`), by `store.item_embeddings` as training does.
+  """
   from persoma.data import formats  # pylint: disable=g-import-not-at-top
   from persoma.data import genres as genres_lib  # pylint: disable=g-import-not-at-top
   n_hist, fmt = task.history_size, task.fmt
@@ -95,6 +115,8 @@ def build_batch(users: list[dict[str, Any]], task: Any, vocabulary: Any, encoder
   def canon(gs):
     return tuple(g for g in (genres_lib.normalize_genre(x) for x in gs) if g)
 
+  if store is None and not task.text_prompt:
+    store = standardized_store(task)
   inputs, embs, masks = [], [], []
   for user in users:
     items = user["history"][-n_hist:]
@@ -107,9 +129,11 @@ def build_batch(users: list[dict[str, Any]], task: Any, vocabulary: Any, encoder
     inputs.append(formats.TASK_INSTRUCTION)
     texts = [formats.item_texts(fmt, i["title"], canon(i["genres"]), i["description"],
                                 i["rating"]) for i in items]
-    k = len(texts[0])
-    flat = encoder.encode([t for row in texts for t in row]).astype(np.float32)
-    item = flat.reshape(len(items), k * flat.shape[-1])
+    if store is not None:
+      item = store.item_embeddings(texts, encoder)
+    else:
+      flat = np.asarray(encoder.encode([t for row in texts for t in row]), np.float32)
+      item = flat.reshape(len(items), -1)
     emb = np.zeros((n_hist, item.shape[-1]), np.float32)
     emb[:len(items)] = item
     mask = np.zeros((n_hist,), np.int32)
