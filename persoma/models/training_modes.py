@@ -87,7 +87,7 @@ def check_mode(params: Any, mode: str, extra_trainable: Sequence[str] = ()) -> N
   paths = param_paths(params)
   if mode == "lora" and not any(re.search(_LORA_PATTERNS[0], p) for p in paths):
     raise ValueError("training mode 'lora' but the params have no lora_a/lora_b: set "
-                     "T5Config.lora_rank > 0")
+                     "T5Config.lora_rank > 0 (gin macro LORA_RANK, e.g. --gin.LORA_RANK=4)")
   if not trainable_paths(params, mode, extra_trainable):
     raise ValueError(f"training mode {mode!r} leaves no trainable parameter (no adapter/ or "
                      "task_prompt/ in the params, e.g. the text-prompt baseline): use 'lora' "

@@ -35,6 +35,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from persoma import errors
 from persoma.data import ENV_DATA_DIR
 from persoma.embeddings.store import default_cache_dir
 
@@ -103,17 +104,19 @@ class PersomaDataConfig:
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:
-      raise ValueError(f"PersomaDataConfig.train_resamples={self.train_resamples} must be >= 1")
+      raise errors.ConfigError(f"PersomaDataConfig.train_resamples={self.train_resamples} "
+                               "(gin macro TRAIN_RESAMPLES) must be >= 1")
     from persoma.data.examples import RESAMPLE_LABELS  # pylint: disable=g-import-not-at-top
     if self.train_resample_labels not in RESAMPLE_LABELS:
-      raise ValueError(f"PersomaDataConfig.train_resample_labels={self.train_resample_labels!r}; "
-                       f"valid: {', '.join(RESAMPLE_LABELS)}")
+      raise errors.ConfigError(
+          f"PersomaDataConfig.train_resample_labels={self.train_resample_labels!r}; "
+          f"valid: {', '.join(RESAMPLE_LABELS)}")
     if self.train_resample_sampler is not None:
       from persoma.data import samplers  # pylint: disable=g-import-not-at-top
       try:
         samplers.check_sampler(self.train_resample_sampler)
       except ValueError as e:
-        raise ValueError(f"PersomaDataConfig.train_resample_sampler: {e}") from None
+        raise errors.ConfigError(f"PersomaDataConfig.train_resample_sampler: {e}") from None
 
   def resolved_cache_dir(self) -> Path:
     return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
@@ -144,8 +147,8 @@ def set_config(config: PersomaDataConfig) -> PersomaDataConfig:
   if not isinstance(config, PersomaDataConfig):
     raise TypeError(f"set_config expects a PersomaDataConfig, got {type(config).__name__}")
   if config.source not in ("auto", "local", "tfds"):
-    raise ValueError(f"PersomaDataConfig.source must be 'auto', 'local' or 'tfds', got "
-                     f"{config.source!r}")
+    raise errors.ConfigError(f"PersomaDataConfig.source must be 'auto', 'local' or 'tfds', "
+                             f"got {config.source!r}")
   with _LOCK:
     _CONFIG = config
   for fn in list(_LISTENERS):

@@ -31,6 +31,7 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
+from persoma import errors
 from persoma import fileio
 from persoma.train import checkpoint_shapes as shapes
 
@@ -58,7 +59,9 @@ class CheckpointConfig:
 
   def __post_init__(self):
     if self.save_every_steps < 1 or self.keep < 1 or self.keep_best < 1:
-      raise ValueError(f"CheckpointConfig values must be >= 1: {self}")
+      raise errors.ConfigError(
+          f"CheckpointConfig values must be >= 1 (gin macros SAVE_EVERY_STEPS, "
+          f"KEEP_CHECKPOINTS): {self}")
 
 
 def abstract_like(tree: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from persoma import errors
 from persoma.train import trainer as trainer_lib
 
 LOUD_RANDOM_LM = (
@@ -55,6 +56,28 @@ class TaskData:
   def task_name(self) -> str:
     name = f"persoma_{self.slug}_h{self.history_size}_{self.sampler}_{self.fmt}"
     return name + ("_textprompt" if self.text_prompt else "")
+
+  def validate(self) -> None:
+    """Cheap checks of the task choices (no data is read); ConfigError naming the gin macro."""
+    from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+    for value, macro in ((self.history_size, "HISTORY_SIZE"),
+                         (self.inputs_length, "INPUTS_LENGTH"),
+                         (self.targets_length, "TARGETS_LENGTH")):
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise errors.ConfigError(f"{macro}={value!r} must be an int >= 1")
+    for value, valid, macro in ((self.slug, tasks.DATASETS, "DATASET"),
+                                (self.sampler, tasks.SAMPLERS, "SAMPLER"),
+                                (self.fmt, tasks.FORMATS, "FORMAT")):
+      if value not in valid:
+        shown = self.dataset if macro == "DATASET" else value
+        raise errors.ConfigError(f"{macro}={shown!r} is unknown; choose one of {list(valid)}")
+    encoder = getattr(self.data_config, "encoder", None)
+    if isinstance(encoder, str):
+      from persoma.embeddings import encoders  # pylint: disable=g-import-not-at-top
+      try:
+        encoders.get_encoder(encoder)  # parses the spec; model weights load lazily
+      except ValueError as e:
+        raise errors.ConfigError(f"ENCODER={encoder!r}: {e}") from None
 
   def install(self) -> None:
     """Installs `data_config` (if any) as the SeqIO tasks' settings."""
@@ -160,6 +183,31 @@ class ModelSpec:
   item_loss_weight: float = 0.0
   genre_name_tokens: bool = False
 
+  def validate(self) -> None:
+    """Cheap checks of the model choices (nothing is built); ConfigError naming the gin macro."""
+    from persoma.models import persoma_net, registry  # pylint: disable=g-import-not-at-top
+    from persoma.models.t5 import config as t5_config  # pylint: disable=g-import-not-at-top
+    for value, valid, macro in ((self.size, t5_config.PRESETS, "MODEL_SIZE"),
+                                (self.composition, persoma_net.COMPOSITIONS, "COMPOSITION")):
+      if value not in valid:
+        raise errors.ConfigError(f"{macro}={value!r} is unknown; choose one of {list(valid)}")
+    adapters = sorted(registry.adapter_classes())
+    if self.composition != "text" and self.adapter not in adapters:
+      raise errors.ConfigError(f"ADAPTER={self.adapter!r} is unknown; choose one of {adapters}")
+    rank = self.lora_rank
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+      raise errors.ConfigError(f"LORA_RANK={rank!r} must be an int >= 0 (0 = no LoRA)")
+    if not isinstance(self.task_prompt_length, int) or self.task_prompt_length < 0:
+      raise errors.ConfigError(
+          f"TASK_PROMPT_LENGTH={self.task_prompt_length!r} must be an int >= 0")
+    try:
+      t5_config.get_config(self.size, lora_rank=rank, lora_alpha=self.lora_alpha,
+                           **dict(self.t5_overrides))
+    except (TypeError, ValueError) as e:
+      raise errors.ConfigError(f"T5 config of MODEL_SIZE={self.size!r} with LORA_ALPHA="
+                               f"{self.lora_alpha!r} and ModelSpec.t5_overrides="
+                               f"{dict(self.t5_overrides)}: {e}") from None
+
   def build(self, vocab_size: int, input_dim: int | None, vocabulary: Any = None):
     """The `PersomaModel` for a vocabulary of `vocab_size` and history width `input_dim`
     (`vocabulary`, with `.encode(text)`, is needed for `genre_name_tokens`)."""
@@ -203,6 +251,29 @@ class Experiment:
   model: ModelSpec = ModelSpec()
   training_mode: str = "full"
   initial_checkpoint_path: str | None = None
+
+  def validate(self) -> None:
+    """Checks every choice before any data is read or model built (cheap: no data, no jax).
+
+    Raises:
+      persoma.errors.ConfigError: a bad value, naming its gin macro (e.g. `HISTORY_SIZE=-5
+        must be an int >= 1`).
+    """
+    from persoma.models import training_modes  # pylint: disable=g-import-not-at-top
+    self.task.validate()
+    self.model.validate()
+    modes = sorted(training_modes.MODES)
+    if self.training_mode is not None and self.training_mode not in modes:
+      raise errors.ConfigError(
+          f"TRAINING_MODE={self.training_mode!r} is unknown; choose one of {modes}")
+    if self.training_mode == "lora" and not self.model.lora_rank:
+      raise errors.ConfigError(
+          "TRAINING_MODE='lora' trains LoRA factors, but LORA_RANK=0 adds none: set "
+          "--gin.LORA_RANK=4 (for example), or include modes/lora.gin")
+    if self.model.composition != "text" and self.task.text_prompt:
+      raise errors.ConfigError(
+          f"COMPOSITION={self.model.composition!r} reads history embeddings, but "
+          "TEXT_PROMPT=True renders the history as text: use COMPOSITION='text'")
 
   def build_model(self, example: Mapping[str, np.ndarray], vocab_size: int,
                   vocabulary: Any = None):

@@ -170,24 +170,37 @@ def _without_cadence(config_str: str) -> list[str]:
   return [l for l in config_str.splitlines() if not _CADENCE_RE.match(l)]
 
 
+def refuse_other_config(model_dir: str, config_str: str) -> str | None:
+  """SystemExit if `model_dir` holds a `config.gin` of another run; returns the saved text.
+
+  Differences in `CADENCE_MACROS` alone are allowed. Nothing is written (persoma-train calls
+  this first, and `check_model_dir_config` once training starts).
+  """
+  path = os.path.join(model_dir, "config.gin")
+  if not fileio.exists(path):
+    return None
+  with fileio.open(path) as f:
+    old = f.read()
+  if old != config_str and _without_cadence(old) != _without_cadence(config_str):
+    diff = "\n".join(list(difflib.unified_diff(
+        old.splitlines(), config_str.splitlines(), "config.gin (saved)", "this run",
+        lineterm="", n=0))[:40])
+    raise SystemExit(
+        f"error: model dir {model_dir} holds a run with a different configuration "
+        f"({path}). Use a new MODEL_DIR, or delete the directory to start over.\n{diff}")
+  return old
+
+
 def check_model_dir_config(model_dir: str, config_str: str) -> None:
   """Refuses to reuse a model dir that holds a different `config.gin`; writes it otherwise.
 
   Differences in `CADENCE_MACROS` alone are allowed: the file is rewritten with the new values.
   """
   path = os.path.join(model_dir, "config.gin")
-  if fileio.exists(path):
-    with fileio.open(path) as f:
-      old = f.read()
-    if old == config_str:
-      return
-    if _without_cadence(old) != _without_cadence(config_str):
-      diff = "\n".join(list(difflib.unified_diff(
-          old.splitlines(), config_str.splitlines(), "config.gin (saved)", "this run",
-          lineterm="", n=0))[:40])
-      raise SystemExit(
-          f"error: model dir {model_dir} holds a run with a different configuration "
-          f"({path}). Use a new MODEL_DIR, or delete the directory to start over.\n{diff}")
+  old = refuse_other_config(model_dir, config_str)
+  if old == config_str:
+    return
+  if old is not None:
     logging.info("%s: checkpoint cadence changed (%s); resuming the same run", path,
                  ", ".join(l for l in config_str.splitlines() if _CADENCE_RE.match(l)))
   atomic_io.write_text(path, config_str)

@@ -3,11 +3,14 @@
   persoma-train --gin_file=gin/perceiver_frozen.gin --gin.MODEL_DIR="'/tmp/run'" \
       [--gin_file=...] [--gin.ADAPTER="'mlp'"] [--gin_search_paths=DIR,...]
 
-Writes into MODEL_DIR: `config.gin` (the resolved configuration; a dir holding a different one
-is refused), `checkpoints/`, `best/`, TensorBoard events, `eval_test.json` (F1, precision,
-recall, and `f1_liked` / `f1_disliked` per side of the 38 classes). Restarting the same command
-resumes from the newest readable checkpoint with the same data order. On SIGTERM
-(TPU preemption) it saves the current step, prints `{"preempted": true, ...}` and exits 143.
+Writes into MODEL_DIR: `config.gin` (the resolved configuration, written once the data is
+loaded and the model built; a dir holding a different one is refused), `checkpoints/`, `best/`,
+TensorBoard events, `eval_test.json` (F1, precision, recall, and `f1_liked` / `f1_disliked` per
+side of the 38 classes). Restarting the same command resumes from the newest readable
+checkpoint with the same data order. On SIGTERM (TPU preemption) it saves the current step,
+prints `{"preempted": true, ...}` and exits 143.
+A value persoma's validation refuses (`--gin.ADAPTER="'mlpp'"`, `--gin.HISTORY_SIZE=0`, ...)
+is reported as one `error: ...` line, before any data is read, and nothing is written.
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from persoma.train import partitioning
 
 
 def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer: Any = None,
           trainer: Any = None, checkpoint: Any = None, baselines: Sequence[str] = (),
-          writer: str = "tensorboard") -> dict[str, Any]:
+          writer: str = "tensorboard", on_start: Callable[[], None] | None = None
+          ) -> dict[str, Any]:
   """Trains `experiment` into `model_dir`; returns the summary (with `'test'` metrics).
+
+  The configuration is checked before any data is read (`persoma.errors.ConfigError` for a
+  bad value); `on_start` runs once the data is loaded and the model built, just before the
+  first step (persoma-train writes `MODEL_DIR/config.gin` there, so a run that fails to
+  start leaves nothing behind that would refuse the corrected command).
 
   Args:
     model_dir: output directory (gin macro MODEL_DIR).
@@ -37,6 +46,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
     baselines: names from `persoma.baselines` to score on the same test split and print
       beside the model (e.g. ('counting', 'rule')).
     writer: 'tensorboard' (clu TensorBoard events + log lines) or 'none'.
+    on_start: called (no arguments) once training is about to start.
   """
   from persoma.train import checkpointing, optim  # pylint: disable=g-import-not-at-top
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
@@ -46,6 +56,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
   optimizer = optimizer or optim.OptimizerConfig()
   trainer_cfg = trainer or trainer_lib.TrainerConfig()
   checkpoint = checkpoint or checkpointing.CheckpointConfig()
+  _validate(experiment, partitioner, trainer_cfg, baselines, writer)
   task = experiment.task
   task.install()
   logging.info("Task %s (%s), model %s/%s, mode %s", task.task_name, task.dataset,
@@ -61,6 +72,8 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
       training_mode=experiment.training_mode,
       load_initial_params=experiment.initial_params_loader(),
       decode_fn=experiment_lib.make_decoder(vocab))
+  if on_start is not None:
+    on_start()
   mw = None
   if writer == "tensorboard":
     from clu import metric_writers  # pylint: disable=g-import-not-at-top
@@ -97,6 +110,22 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
   return summary
 
 
+def _validate(experiment: Any, partitioner: Any, trainer_cfg: Any, baselines: Sequence[str],
+              writer: str) -> None:
+  """The cheap checks `train` runs before reading data (ConfigError naming the gin macro)."""
+  from persoma import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
+  from persoma import errors  # pylint: disable=g-import-not-at-top
+  experiment.validate()
+  partitioner.check_batch_size(trainer_cfg.batch_size, "BATCH_SIZE")
+  partitioner.check_batch_size(trainer_cfg.eval_batch_size, "EVAL_BATCH_SIZE")
+  unknown = [b for b in baselines if b not in baselines_lib.BASELINES]
+  if unknown:
+    raise errors.ConfigError(f"BASELINES={tuple(baselines)!r}: unknown {unknown}; valid "
+                             f"baselines: {list(baselines_lib.BASELINES)}")
+  if writer not in ("tensorboard", "none"):
+    raise errors.ConfigError(f"train.writer={writer!r}: expected 'tensorboard' or 'none'")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
   p, bindings, rest = gin_cli.gin_parser("persoma-train", __doc__, argv)
@@ -115,10 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not model_dir or not isinstance(model_dir, str):
     raise SystemExit("error: set the output directory: --gin.MODEL_DIR=\"'/path/to/run'\"")
   import jax  # pylint: disable=g-import-not-at-top
-  if jax.process_index() == 0:
-    gin_cli.check_model_dir_config(model_dir, gin.config_str())
+  from persoma import errors  # pylint: disable=g-import-not-at-top
+  config_str = gin.config_str()
+  chief = jax.process_index() == 0
+  if chief:  # refuse a dir of another run now; config.gin is written once training starts
+    gin_cli.refuse_other_config(model_dir, config_str)
+
+  def write_config():
+    if chief:
+      gin_cli.check_model_dir_config(model_dir, config_str)
+
   from persoma.train import main_train as this  # pylint: disable=g-import-not-at-top
-  summary = gin.get_configurable(this.train)()  # (not `train`: __main__ under python -m)
+  try:  # (`this.train`, not `train`: this module is __main__ under python -m)
+    summary = gin.get_configurable(this.train)(on_start=write_config)
+  except errors.ConfigError as e:
+    raise SystemExit(f"error: {errors.one_line(e)}") from None
   if summary.get("preempted"):
     print(json.dumps({"preempted": True, "step": summary.get("step")}), flush=True)
     return 143  # 128 + SIGTERM: not finished; the same command resumes

@@ -13,6 +13,8 @@ from typing import Any
 import jax
 import optax
 
+from persoma import errors
+
 SCHEDULES = ("constant", "warmup_constant", "warmup_cosine", "warmup_linear", "rsqrt")
 OPTIMIZERS = ("adam", "adamw", "adafactor", "sgd")
 
@@ -45,14 +47,17 @@ class OptimizerConfig:
 
   def __post_init__(self):
     if self.name not in OPTIMIZERS:
-      raise ValueError(f"OptimizerConfig.name={self.name!r}: expected one of {OPTIMIZERS}")
+      raise errors.ConfigError(
+          f"OptimizerConfig.name={self.name!r}: expected one of {OPTIMIZERS}")
     if self.schedule not in SCHEDULES:
-      raise ValueError(
-          f"OptimizerConfig.schedule={self.schedule!r}: expected one of {SCHEDULES}")
+      raise errors.ConfigError(f"OptimizerConfig.schedule={self.schedule!r} (gin macro "
+                               f"SCHEDULE): expected one of {SCHEDULES}")
     if not self.learning_rate > 0:
-      raise ValueError(f"OptimizerConfig.learning_rate={self.learning_rate} must be > 0")
+      raise errors.ConfigError(f"OptimizerConfig.learning_rate={self.learning_rate} (gin "
+                               "macro LEARNING_RATE) must be > 0")
     if self.warmup_steps < 0:
-      raise ValueError(f"OptimizerConfig.warmup_steps={self.warmup_steps} must be >= 0")
+      raise errors.ConfigError(f"OptimizerConfig.warmup_steps={self.warmup_steps} (gin macro "
+                               "WARMUP_STEPS) must be >= 0")
 
 
 def make_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:

@@ -24,6 +24,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from persoma import errors
+
 DATA_AXIS = "data"
 MODEL_AXIS = "model"
 
@@ -102,12 +104,12 @@ class Partitioner:
     devices = list(self.devices) if self.devices is not None else jax.devices()
     n = len(devices)
     if self.num_partitions < 1 or n % self.num_partitions:
-      raise ValueError(
-          f"Partitioner.num_partitions={self.num_partitions} must divide the device "
-          f"count {n}")
+      raise errors.ConfigError(
+          f"Partitioner.num_partitions={self.num_partitions} (gin macro NUM_PARTITIONS) must "
+          f"divide the device count {n}")
     num_data = n // self.num_partitions if self.num_data is None else self.num_data
     if num_data * self.num_partitions != n:
-      raise ValueError(
+      raise errors.ConfigError(
           f"Partitioner: num_data={num_data} x num_partitions={self.num_partitions} != "
           f"{n} devices")
     grid = np.asarray(devices, dtype=object).reshape(num_data, self.num_partitions)
@@ -126,7 +128,7 @@ class Partitioner:
 
   def check_batch_size(self, batch_size: int, what: str = "batch_size") -> None:
     if batch_size % self.data_size:
-      raise ValueError(
+      raise errors.ConfigError(
           f"{what}={batch_size} must be divisible by the data axis size {self.data_size} "
           f"(devices {jax.device_count()}, num_partitions {self.num_partitions})")
 

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from persoma import atomic_io
+from persoma import errors
 from persoma.train import checkpointing as ckpt_lib
 from persoma.train import data as data_lib
 from persoma.train import evaluation
@@ -68,9 +69,12 @@ class TrainerConfig:
 
   def __post_init__(self):
     if self.train_steps < 1:
-      raise ValueError(f"TrainerConfig.train_steps={self.train_steps} must be >= 1")
+      raise errors.ConfigError(
+          f"TrainerConfig.train_steps={self.train_steps} (gin macro TRAIN_STEPS) must be >= 1")
     if self.batch_size < 1 or self.eval_batch_size < 1:
-      raise ValueError("TrainerConfig batch sizes must be >= 1")
+      raise errors.ConfigError(
+          f"TrainerConfig batch sizes must be >= 1: batch_size={self.batch_size} (gin macro "
+          f"BATCH_SIZE), eval_batch_size={self.eval_batch_size} (EVAL_BATCH_SIZE)")
 
 
 def device_features(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
