@@ -43,6 +43,17 @@ def test_fresh_dir_restores_nothing(tmp_path):
   c.close()
 
 
+def test_a_relative_model_dir_resumes(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  c = ck.Checkpointer("runs/rel")
+  c.save(1, _state(1.0), {})
+  c.close()
+  c = ck.Checkpointer("runs/rel")  # orbax refuses to restore from a relative path
+  assert c.restore_latest(ck.abstract_like(_state()))[2] == 1
+  assert c.model_dir == str(tmp_path / "runs" / "rel")
+  c.close()
+
+
 def test_corrupt_latest_falls_back_to_previous_and_says_so(tmp_path, caplog):
   c = ck.Checkpointer(str(tmp_path), ck.CheckpointConfig(keep=3))
   c.save(1, _state(1.0), {})

@@ -239,6 +239,43 @@ def test_a_resumed_run_may_change_only_its_checkpoint_cadence(tmp_path):
   assert "A = 2" in str(e.value) and (tmp_path / "config.gin").read_text() == now
 
 
+def test_a_moved_or_respelled_model_dir_is_the_same_run(tmp_path):
+  old_dir = "/data/runs/" + "long_directory_name/" * 5 + "c"  # gin wraps it over two lines
+  saved = f"A = 1\nMODEL_DIR = '{old_dir}'\nZ = 2\n"
+  gin.clear_config(clear_constants=True)
+  gin.parse_config(saved)
+  saved = gin.config_str()
+  gin.clear_config(clear_constants=True)
+  assert "MODEL_DIR = \\\n    '" in saved  # the case the comparison must handle
+  (tmp_path / "config.gin").write_text(saved)
+  now = saved.replace(old_dir, str(tmp_path))
+  gin_cli.check_model_dir_config(str(tmp_path), now)
+  assert (tmp_path / "config.gin").read_text() == now  # rewritten: names where it is now
+  with pytest.raises(SystemExit, match="different configuration"):
+    gin_cli.check_model_dir_config(str(tmp_path), now.replace("A = 1", "A = 2"))
+
+
+def test_persoma_train_resumes_a_copied_run_dir(tmp_path, monkeypatch):
+  """`cp -r runs/c runs/moved` then MODEL_DIR=runs/moved (relative) gets past the config check
+  (to the data load, replaced here by an error)."""
+  gin.clear_config(clear_constants=True)
+  bindings, _ = gin_cli.split_gin_args(TINY[1:])
+  gin_cli.parse(["gin/quickstart.gin"], bindings + [f"MODEL_DIR='{tmp_path / 'runs' / 'c'}'"],
+                "")
+  (tmp_path / "runs" / "moved").mkdir(parents=True)
+  (tmp_path / "runs" / "moved" / "config.gin").write_text(gin.config_str())
+  gin.clear_config(clear_constants=True)
+
+  def fail(self, split, history_as_index=None):
+    raise RuntimeError("past the config check")
+
+  monkeypatch.setattr(experiment_lib.TaskData, "load", fail)
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(RuntimeError, match="past the config check"):
+    main_train.main(TINY + ["--gin.MODEL_DIR='runs/moved'"])
+  gin.clear_config(clear_constants=True)
+
+
 def test_unknown_gin_key_and_missing_model_dir(tmp_path):
   gin.clear_config(clear_constants=True)
   with pytest.raises(SystemExit, match="NO_SUCH|no_such"):

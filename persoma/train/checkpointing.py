@@ -158,7 +158,7 @@ class Checkpointer:
   """
 
   def __init__(self, model_dir: str, config: CheckpointConfig = CheckpointConfig()):
-    self.model_dir = os.fspath(model_dir)
+    self.model_dir = fileio.absolute(model_dir)  # orbax restores only from absolute paths
     self.config = config
     self.latest = _manager(os.path.join(self.model_dir, LATEST_SUBDIR), config.keep,
                            config.async_save)

@@ -160,20 +160,31 @@ def warn_unreferenced_macros(bindings: Sequence[str]) -> list[str]:
   return unused
 
 
-#: Macros of how often a run saves and how many checkpoints it keeps: a resumed run may change
-#: them (resuming is exact from any checkpoint), so they are not compared.
-CADENCE_MACROS = ("SAVE_EVERY_STEPS", "KEEP_CHECKPOINTS")
-_CADENCE_RE = re.compile(r"^(%s) = " % "|".join(CADENCE_MACROS))
+#: Macros a resumed run may change, so they are not compared with the saved `config.gin`: how
+#: often it saves and how many checkpoints it keeps (resuming is exact from any checkpoint), and
+#: where the run lives (a copied or moved dir, or its path spelled relative vs absolute).
+RESUMABLE_MACROS = ("SAVE_EVERY_STEPS", "KEEP_CHECKPOINTS", "MODEL_DIR")
+_RESUMABLE_RE = re.compile(r"^(%s) = " % "|".join(RESUMABLE_MACROS))
 
 
-def _without_cadence(config_str: str) -> list[str]:
-  return [l for l in config_str.splitlines() if not _CADENCE_RE.match(l)]
+def _split_resumable(config_str: str) -> tuple[list[str], dict[str, str]]:
+  """`config_str`'s bindings (each with its indented continuation lines: gin wraps a long value
+  as `MODEL_DIR = \\` and the value indented below) as (the compared ones, {resumable macro:
+  its binding})."""
+  chunks: list[str] = []
+  for line in config_str.splitlines():
+    if chunks and line[:1].isspace():
+      chunks[-1] += "\n" + line
+    else:
+      chunks.append(line)
+  resumable = {m.group(1): c for c in chunks if (m := _RESUMABLE_RE.match(c))}
+  return [c for c in chunks if not _RESUMABLE_RE.match(c)], resumable
 
 
 def refuse_other_config(model_dir: str, config_str: str) -> str | None:
   """SystemExit if `model_dir` holds a `config.gin` of another run; returns the saved text.
 
-  Differences in `CADENCE_MACROS` alone are allowed. Nothing is written (persoma-train calls
+  Differences in `RESUMABLE_MACROS` alone are allowed. Nothing is written (persoma-train calls
   this first, and `check_model_dir_config` once training starts).
   """
   path = os.path.join(model_dir, "config.gin")
@@ -181,7 +192,7 @@ def refuse_other_config(model_dir: str, config_str: str) -> str | None:
     return None
   with fileio.open(path) as f:
     old = f.read()
-  if old != config_str and _without_cadence(old) != _without_cadence(config_str):
+  if old != config_str and _split_resumable(old)[0] != _split_resumable(config_str)[0]:
     diff = "\n".join(list(difflib.unified_diff(
         old.splitlines(), config_str.splitlines(), "config.gin (saved)", "this run",
         lineterm="", n=0))[:40])
@@ -194,15 +205,17 @@ def refuse_other_config(model_dir: str, config_str: str) -> str | None:
 def check_model_dir_config(model_dir: str, config_str: str) -> None:
   """Refuses to reuse a model dir that holds a different `config.gin`; writes it otherwise.
 
-  Differences in `CADENCE_MACROS` alone are allowed: the file is rewritten with the new values.
+  Differences in `RESUMABLE_MACROS` alone are allowed: the file is rewritten with the new
+  values (so a moved run's `config.gin` names where it is now).
   """
   path = os.path.join(model_dir, "config.gin")
   old = refuse_other_config(model_dir, config_str)
   if old == config_str:
     return
   if old is not None:
-    logging.info("%s: checkpoint cadence changed (%s); resuming the same run", path,
-                 ", ".join(l for l in config_str.splitlines() if _CADENCE_RE.match(l)))
+    before, now = _split_resumable(old)[1], _split_resumable(config_str)[1]
+    changed = [m for m in RESUMABLE_MACROS if before.get(m) != now.get(m)]
+    logging.info("%s: %s changed; resuming the same run", path, ", ".join(changed))
   atomic_io.write_text(path, config_str)
 
 
