@@ -1,6 +1,7 @@
 """Every gin file in the repo parses and builds its model; each choice is one binding."""
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import gin
@@ -145,4 +146,19 @@ def test_a_macro_binding_no_gin_file_uses_is_warned_with_close_names(caplog):
   assert len(warned) == 1 and "%TRAIN_STEPZ" in warned[0] and "TRAIN_STEPS" in warned[0]
   assert gin_cli.unreferenced_macros(["TRAIN_STEPZ=3", "TRAIN_STEPS=4", "a.b=%X"]) == [
       "TRAIN_STEPZ"]
+  gin.clear_config(clear_constants=True)
+
+
+def test_includes_resolve_with_a_same_named_dir_in_the_cwd(tmp_path, monkeypatch):
+  """`make quickstart` creates runs/ at the repo root; under `python -m` the cwd is on sys.path,
+  so gin took `include 'runs/train.gin'` for package `runs` and crashed (TypeError)."""
+  (tmp_path / "runs" / "quickstart").mkdir(parents=True)
+  (tmp_path / "models").mkdir()
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  for name in ("runs", "models"):
+    monkeypatch.delitem(sys.modules, name, raising=False)
+  exp = _parse(["quickstart.gin"], ["MODEL_DIR='/tmp/x'"])
+  assert exp.task.dataset == "synthetic" and exp.model.size == "tiny"
+  assert gin.query_parameter("%TRAIN_STEPS") == 1200  # from quickstart over runs/train.gin
   gin.clear_config(clear_constants=True)

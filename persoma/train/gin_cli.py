@@ -7,6 +7,10 @@
   --gin_search_paths=A,B     comma-separated directories (or gs:// URLs) for --gin_file and
                              `include`
 
+`include 'runs/train.gin'` is looked up relative to the cwd first, then along the search path;
+a same-named directory in the cwd without that file (the `runs/` that `make quickstart`
+creates) does not get in the way.
+
 Later files and bindings win. The repository's `gin/` directory is always on the search path
 (it is found beside the package, so persoma runs from a checkout or an editable install, as
 every documented install does; the gin files are not packaged into a wheel).
@@ -38,6 +42,40 @@ def _is_readable_url(path: str) -> bool:
 # gin reads local files with `open`; this lets --gin_file (and a model dir's config.gin) be a
 # gs:// URL, as in T5X.
 gin.config.register_file_reader(fileio.open, _is_readable_url)
+
+
+def _namespace_safe(exists):
+  """gin's Python-package existence check, answering False where it would crash.
+
+  For `include 'runs/train.gin'` gin tries, before the gin/ search path, `runs` as a Python
+  package. A `runs/` directory in the current directory (which `python -m` puts on sys.path;
+  `make quickstart` creates one) is a namespace package without a file, and gin's check raised
+  `TypeError: expected str, bytes or os.PathLike object, not NoneType`.
+  """
+
+  def check(path):
+    try:
+      return exists(path)
+    except TypeError:
+      return False
+
+  check.persoma_namespace_safe = True
+  return check
+
+
+def _guard_system_path_reader() -> bool:
+  """Wraps gin's package-path existence check (gin keeps its readers in a module list)."""
+  from gin import resource_reader  # pylint: disable=g-import-not-at-top
+  readers = getattr(gin.config, "_FILE_READERS", None)
+  if not isinstance(readers, list):
+    return False
+  for i, (reader, exists) in enumerate(readers):
+    if exists is resource_reader.system_path_file_exists:
+      readers[i] = (reader, _namespace_safe(exists))
+  return any(getattr(e, "persoma_namespace_safe", False) for _, e in readers)
+
+
+_guard_system_path_reader()
 
 
 def split_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -113,6 +151,13 @@ def parse(files: Sequence[str], bindings: Sequence[str], search: str,
   resolved = [_resolve(f, paths) for f in files]
   try:
     gin.parse_config_files_and_bindings(resolved, list(bindings), skip_unknown=skip_unknown)
+  except TypeError as e:  # gin's package-path include lookup, if _guard_system_path_reader fails
+    if "NoneType" not in str(e) or "include" not in str(e):
+      raise
+    raise SystemExit(
+        f"error: gin could not resolve an include: {e}\n  a directory in the current "
+        f"directory ({os.getcwd()}) named like the include's folder is taken for a Python "
+        "package; run from another directory or rename it") from None
   except (ValueError, KeyError, IOError, SyntaxError, ImportError) as e:
     msg = str(e)
     hint = ""
