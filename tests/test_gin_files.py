@@ -162,3 +162,25 @@ def test_includes_resolve_with_a_same_named_dir_in_the_cwd(tmp_path, monkeypatch
   assert exp.task.dataset == "synthetic" and exp.model.size == "tiny"
   assert gin.query_parameter("%TRAIN_STEPS") == 1200  # from quickstart over runs/train.gin
   gin.clear_config(clear_constants=True)
+
+
+def test_an_unbound_macro_names_its_file_line_and_close_names(tmp_path):
+  (tmp_path / "bad.gin").write_text(
+      "include 'quickstart.gin'\n# %TRAIN_STEPZ in a comment is not a use\n"
+      "trainer.TrainerConfig.train_steps = %TRAIN_STEPZ\n")
+  (tmp_path / "top.gin").write_text("include 'bad.gin'\n")
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit) as e:
+    gin_cli.parse(["top.gin"], ["MODEL_DIR=None"], str(tmp_path))
+  gin.clear_config(clear_constants=True)
+  text = str(e.value)
+  assert text.startswith("error: gin macro %TRAIN_STEPZ is used but never bound"), text
+  assert "did you mean TRAIN_STEPS" in text
+  assert f"{tmp_path / 'bad.gin'}, line 3: trainer.TrainerConfig.train_steps" in text
+  assert "line 2" not in text and "# Macros" not in text and len(text.splitlines()) == 3
+  with pytest.raises(SystemExit) as e:
+    gin_cli.parse(["quickstart.gin"], ["MODEL_DIR=None", "trainer.TrainerConfig.seed = %SEEDD"],
+                  "")
+  gin.clear_config(clear_constants=True)
+  assert "binding --gin.trainer.TrainerConfig.seed = %SEEDD" in str(e.value)
+  assert "did you mean SEED" in str(e.value)

@@ -25,7 +25,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import gin
 
@@ -160,6 +160,9 @@ def parse(files: Sequence[str], bindings: Sequence[str], search: str,
         "package; run from another directory or rename it") from None
   except (ValueError, KeyError, IOError, SyntaxError, ImportError) as e:
     msg = str(e)
+    m = re.match(r"No bindings specified for '(?:[^']*/)?(%s)/gin\.macro'" % _MACRO_NAME, msg)
+    if m:
+      raise SystemExit(_unbound_macro_error(m.group(1), resolved, bindings, paths)) from None
     hint = ""
     m = re.search(r"No configurable matching '([^']+)'", msg)
     if m:
@@ -192,16 +195,63 @@ def _used_macros(config_str: str) -> set[str]:
   return set(re.findall(rf"%({_MACRO_NAME})", config_str))
 
 
+def _bound_macros(config_str: str) -> set[str]:
+  """Macro names bound (`NAME = ...` at the start of a line) in a gin config string."""
+  return {m.group(1) for l in config_str.splitlines() if (m := _MACRO_BINDING_RE.match(l))}
+
+
+def close_names(name: str, candidates: Iterable[str]) -> str:
+  """` (did you mean A, B?)` for the names in `candidates` closest to `name`, or ''."""
+  close = difflib.get_close_matches(name, sorted(candidates), n=3)
+  return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+_INCLUDE_RE = re.compile(r"""^\s*include\s+['"]([^'"]+)['"]""")
+
+
+def _gin_lines(path: str, paths: Sequence[str], seen: set[str]) -> Iterator[tuple[str, int, str]]:
+  """(file, line number, line) of `path` and, in place of each `include`, the included file
+  (found as gin finds it: as given, then along `paths`)."""
+  if path in seen or not fileio.isfile(path):
+    return
+  seen.add(path)
+  with fileio.open(path) as f:
+    lines = f.read().splitlines()
+  for number, line in enumerate(lines, 1):
+    yield path, number, line
+    m = _INCLUDE_RE.match(line)
+    if m:
+      inc = m.group(1)
+      cands = [inc] if os.path.isabs(inc) or fileio.is_url(inc) else [
+          os.path.join(p, inc) for p in ["", *paths]]
+      found = next((c for c in cands if fileio.isfile(c)), None)
+      if found:
+        yield from _gin_lines(found, paths, seen)
+
+
+def _unbound_macro_error(name: str, files: Sequence[str], bindings: Sequence[str],
+                         paths: Sequence[str]) -> str:
+  """The message for gin's `No bindings specified for 'NAME/gin.macro'`: where `%NAME` is used
+  and the closest bound macro names (instead of gin's dump of the whole config)."""
+  use = re.compile(rf"%{name}(?![A-Za-z0-9_])")
+  seen: set[str] = set()
+  uses = [f"{f}, line {n}: {l.strip()}" for path in files
+          for f, n, l in _gin_lines(path, paths, seen) if use.search(l.split("#", 1)[0])]
+  uses += [f"binding --gin.{b}" for b in bindings if use.search(b)]
+  where = "".join(f"\n  used in {u}" for u in uses[:5]) or "\n  (no gin file line found)"
+  return (f"error: gin macro %{name} is used but never bound"
+          f"{close_names(name, _bound_macros(gin.config_str()))}{where}\n"
+          f"  bind it (--gin.{name}=...) or correct the name")
+
+
 def warn_unreferenced_macros(bindings: Sequence[str]) -> list[str]:
   """Logs a warning per unreferenced macro binding, with the closest macros the config uses."""
   config_str = gin.config_str()
   unused = unreferenced_macros(bindings, config_str)
   used = sorted(_used_macros(config_str))
   for name in unused:
-    close = difflib.get_close_matches(name, used, n=3)
     logging.warning("gin binding %s=...: no gin file or binding uses %%%s, so it changes "
-                    "nothing%s", name, name,
-                    f" (did you mean {', '.join(close)}?)" if close else "")
+                    "nothing%s", name, name, close_names(name, used))
   return unused
 
 
