@@ -218,6 +218,22 @@ def test_eval_threshold_errors(tmp_path):
   gin.clear_config(clear_constants=True)
 
 
+def test_eval_and_infer_refuse_a_bad_override_in_one_line_before_reading_data(tmp_path):
+  from persoma.train import main_infer  # pylint: disable=g-import-not-at-top
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match=r"^error: .*SAMPLER.*'fancy'") as e:
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--gin.SAMPLER='fancy'"])
+  assert "\n" not in str(e.value)  # one line, not gin's 'In call to configurable' trail
+  gin.clear_config(clear_constants=True)
+  (tmp_path / "config.gin").write_text("include 'quickstart.gin'\nMODEL_DIR = None\n")
+  hist = tmp_path / "h.json"
+  hist.write_text(json.dumps({"history": [{"title": "Heat (1995)", "rating": 4}]}))
+  with pytest.raises(SystemExit, match=r"^error: .*HISTORY_SIZE") as e:
+    main_infer.main([f"--model_dir={tmp_path}", f"--history={hist}", "--gin.HISTORY_SIZE=0"])
+  assert "\n" not in str(e.value)
+  gin.clear_config(clear_constants=True)
+
+
 def test_model_dir_with_another_config_is_refused(tmp_path):
   (tmp_path / "config.gin").write_text("# another run\nMODEL_SIZE = 'xxl'\n")
   gin.clear_config(clear_constants=True)

@@ -41,7 +41,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from persoma import fileio
+from persoma import errors, fileio
 from persoma.train import partitioning
 
 
@@ -94,6 +94,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.train import optim  # pylint: disable=g-import-not-at-top
   from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  experiment.validate()  # a bad --gin override: one clear error before any data is read
   partitioner = partitioner or partitioning.Partitioner()
   task = experiment.task
   task.install()
@@ -257,8 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               decode_method=a.decode_method,
                                               temperature=a.temperature,
                                               decode_seed=a.decode_seed)
-  except checkpointing.CheckpointMismatchError as e:
-    raise SystemExit(f"error: {e}") from None
+  except (checkpointing.CheckpointMismatchError, errors.ConfigError) as e:
+    raise SystemExit(f"error: {errors.one_line(e)}") from None
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
                                "step", "users", "max_examples", "num_decodes",
                                "decode_method", "temperature", "decode_seed", "threshold",

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from persoma import fileio
+from persoma import errors, fileio
 from persoma.data import genres as genres_lib
 from persoma.train import partitioning
 
@@ -163,6 +163,7 @@ def infer(*, experiment: Any, model_dir: str, history: str, checkpoint: str | No
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.train import optim  # pylint: disable=g-import-not-at-top
   from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  experiment.validate()  # a bad --gin override: one clear error before any data is read
   partitioner = partitioner or partitioning.Partitioner()
   batch_size = -(-batch_size // partitioner.data_size) * partitioner.data_size
   users = load_users(history)
@@ -216,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     results = gin.get_configurable(this.infer)(model_dir=a.model_dir, history=a.history,
                                                checkpoint=a.checkpoint)
-  except checkpointing.CheckpointMismatchError as e:
-    raise SystemExit(f"error: {e}") from None
+  except (checkpointing.CheckpointMismatchError, errors.ConfigError) as e:
+    raise SystemExit(f"error: {errors.one_line(e)}") from None
   for r in results:
     if a.json:
       print(json.dumps(r), flush=True)
