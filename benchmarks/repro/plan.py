@@ -36,8 +36,8 @@ GROUPS: dict[str, str] = {
     "cost": "5. Input cost (the paper's Table 2)",
     "labels": "6. Labels of the augmented train histories (a persoma addition; PERSOMA-MLP, "
               "N = 50)",
-    "steps": "7. Longer training (a persoma addition; PERSOMA-MLP and PERSOMA-GenreStats with "
-             "genre-name anchors, N = 50)",
+    "steps": "7. Longer training (a persoma addition; PERSOMA-MLP, PERSOMA-GenreStats with "
+             "genre-name anchors and PERSOMA-MLP with item heads, N = 50)",
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
     "seeds": "9. Seed spread (a persoma addition): group 1's embedding runs with other seeds",
 }
@@ -57,10 +57,12 @@ LABELS_MORE_RESAMPLES = 16  # group 6 also runs window labels with this many his
 LONG_TRAIN_FACTORS: dict[str, tuple[int, ...]] = {"shown": (3, 6), "history": (3,)}
 LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # ... and per method (session 11 added the genre-statistics adapter with genre-name anchors,
-# whose N=50 run was still improving at its last step).
+# whose N=50 run was still improving at its last step; session 24 the MLP with item heads at
+# the budget of the best MLP run, shown labels and 6x the steps).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
+    "persoma_mlp_items": {"shown": (6,)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
