@@ -41,12 +41,18 @@ def test_baseline_json(capsys):
   assert 0 < res["f1"] < 1 and res["users"] > 100 and res["synthetic"] is True
 
 
-def test_no_strict_skips_are_reported(tmp_path, capsys):
-  d = tmp_path / "ml-1m"
+def _tiny_ml1m(root, extra_lines=()):
+  """A 2-movie, 3-user ml-1m release under `root` (+ `extra_lines` appended to ratings.dat)."""
+  d = root / "ml-1m"
   d.mkdir()
   (d / "movies.dat").write_text("1::A (1990)::Drama\n2::B (1991)::Comedy\n")
   rows = [f"{u}::{m}::{1 + (u * m) % 5}::{u * 10 + m}" for u in range(1, 4) for m in (1, 2)]
-  (d / "ratings.dat").write_text("\n".join(rows + ["bad line"]) + "\n")
+  (d / "ratings.dat").write_text("\n".join(rows + list(extra_lines)) + "\n")
+  return d
+
+
+def test_no_strict_skips_are_reported(tmp_path, capsys):
+  _tiny_ml1m(tmp_path, ["bad line"])
   args = ["stats", "--dataset=movielens/1m", f"--data_dir={tmp_path}", "--min_item_ratings=1",
           "--min_user_ratings=1", "--json"]
   assert cli.main(args) == 2
@@ -57,11 +63,7 @@ def test_no_strict_skips_are_reported(tmp_path, capsys):
 
 
 def test_descriptions_beside_the_release_are_used_by_default_as_in_the_tasks(tmp_path, capsys):
-  d = tmp_path / "ml-1m"
-  d.mkdir()
-  (d / "movies.dat").write_text("1::A (1990)::Drama\n2::B (1991)::Comedy\n")
-  rows = [f"{u}::{m}::{1 + (u * m) % 5}::{u * 10 + m}" for u in range(1, 4) for m in (1, 2)]
-  (d / "ratings.dat").write_text("\n".join(rows) + "\n")
+  _tiny_ml1m(tmp_path)
   (tmp_path / "descriptions").mkdir()
   (tmp_path / "descriptions" / "ml-1m_descriptions.csv").write_text(
       "movieId,overview\n1,A plot.\n")
@@ -86,11 +88,7 @@ def test_missing_local_data_is_a_clear_error(tmp_path, capsys):
 
 
 def test_an_empty_split_and_an_off_scale_threshold_are_errors(tmp_path, capsys):
-  d = tmp_path / "ml-1m"
-  d.mkdir()
-  (d / "movies.dat").write_text("1::A (1990)::Drama\n2::B (1991)::Comedy\n")
-  rows = [f"{u}::{m}::{1 + (u * m) % 5}::{u * 10 + m}" for u in range(1, 4) for m in (1, 2)]
-  (d / "ratings.dat").write_text("\n".join(rows) + "\n")
+  _tiny_ml1m(tmp_path)
   base = ["baseline", "--name=rule", "--dataset=movielens/1m", f"--data_dir={tmp_path}",
           "--min_item_ratings=1", "--min_user_ratings=1", "--json"]
   assert cli.main(base + ["--split=test"]) == 2  # 3 users: none in the 5% test split
