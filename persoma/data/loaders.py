@@ -211,6 +211,14 @@ def _parse_ratings_slow(path: Path, text: str, delim: str, first_line: int,
 Movies = tuple[list[int], list[str], list[tuple[str, ...]]]
 
 
+def _check_genres(path: Path, lineno: int, field: str, line: str) -> None:
+  """Strict mode: a genre field naming no known genre (a misspelling) is an error."""
+  unknown = genres_lib.unknown_genres(field)
+  if unknown:
+    _bad(path, lineno, f"unknown genre(s) {unknown} (known: {', '.join(genres_lib.GENRES)})",
+         line, strict=True)
+
+
 def _bad(path: Path, lineno: int, problem: str, line: str, strict: bool) -> None:
   if strict:
     raise DataFormatError(f"{path}:{lineno}: {problem}: {line[:120]!r} "
@@ -230,9 +238,8 @@ def parse_movies_dat(path: str | os.PathLike[str], *,
       _bad(path, lineno, "expected 'MovieID::Title::Genres'", line, strict)
       skipped += 1
       continue
-    if strict and genres_lib.unknown_genres(parts[2]):
-      _bad(path, lineno, f"unknown genre(s) {genres_lib.unknown_genres(parts[2])} (known: "
-           f"{', '.join(genres_lib.GENRES)})", line, strict)
+    if strict:
+      _check_genres(path, lineno, parts[2], line)
     ids.append(int(parts[0]))
     titles.append(parts[1].strip())
     gens.append(genres_lib.parse_genre_field(parts[2]))
@@ -258,9 +265,8 @@ def parse_movies_csv(path: str | os.PathLike[str], *,
       _bad(path, lineno, f"expected {len(header)} fields {header}", ",".join(row), strict)
       skipped += 1
       continue
-    if strict and genres_lib.unknown_genres(row[ci[2]]):
-      _bad(path, lineno, f"unknown genre(s) {genres_lib.unknown_genres(row[ci[2]])} (known: "
-           f"{', '.join(genres_lib.GENRES)})", ",".join(row), strict)
+    if strict:
+      _check_genres(path, lineno, row[ci[2]], ",".join(row))
     ids.append(int(row[ci[0]]))
     titles.append(row[ci[1]].strip())
     gens.append(genres_lib.parse_genre_field(row[ci[2]]))
