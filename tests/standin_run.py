@@ -2,7 +2,7 @@
 
   python tests/standin_run.py MODEL_DIR [--steps=N] [--num_partitions=K] [--sleep=S]
 
-Trains the stand-in model with `persoma.train.trainer.fit` and prints one JSON line
+Trains the stand-in model with `persoma.train.loop.fit` and prints one JSON line
 `{"losses": [...], "step": ..., "preempted": ..., "param_specs": {...}}` at the end.
 """
 
@@ -21,7 +21,7 @@ import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 import standin
-from persoma.train import checkpointing, optim, partitioning, trainer as trainer_lib
+from persoma.train import checkpointing, loop, optim, partitioning, trainer as trainer_lib
 
 
 def real_model():
@@ -76,7 +76,7 @@ def main(argv=None):
       tr.train_step(batcher.batch(step))
     summary = {"step": tr.step, "preempted": False}
   else:
-    summary = trainer_lib.fit(tr, trainer_lib.SplitData(train_a, train_t, "train"),
+    summary = loop.fit(tr, trainer_lib.SplitData(train_a, train_t, "train"),
                               trainer_lib.SplitData(valid_a, valid_t, "validation"),
                               checkpoint_config=checkpointing.CheckpointConfig(
                                   save_every_steps=a.save_every, keep=2))

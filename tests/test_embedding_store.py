@@ -5,7 +5,7 @@ import types
 import numpy as np
 import pytest
 
-from persoma.embeddings import encoders, store as store_lib
+from persoma.embeddings import cache as cache_lib, encoders, store as store_lib
 
 
 def _uem_texts(fmt, title, genres, description, rating):
@@ -133,12 +133,12 @@ def test_non_finite_embedding_names_text_and_item(tmp_path):
 
 def test_cache_dir_defaults_to_env(tmp_path, monkeypatch):
   monkeypatch.setenv("PERSOMA_CACHE_DIR", str(tmp_path / "c"))
-  assert store_lib.default_cache_dir() == tmp_path / "c"
+  assert cache_lib.default_cache_dir() == tmp_path / "c"
   st = store_lib.EmbeddingStore.build(_tiny_data(), encoders.HashingEncoder(dim=8), "uem",
                                       item_texts=_uem_texts)
   assert st.stats.cache_path.startswith(str(tmp_path / "c"))
   monkeypatch.delenv("PERSOMA_CACHE_DIR")
-  assert str(store_lib.default_cache_dir()).endswith(".cache/persoma")
+  assert str(cache_lib.default_cache_dir()).endswith(".cache/persoma")
 
 
 def test_progress_reports_rate_and_eta(tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import standin
-from persoma.train import checkpointing, optim, partitioning
+from persoma.train import checkpointing, loop, optim, partitioning
 from persoma.train import trainer as T
 
 
@@ -44,7 +44,7 @@ def test_fit_learns_keeps_best_and_writes_test_json(tmp_path, caplog):
   before = tr.evaluate(valid.arrays, "validation", valid.targets)
   w = _Writer()
   with caplog.at_level(logging.INFO):
-    summary = T.fit(tr, train, valid, test, checkpointing.CheckpointConfig(save_every_steps=30),
+    summary = loop.fit(tr, train, valid, test, checkpointing.CheckpointConfig(save_every_steps=30),
                     writer=w)
   assert summary["step"] == 30 and not summary["preempted"]
   assert summary["best_f1"] > before["f1"]
@@ -70,7 +70,7 @@ def test_early_stopping_when_validation_does_not_improve(tmp_path):
   flat = lambda p, t: {"f1": 0.5, "precision": 0.5, "recall": 0.5}
   tr = _trainer(tmp_path, steps=100, patience=2, score_fn=flat)
   train, valid, _ = _splits()
-  summary = T.fit(tr, train, valid)
+  summary = loop.fit(tr, train, valid)
   assert summary["stopped_early"] and summary["step"] == 30  # evals at 10 (best), 20, 30
   assert summary["best_step"] == 10
 
@@ -119,10 +119,10 @@ def test_fit_keeps_at_most_two_steps_in_flight(tmp_path, monkeypatch):
   tr.train_step = step
   monkeypatch.setattr(T.jax, "block_until_ready", block)
   train, _, _ = _splits()
-  assert T.fit(tr, train, None)["step"] == 12
+  assert loop.fit(tr, train, None)["step"] == 12
   dispatched = waited = 0
   for e in events:
     dispatched += e == "dispatch"
     waited += e == "wait"
-    assert dispatched - waited <= T.MAX_STEPS_IN_FLIGHT + 1
-  assert waited >= 12 - T.MAX_STEPS_IN_FLIGHT
+    assert dispatched - waited <= loop.MAX_STEPS_IN_FLIGHT + 1
+  assert waited >= 12 - loop.MAX_STEPS_IN_FLIGHT

@@ -40,7 +40,7 @@ from persoma import atomic_io
 from repro import plan as plan_lib
 
 PROGRESS_SHOWN = 4  # validation figures of an unfinished run on the page (+ the best)
-# what `persoma.train.trainer.fit` logs after each validation
+# what `persoma.train.loop.fit` logs after each validation
 VALIDATION_RE = re.compile(r"validation step (\d+): f1 ([0-9.]+)")
 
 STATUSES = ("done", "pending", "interrupted", "failed", "stale", "invalid", "blocked",

@@ -8,35 +8,26 @@ cached on disk; a user's history is then assembled by table lookup and concatena
 Cache layout: ``{cache_dir}/embeddings/{dataset}/{encoder}/{fmt}-{text_hash}.npz`` where
 ``text_hash`` hashes the ordered list of distinct texts (so a changed catalog never reads stale
 vectors). A file that is unreadable, truncated, of the wrong shape, non-finite or whose checksum
-does not match is reported and rebuilt.
+does not match is reported and rebuilt (the file format: ``persoma.embeddings.cache``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from persoma import atomic_io
+from persoma.embeddings import cache
 from persoma.embeddings.encoders import Encoder
 
-_CACHE_VERSION = "1"
 # Rating stars are multiples of 0.5 in every MovieLens release: code = round(2 * stars).
 _RATING_CODES = 11
-
-
-def default_cache_dir() -> Path:
-  """``$PERSOMA_CACHE_DIR`` or ``~/.cache/persoma``."""
-  env = os.environ.get("PERSOMA_CACHE_DIR")
-  return Path(env).expanduser() if env else Path("~/.cache/persoma").expanduser()
 
 
 def _slug(text: str) -> str:
@@ -150,55 +141,6 @@ def collect_texts(data: Any, fmt: str, item_texts: Callable[..., tuple[str, ...]
   return texts, pair_text, rating_pair.astype(np.int32).reshape(-1), pair_movie
 
 
-def hash_texts(header: str, texts: Sequence[str]) -> str:
-  """sha256 hex of ``header`` then each text, length-prefixed (order matters; no collisions
-  from concatenation). Shared by the embedding and vocabulary cache keys."""
-  h = hashlib.sha256(header.encode())
-  for t in texts:
-    b = t.encode("utf-8")
-    h.update(len(b).to_bytes(8, "little"))
-    h.update(b)
-  return h.hexdigest()
-
-
-def text_hash(texts: Sequence[str], fmt: str) -> str:
-  """sha256 of the ordered distinct texts (and the format)."""
-  return hash_texts(f"persoma-embeddings-v{_CACHE_VERSION}\0{fmt}\0{len(texts)}\0", texts)
-
-
-def _checksum(emb: np.ndarray) -> str:
-  return hashlib.sha256(np.ascontiguousarray(emb, np.float32).tobytes()).hexdigest()
-
-
-def _load_cache(path: Path, corpus_hash: str, n: int) -> tuple[np.ndarray | None, str]:
-  """Returns (embeddings or None, reason) for a cache file."""
-  if not path.exists():
-    return None, "absent"
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      emb = np.asarray(f["embeddings"])
-      stored_hash = str(f["text_hash"])
-      checksum = str(f["checksum"])
-  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-    return None, f"unreadable ({type(e).__name__}: {e})"
-  if stored_hash != corpus_hash:
-    return None, "text hash mismatch"
-  if emb.dtype != np.float32 or emb.ndim != 2 or emb.shape[0] != n:
-    return None, f"bad array {emb.dtype}{list(emb.shape)}, expected float32[{n}, D]"
-  if checksum != _checksum(emb):
-    return None, "checksum mismatch"
-  if not np.isfinite(emb).all():
-    return None, "non-finite values"
-  return emb, "ok"
-
-
-def _save_cache(path: Path, emb: np.ndarray, corpus_hash: str, meta: dict[str, str]) -> None:
-  with atomic_io.atomic_open(path, "wb") as f:
-    np.savez(f, embeddings=emb, text_hash=np.asarray(corpus_hash),
-             checksum=np.asarray(_checksum(emb)),
-             **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class EmbeddingStore:
   """Embeddings of a catalog's distinct texts plus the index to assemble histories.
@@ -251,7 +193,7 @@ class EmbeddingStore:
       data: a ``persoma.data.MovieLensData``.
       encoder: any :class:`Encoder`.
       fmt: item text format.
-      cache_dir: cache root (default :func:`default_cache_dir`).
+      cache_dir: cache root (default :func:`persoma.embeddings.cache.default_cache_dir`).
       chunk_size: texts per encoder call.
       progress: print items/s and ETA to stderr (``None``: only for more than 2,000 texts).
       item_texts: override of ``persoma.data.formats.item_texts`` (tests).
@@ -260,12 +202,12 @@ class EmbeddingStore:
       raise ValueError(f"chunk_size={chunk_size}: texts per encoder call must be >= 1")
     t0 = time.perf_counter()
     texts, pair_text, rating_pair, pair_movie = collect_texts(data, fmt, item_texts)
-    corpus_hash = text_hash(texts, fmt)
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    corpus_hash = cache.text_hash(texts, fmt)
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache.default_cache_dir()
     path = (root / "embeddings" / _slug(data.name) / _slug(encoder.name)
             / f"{_slug(fmt)}-{corpus_hash[:20]}.npz")
     per_rating = int(rating_pair.shape[0]) * int(pair_text.shape[1])
-    emb, reason = _load_cache(path, corpus_hash, len(texts))
+    emb, reason = cache.load(path, corpus_hash, len(texts))
     calls = encoded = 0
     if emb is None:
       if reason != "absent":
@@ -288,8 +230,8 @@ class EmbeddingStore:
         bar.update(len(chunk))
       dim = parts[0].shape[1] if parts else int(encoder.dim)
       emb = np.concatenate(parts, axis=0) if parts else np.zeros((0, dim), np.float32)
-      _save_cache(path, emb, corpus_hash, {"dataset": data.name, "encoder": encoder.name,
-                                           "fmt": fmt})
+      cache.save(path, emb, corpus_hash, {"dataset": data.name, "encoder": encoder.name,
+                                          "fmt": fmt})
     stats = EmbedStats(distinct_texts=len(texts), encoded_texts=encoded, encode_calls=calls,
                        per_rating_texts=per_rating, cache_hit=calls == 0 and reason == "ok",
                        seconds=time.perf_counter() - t0, cache_path=str(path))

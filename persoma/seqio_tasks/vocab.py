@@ -25,7 +25,7 @@ import seqio
 import sentencepiece as spm
 
 from persoma import atomic_io
-from persoma.embeddings.store import default_cache_dir, hash_texts
+from persoma.embeddings.cache import default_cache_dir, hash_texts
 
 DEFAULT_VOCAB_SIZE = 8000
 _LABEL_REPEATS = 20  # label sentences are repeated so their words become single pieces

@@ -48,7 +48,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
     writer: 'tensorboard' (clu TensorBoard events + log lines) or 'none'.
     on_start: called (no arguments) once training is about to start.
   """
-  from persoma.train import checkpointing, optim  # pylint: disable=g-import-not-at-top
+  from persoma.train import checkpointing, loop, optim  # pylint: disable=g-import-not-at-top
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   t0 = time.time()
@@ -81,7 +81,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
     mw = metric_writers.create_default_writer(
         os.path.join(model_dir, "tensorboard"), just_logging=jax.process_index() > 0,
         asynchronous=False)
-  summary = trainer_lib.fit(tr, splits["train"], splits["validation"], splits["test"],
+  summary = loop.fit(tr, splits["train"], splits["validation"], splits["test"],
                             checkpoint, writer=mw)
   if mw is not None:
     mw.flush()

@@ -1,5 +1,6 @@
-"""The training loop: jitted sharded train step, periodic validation F1, early stopping,
-best-checkpoint selection, exact resume, SIGTERM saves, and the final test evaluation.
+"""The `Trainer`: a jitted, sharded train step and batched evaluation (validation F1), plus the
+materialized `SplitData` it reads. The loop around it (validation schedule, early stopping,
+checkpoints, resume, SIGTERM saves, final test evaluation) is `persoma.train.loop.fit`.
 
 The model is anything with T5X's `BaseModel` interface:
   `get_initial_variables(rng, input_shapes, input_types) -> {'params': ...}` (params may be
@@ -31,10 +32,6 @@ from persoma.train import evaluation
 from persoma.train import optim
 from persoma.train import partitioning
 
-# Train steps dispatched ahead of the host (JAX dispatch is asynchronous). Two keep the device
-# busy; a larger queue only delays a preemption save: SIGTERM is honoured after the queued
-# steps have run, and the TPU grace period is short.
-MAX_STEPS_IN_FLIGHT = 2
 # `loss_fn` aux metrics logged (averaged over each log interval) as `train/<name>`, as T5X does.
 LOGGED_AUX_METRICS = ("cross_ent_loss", "z_loss", "accuracy", "item_loss")
 
@@ -81,7 +78,7 @@ def device_features(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in arrays.items() if k in MODEL_FEATURES}
 
 
-def _fmt_secs(s: float) -> str:
+def fmt_secs(s: float) -> str:
   if not math.isfinite(s):
     return "?"
   s = int(s)
@@ -259,7 +256,7 @@ class Trainer:
       if now - last > progress_every_secs:
         rate = done / (now - t0)
         logging.info("%s %s: %d/%d examples, %.1f ex/s, ETA %s", what, split, done, n, rate,
-                     _fmt_secs((n - done) / max(rate, 1e-9)))
+                     fmt_secs((n - done) / max(rate, 1e-9)))
         last = now
     return n, jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *outs)
 
@@ -326,112 +323,3 @@ class SplitData:
       out["history_embeddings"] = data_lib.gather_rows(self.history_table,
                                                        out.pop("history_index"))
     return device_features(out)
-
-
-def fit(trainer: Trainer, train: SplitData, validation: SplitData | None,
-        test: SplitData | None = None,
-        checkpoint_config: ckpt_lib.CheckpointConfig = ckpt_lib.CheckpointConfig(),
-        writer: Any | None = None) -> dict[str, Any]:
-  """Trains (resuming from the newest readable checkpoint in `trainer.model_dir`), validates
-  every `eval_every_steps` with early stopping and best-checkpoint selection, then evaluates
-  the best checkpoint on `test`. Returns a summary dict (with `'test'` metrics if given).
-
-  On SIGTERM it saves the current step and returns `{'preempted': True, ...}`.
-  """
-  cfg = trainer.config
-  ckpt = ckpt_lib.Checkpointer(trainer.model_dir, checkpoint_config)
-  meta: dict[str, Any] = {"best_f1": None, "best_step": None, "bad_evals": 0,
-                          "stopped_early": False, "seed": cfg.seed}
-  restored = ckpt.restore_latest(trainer.abstract_state())
-  if restored is not None:
-    trainer.state, meta, step0 = restored
-    if meta.get("seed", cfg.seed) != cfg.seed:
-      raise ValueError(f"checkpoint in {trainer.model_dir} was trained with seed "
-                       f"{meta.get('seed')}, this run has seed {cfg.seed}")
-    logging.info("Resuming from step %d (%s)", step0, ckpt.latest.directory)
-  batcher = data_lib.TrainBatcher(train.arrays, cfg.batch_size, cfg.seed,
-                                  jax.process_index(), jax.process_count(), train.name,
-                                  history_table=train.history_table)
-  start = trainer.step
-  total = cfg.train_steps
-  logging.info("Training steps %d..%d, batch %d, %d train examples (%d steps/epoch)",
-               start, total, cfg.batch_size, batcher.num_examples, batcher.steps_per_epoch)
-  summary: dict[str, Any] = {"preempted": False}
-  t_last, s_last, t_start = time.time(), start, time.time()
-  losses: list[Any] = []
-  stop = bool(meta.get("stopped_early"))
-  with ckpt_lib.PreemptionGuard() as guard:
-    step = start
-    while step < total and not stop:
-      metrics = trainer.train_step(batcher.batch(step))
-      step += 1
-      losses.append(metrics)
-      if len(losses) > MAX_STEPS_IN_FLIGHT:  # bound the queue: SIGTERM saves promptly
-        jax.block_until_ready(losses[-MAX_STEPS_IN_FLIGHT - 1]["loss"])
-      if step % cfg.log_every_steps == 0 or step == total:
-        window = jax.device_get(losses)  # waits for the queued steps
-        loss = float(np.mean([m["loss"] for m in window]))
-        aux = {f"train/{k}": float(np.mean([m[k] for m in window]))
-               for k in LOGGED_AUX_METRICS if k in window[-1]}
-        now = time.time()
-        losses = []
-        sps = (step - s_last) / max(now - t_last, 1e-9)
-        logging.info(
-            "step %d/%d loss %.4f | %.2f steps/s %.1f examples/s | epoch %d | ETA %s",
-            step, total, loss, sps, sps * cfg.batch_size, batcher.epoch_of(step - 1),
-            _fmt_secs((total - step) / max(sps, 1e-9)))
-        if writer is not None:
-          writer.write_scalars(step, {"train/loss": loss, "train/steps_per_sec": sps,
-                                      "train/examples_per_sec": sps * cfg.batch_size,
-                                      "train/grad_norm": float(metrics["grad_norm"]), **aux})
-        t_last, s_last = now, step
-      do_eval = validation is not None and (
-          (cfg.eval_every_steps and step % cfg.eval_every_steps == 0) or step == total)
-      if do_eval:
-        res = trainer.evaluate(validation.arrays, validation.name, validation.targets,
-                               cfg.max_eval_examples)
-        logging.info("validation step %d: f1 %.4f precision %.4f recall %.4f (%d users)",
-                     step, res["f1"], res["precision"], res["recall"], res["users"])
-        if writer is not None:
-          writer.write_scalars(step, {f"{validation.name}/{k}": res[k]
-                                      for k in ("f1", "precision", "recall")})
-        if meta["best_f1"] is None or res["f1"] > meta["best_f1"]:
-          meta.update(best_f1=res["f1"], best_step=step, bad_evals=0)
-          ckpt.save_best(step, trainer.state, meta)
-        else:
-          meta["bad_evals"] += 1
-          if (cfg.early_stopping_patience is not None
-              and meta["bad_evals"] >= cfg.early_stopping_patience):
-            logging.info("Early stopping at step %d: no validation F1 gain in %d evals "
-                         "(best %.4f at step %d)", step, meta["bad_evals"],
-                         meta["best_f1"], meta["best_step"])
-            meta["stopped_early"] = stop = True
-      if (step % checkpoint_config.save_every_steps == 0 or step == total or stop
-          or guard.requested):
-        t_save = time.time()
-        if ckpt.save(step, trainer.state, meta):
-          logging.info("saved checkpoint step %d (%.1fs)", step, time.time() - t_save)
-      if do_eval:
-        t_last, s_last = time.time(), step  # throughput excludes evaluation time
-      if guard.requested:
-        ckpt.wait()
-        logging.warning("Saved step %d after signal %d; exiting.", step, guard.requested)
-        summary.update(preempted=True, step=step)
-        ckpt.close()
-        return summary
-  ckpt.wait()
-  summary.update(step=trainer.step, best_f1=meta["best_f1"], best_step=meta["best_step"],
-                 stopped_early=meta["stopped_early"],
-                 train_secs=time.time() - t_start)
-  if test is not None:
-    best = ckpt.restore_best(trainer.abstract_state())
-    if best is not None:
-      trainer.state = best[0]
-    res = trainer.evaluate(test.arrays, test.name, test.targets)
-    summary["test"] = res
-    write_json(os.path.join(trainer.model_dir, f"eval_{test.name}.json"), res)
-    if best is not None:
-      write_json(os.path.join(ckpt.best.directory, f"eval_{test.name}_step{best[2]}.json"),
-                 res)
-  ckpt.close()
-  return summary
