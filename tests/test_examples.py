@@ -124,6 +124,27 @@ def test_resample_labels_come_from_the_copys_window_or_shown_items(tiny_data, so
   assert len(relabelled) + relabelled.skipped_empty - base.skipped_empty == len(base)
 
 
+def test_rationale_is_the_rule_on_the_shown_items_before_every_target(tiny_data):
+  cfg = LabelConfig(min_genre_count=2)
+  plain = build_examples(tiny_data, split="all", history_size=6, sampler="random", seed=1,
+                         label_config=cfg, resamples=3, resample_labels="shown")
+  exs = build_examples(tiny_data, split="all", history_size=6, sampler="random", seed=1,
+                       label_config=cfg, resamples=3, resample_labels="shown", rationale=True)
+  assert len(exs) == len(plain) and exs.skipped_empty == plain.skipped_empty
+  listed = 0
+  for ex, ref in zip(exs, plain):
+    np.testing.assert_array_equal(ex.positions, ref.positions)
+    assert (ex.liked, ex.disliked) == (ref.liked, ref.disliked)
+    head, target = ex.targets.split(" Liked Genres: ", 1)
+    assert "Liked Genres: " + target == ref.targets
+    sums, counts = labels.genre_stats(tiny_data, ex.positions)
+    want = [(g, sums[i] / counts[i]) for i, g in enumerate(labels.genres_lib.GENRES)
+            if counts[i] >= 2]
+    assert head == formats.format_rationale([g for g, _ in want], [m for _, m in want])
+    listed += len(want)
+  assert listed > 0
+
+
 def test_resample_labels_rejects_unknown_sources(tiny_data):
   with pytest.raises(ValueError, match="resample_labels='future'"):
     build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=2,

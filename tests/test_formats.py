@@ -38,6 +38,17 @@ def test_format_target():
   assert formats.format_target(("War",), ()) == "Liked Genres: War. Not Liked Genres: None"
 
 
+def test_format_rationale_and_the_parser_reads_past_it():
+  from persoma.metrics import verbalizer
+  text = formats.format_rationale(("Action", "Film-Noir"), (3.754, 2.0))
+  assert text == "Shown: Action 3.75, Film-Noir 2.00."
+  assert formats.format_rationale((), ()) == "Shown: None."
+  with pytest.raises(ValueError):
+    formats.format_rationale(("Action",), ())
+  parsed = verbalizer.parse(f"{text} {formats.format_target(('Comedy',), ('War',))}")
+  assert (parsed.liked, parsed.disliked, parsed.unknown) == (("Comedy",), ("War",), ())
+
+
 def test_render_history_text_lines():
   text = formats.render_history_text("complete", ["A (1990)", "B (1991)"], [(), ("War",)],
                                      ["Plot a.", ""], [5.0, 2.5])

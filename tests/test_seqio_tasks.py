@@ -152,6 +152,22 @@ def test_settings_change_the_data(settings):
     tasks.get_examples(tasks.parse_task_name(name), "dev")
 
 
+def test_target_rationale_setting_prefixes_every_split_and_keeps_the_labels(settings):
+  from persoma.metrics import verbalizer
+  name = "persoma_synthetic_h10_recency_uem"
+  plain = _rows(name)
+  config.configure(target_rationale=True)
+  rows = _rows(name)
+  exs = tasks.get_examples(tasks.parse_task_name(name), "validation")
+  assert [r["user_id"] for r in rows] == [r["user_id"] for r in plain]
+  for row, ref, ex in zip(rows, plain, exs):
+    text = row["targets_pretokenized"].decode()
+    assert text == ex.targets and text.startswith("Shown: ")
+    assert text.endswith(ref["targets_pretokenized"].decode())
+    got, want = verbalizer.parse(text), verbalizer.parse(ref["targets_pretokenized"].decode())
+    assert (got.liked, got.disliked, got.unknown) == (want.liked, want.disliked, ())
+
+
 def test_data_dir_resolution(monkeypatch, tmp_path):
   cfg = config.PersomaDataConfig()
   monkeypatch.delenv(config.ENV_DATA_DIR, raising=False)

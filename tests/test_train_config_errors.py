@@ -60,6 +60,21 @@ def test_config_gin_is_written_only_once_training_starts(tmp_path, monkeypatch):
   assert not (model_dir / "config.gin").exists()
 
 
+def test_a_rationale_target_cut_by_targets_length_is_refused(tmp_path):
+  """With the rationale the labels come last, so a target filling TARGETS_LENGTH is an error
+  naming the macro, raised at data load, before any config.gin or checkpoint is written."""
+  model_dir = tmp_path / "run"
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit) as e:
+    main_train.main(TINY + [f"--gin.MODEL_DIR='{model_dir}'",
+                            "--gin.data_config.PersomaDataConfig.target_rationale=True"])
+  gin.clear_config(clear_constants=True)
+  text = str(e.value.code)
+  assert text.startswith("error: ") and "raise TARGETS_LENGTH" in text, text
+  assert "target_rationale" in text and "fill all 20 tokens" in text, text
+  assert not (model_dir / "config.gin").exists()
+
+
 def test_experiment_validate_names_the_macro():
   ok = experiment_lib.Experiment()
   ok.validate()

@@ -19,7 +19,7 @@ class Example:
     user_index: index into ``data.user_ids``.
     positions: ``[n<=N]`` int64 rating positions (indices into ``data.ratings``), time order.
     liked, disliked: target genres (canonical names, best/worst first).
-    targets: ``Liked Genres: ... . Not Liked Genres: ...``.
+    targets: ``Liked Genres: ... . Not Liked Genres: ...``, after the rationale if asked for.
   """
 
   user_id: int
@@ -49,7 +49,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
                    seed: int = 0, label_config: labels_lib.LabelConfig = labels_lib.LabelConfig(),
                    fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1,
                    resample_labels: str = "history",
-                   resample_sampler: str | None = None) -> ExampleList:
+                   resample_sampler: str | None = None, rationale: bool = False
+                   ) -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
@@ -62,6 +63,10 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   the user's target. ``resample_sampler`` (None: ``sampler``) picks the augmented copies'
   items from their windows, e.g. random items where copy 0 keeps the most recent ones. Meant for
   the train split only; evaluation uses one history per user.
+
+  ``rationale`` writes the label rule's working on the shown items before every target
+  (:func:`persoma.data.labels.rationale`: ``Shown: Action 3.75, Drama 4.10. Liked Genres: ...``),
+  a persoma addition: a scratchpad the decoder learns to write before the labels.
 
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
@@ -103,7 +108,9 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
         if copy_lab.empty and not label_config.keep_empty:
           out.skipped_empty += 1
           continue
+      target = formats.format_target(copy_lab.liked, copy_lab.disliked)
+      if rationale:
+        target = f"{labels_lib.rationale(data, pos, label_config)} {target}"
       out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
-                         liked=copy_lab.liked, disliked=copy_lab.disliked,
-                         targets=formats.format_target(copy_lab.liked, copy_lab.disliked)))
+                         liked=copy_lab.liked, disliked=copy_lab.disliked, targets=target))
   return out

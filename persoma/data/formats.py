@@ -19,6 +19,9 @@ TASK_INSTRUCTION = ("Given the movies a user rated, predict the genres the user 
                     "dislikes.")
 TARGET_TEMPLATE = "Liked Genres: {liked}. Not Liked Genres: {disliked}"
 EMPTY_SIDE = "None"
+# Header of the optional rationale written before the target (`format_rationale`); the parser
+# (`persoma.metrics.verbalizer.parse`) reads only the text after the target's headers.
+RATIONALE_HEADER = "Shown:"
 
 
 def check_format(fmt: str) -> str:
@@ -57,6 +60,13 @@ def format_target(liked: Sequence[str], disliked: Sequence[str]) -> str:
   """``Liked Genres: A, B. Not Liked Genres: C`` (``None`` for an empty side)."""
   return TARGET_TEMPLATE.format(liked=", ".join(liked) or EMPTY_SIDE,
                                 disliked=", ".join(disliked) or EMPTY_SIDE)
+
+
+def format_rationale(genres: Sequence[str], means: Sequence[float]) -> str:
+  """``Shown: Action 3.75, Drama 4.10.`` (``Shown: None.`` for no genre): each genre's mean
+  rating over the shown items, two decimals, in the order given."""
+  body = ", ".join(f"{g} {float(m):.2f}" for g, m in zip(genres, means, strict=True))
+  return f"{RATIONALE_HEADER} {body or EMPTY_SIDE}."
 
 
 def history_line(fmt: str, title: str, genres: Sequence[str], description: str,

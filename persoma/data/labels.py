@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from persoma.data import genres as genres_lib
+from persoma.data import formats, genres as genres_lib
 from persoma.data.structures import MovieLensData
 
 LABEL_SOURCES = ("history", "shown")
@@ -109,6 +109,17 @@ def labels_for_positions(data: MovieLensData, positions: Sequence[int] | np.ndar
                          config: LabelConfig = LabelConfig()) -> UserLabels:
   """The label rule applied to the ratings at ``positions`` only (the 'shown' source)."""
   return labels_from_stats(*genre_stats(data, positions), config)
+
+
+def rationale(data: MovieLensData, positions: Sequence[int] | np.ndarray,
+              config: LabelConfig = LabelConfig()) -> str:
+  """The label rule's working on the shown items, as text written before the target: each
+  genre that qualifies there (at least ``min_genre_count`` shown movies), in canonical order,
+  with its mean rating (``persoma.data.formats.format_rationale``)."""
+  sums, counts = genre_stats(data, positions)
+  ok = np.flatnonzero(counts >= config.min_genre_count)
+  return formats.format_rationale([genres_lib.GENRES[i] for i in ok],
+                                  [sums[i] / counts[i] for i in ok])
 
 
 def all_genre_stats(data: MovieLensData) -> tuple[np.ndarray, np.ndarray]:

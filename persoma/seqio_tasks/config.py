@@ -77,6 +77,10 @@ class PersomaDataConfig:
     item_targets: embedding tasks also carry each shown item's catalog genres and star rating
       (``history_genres`` ``[N, 19]`` float32, ``history_stars`` ``[N]`` int32, 0-based), the
       targets of ``GenreStatsAdapter``'s item heads (``PersomaModel.item_loss_weight``).
+    target_rationale: every split's targets start with the label rule's working on the shown
+      items (``Shown: Action 3.75, Drama 4.10. Liked Genres: ...``; ``build_examples(rationale=
+      True)``), a scratchpad the LM writes before the labels; scoring reads only the labels.
+      Raise TARGETS_LENGTH (about 96 at N=50).
   """
 
   data_dir: str | None = None
@@ -101,6 +105,7 @@ class PersomaDataConfig:
   train_resample_labels: str = "history"
   train_resample_sampler: str | None = None
   item_targets: bool = False
+  target_rationale: bool = False
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:

@@ -183,14 +183,16 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
   resample_labels = cfg.train_resample_labels if resamples > 1 else "history"
   resample_sampler = cfg.train_resample_sampler if resamples > 1 else None
   key = (_data_key(spec.dataset_name, cfg), spec.history_size, spec.sampler, split, cfg.seed,
-         label_config, tuple(cfg.split_fractions), resamples, resample_labels, resample_sampler)
+         label_config, tuple(cfg.split_fractions), resamples, resample_labels, resample_sampler,
+         bool(cfg.target_rationale))
   with _LOCK:
     if key not in _EXAMPLES:
       _EXAMPLES[key] = data_lib.build_examples(
           load_data(spec.dataset_name), split=split, history_size=spec.history_size,
           sampler=spec.sampler, seed=cfg.seed, label_config=label_config,
           fractions=tuple(cfg.split_fractions), resamples=resamples,
-          resample_labels=resample_labels, resample_sampler=resample_sampler)
+          resample_labels=resample_labels, resample_sampler=resample_sampler,
+          rationale=bool(cfg.target_rationale))
     return _EXAMPLES[key]
 
 

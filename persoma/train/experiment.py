@@ -117,6 +117,11 @@ class TaskData:
     for key, length, macro in (("decoder_target_tokens", self.targets_length, "TARGETS_LENGTH"),
                                ("encoder_input_tokens", self.inputs_length, "INPUTS_LENGTH")):
       full = int(np.count_nonzero(arrays[key][:, -1]))
+      if full and key == "decoder_target_tokens" and tasks.config_lib.get_config().target_rationale:
+        raise errors.ConfigError(
+            f"{self.task_name}/{split}: {full} of {len(targets)} targets fill all {length} "
+            f"tokens; with PersomaDataConfig.target_rationale the labels come after the "
+            f"rationale and may be cut off: raise {macro} (about 96 at N=50)")
       if full:
         logging.warning(
             "%s/%s: %d of %d %s fill all %d tokens and may be truncated; raise %s.",
