@@ -45,6 +45,10 @@ def test_format_rationale_and_the_parser_reads_past_it():
   assert formats.format_rationale((), ()) == "Shown: None."
   with pytest.raises(ValueError):
     formats.format_rationale(("Action",), ())
+  assert formats.parse_rationale(text) == {"Action": 3.75, "Film-Noir": 2.0}
+  assert formats.parse_rationale("Shown: None. Liked Genres: None") == {}
+  assert formats.parse_rationale("Liked Genres: War. Not Liked Genres: None") is None
+  assert formats.parse_rationale("Shown: Action 3.5, Drama, Sci-Fi x. Liked") == {"Action": 3.5}
   parsed = verbalizer.parse(f"{text} {formats.format_target(('Comedy',), ('War',))}")
   assert (parsed.liked, parsed.disliked, parsed.unknown) == (("Comedy",), ("War",), ())
 

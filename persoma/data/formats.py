@@ -69,6 +69,26 @@ def format_rationale(genres: Sequence[str], means: Sequence[float]) -> str:
   return f"{RATIONALE_HEADER} {body or EMPTY_SIDE}."
 
 
+def parse_rationale(text: str) -> dict[str, float] | None:
+  """``{genre: mean}`` of the rationale in a generated or target text (``{}`` for ``Shown:
+  None.``); None when the text has no rationale. Entries that are not ``<name> <number>`` are
+  skipped; names are returned as written (normalise with ``persoma.data.normalize_genre``)."""
+  start = text.find(RATIONALE_HEADER)
+  if start < 0:
+    return None
+  body = text[start + len(RATIONALE_HEADER):]
+  end = body.find("Liked Genres:")
+  body = (body[:end] if end >= 0 else body).strip().rstrip(".").strip()
+  out: dict[str, float] = {}
+  for entry in body.split(","):
+    name, _, number = entry.strip().rpartition(" ")
+    try:
+      out.setdefault(name.strip(), float(number))
+    except ValueError:
+      continue
+  return out
+
+
 def history_line(fmt: str, title: str, genres: Sequence[str], description: str,
                  rating: float) -> str:
   """One text-prompting line, e.g. ``Title: T, Description: D, Rating: 4``.

@@ -1,0 +1,134 @@
+"""How well a model trained with rationale targets writes them, and what its labels follow.
+
+A run with `PersomaDataConfig.target_rationale` writes `Shown: Action 3.75, Drama 4.10.` (the
+label rule's working on the shown items) before `Liked Genres: ...`. For each predictions file
+(`persoma-eval --checkpoint DIR --split test --predictions` writes
+`inferences_<split>_step<step>.jsonl`) this prints, over its users:
+
+  * the genres written: precision and recall against the target's rationale, and the share of
+    users whose genre list is exactly right;
+  * the mean absolute error of the written means on the genres both list, and the share of
+    those that fall on the other side of the like (3.5) or dislike (3.0) threshold;
+  * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
+    (`labels_from_stats` on the written means, each genre qualifying), and of the rule on the
+    target's rationale (the rule on the shown items), all against the target labels; and how
+    often the model's labels equal the rule on its own rationale.
+
+  python benchmarks/rationale_check.py FILE.jsonl [FILE2.jsonl ...] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from persoma import atomic_io
+from persoma.data import formats, genres as genres_lib, labels as labels_lib
+from persoma.metrics import verbalizer, weighted
+
+_CFG = labels_lib.LabelConfig()
+
+
+def _canonical(rationale: dict[str, float]) -> dict[str, float]:
+  out = {}
+  for name, mean in rationale.items():
+    g = genres_lib.normalize_genre(name)
+    if g is not None and g not in out:
+      out[g] = mean
+  return out
+
+
+def _rule(rationale: dict[str, float]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """The label rule on written means, every written genre qualifying (count = the minimum)."""
+  counts = np.zeros(genres_lib.NUM_GENRES)
+  sums = np.zeros(genres_lib.NUM_GENRES)
+  for g, mean in rationale.items():
+    i = genres_lib.GENRE_INDEX[g]
+    counts[i] = _CFG.min_genre_count
+    sums[i] = mean * _CFG.min_genre_count
+  lab = labels_lib.labels_from_stats(sums, counts, _CFG)
+  return lab.liked, lab.disliked
+
+
+def _side(mean: float) -> int:
+  return int(mean > _CFG.like_threshold) - int(mean < _CFG.dislike_threshold)
+
+
+def check(path: str) -> dict[str, float]:
+  """The figures above for one predictions JSONL file."""
+  rows = []
+  with open(path, encoding="utf-8") as f:
+    for line_no, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+        rows.append((str(row["target"]), str(row["prediction"])))
+      except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: {path}:{line_no}: not a predictions line ({e})") from None
+  if not rows:
+    raise SystemExit(f"error: {path}: no predictions")
+  true_pairs, model_pairs, written_rule, shown_rule = [], [], [], []
+  tp = n_written = n_true = exact = missing = 0
+  errs, flips = [], 0
+  for target, pred in rows:
+    t_rat = formats.parse_rationale(target)
+    if t_rat is None:
+      raise SystemExit(f"error: {path}: target {target[:80]!r} has no rationale; was the run "
+                       "trained with PersomaDataConfig.target_rationale?")
+    t_rat = _canonical(t_rat)
+    p_rat = formats.parse_rationale(pred)
+    missing += p_rat is None
+    p_rat = _canonical(p_rat or {})
+    t, p = verbalizer.parse(target), verbalizer.parse(pred)
+    true_pairs.append((t.liked, t.disliked))
+    model_pairs.append((p.liked, p.disliked))
+    written_rule.append(_rule(p_rat))
+    shown_rule.append(_rule(t_rat))
+    common = set(t_rat) & set(p_rat)
+    tp += len(common)
+    n_written += len(p_rat)
+    n_true += len(t_rat)
+    exact += set(t_rat) == set(p_rat)
+    for g in common:
+      errs.append(abs(t_rat[g] - p_rat[g]))
+      flips += _side(t_rat[g]) != _side(p_rat[g])
+  n = len(rows)
+  return {
+      "users": n, "no_rationale": missing,
+      "genre_precision": tp / max(n_written, 1), "genre_recall": tp / max(n_true, 1),
+      "genre_set_exact": exact / n,
+      "mean_abs_error": float(np.mean(errs)) if errs else float("nan"),
+      "threshold_side_flips": flips / max(len(errs), 1),
+      "f1_model_labels": weighted.score_sets(true_pairs, model_pairs)["f1"],
+      "f1_rule_on_written": weighted.score_sets(true_pairs, written_rule)["f1"],
+      "f1_rule_on_shown": weighted.score_sets(true_pairs, shown_rule)["f1"],
+      "labels_follow_own_rationale": float(np.mean(
+          [tuple(map(tuple, m)) == w for m, w in zip(model_pairs, written_rule)])),
+  }
+
+
+def main(argv: list[str] | None = None) -> int:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("files", nargs="+", help="inferences_<split>_step<step>.jsonl files")
+  ap.add_argument("--json", help="also write the figures here, keyed by file")
+  args = ap.parse_args(argv)
+  out = {}
+  for path in args.files:
+    try:
+      out[path] = check(path)
+    except OSError as e:
+      raise SystemExit(f"error: {path}: {e.strerror or e}") from None
+    print(path)
+    for k, v in out[path].items():
+      print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+  if args.json:
+    atomic_io.write_text(args.json, json.dumps(out, indent=2, sort_keys=True) + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

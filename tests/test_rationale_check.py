@@ -1,0 +1,66 @@
+"""`benchmarks/rationale_check.py`: scores written rationales and the labels that follow them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import rationale_check  # noqa: E402
+from persoma.data import formats  # noqa: E402
+
+
+def _line(target_rat, target_lab, pred_rat, pred_lab):
+  def text(rat, lab):
+    head = formats.format_rationale(list(rat), list(rat.values())) if rat is not None else ""
+    return f"{head} {formats.format_target(*lab)}".strip()
+  return json.dumps({"user_id": 1, "target": text(target_rat, target_lab),
+                     "prediction": text(pred_rat, pred_lab)})
+
+
+def test_figures_of_a_small_predictions_file(tmp_path, capsys):
+  path = tmp_path / "inferences_test_step5.jsonl"
+  path.write_text("\n".join([
+      # exact rationale; labels follow it and match the target
+      _line({"Action": 4.0, "War": 2.5}, (("Action",), ("War",)),
+            {"Action": 4.0, "War": 2.5}, (("Action",), ("War",))),
+      # one genre missed, one added, one mean across the like threshold; labels ignore it
+      _line({"Comedy": 3.6, "Drama": 3.2}, (("Comedy",), ()),
+            {"Comedy": 3.4, "Horror": 2.0}, (("Drama",), ())),
+      # no rationale written at all
+      _line({"Drama": 4.5}, (("Drama",), ()), None, (("Drama",), ())),
+  ]) + "\n")
+  out = tmp_path / "o.json"
+  assert rationale_check.main([str(path), "--json", str(out)]) == 0
+  got = json.loads(out.read_text())[str(path)]
+  assert got["users"] == 3 and got["no_rationale"] == 1
+  assert got["genre_precision"] == pytest.approx(3 / 4)  # Action, War, Comedy of 4 written
+  assert got["genre_recall"] == pytest.approx(3 / 5)
+  assert got["genre_set_exact"] == pytest.approx(1 / 3)
+  assert got["mean_abs_error"] == pytest.approx(0.2 / 3)
+  assert got["threshold_side_flips"] == pytest.approx(1 / 3)  # Comedy 3.6 -> 3.4
+  assert got["f1_rule_on_shown"] == pytest.approx(1.0)
+  assert got["f1_model_labels"] < 1.0 and got["f1_rule_on_written"] < 1.0
+  # users 1 (Action/War) and 3 (nothing written, rule gives nothing; model says Drama): 1 of 3
+  # follow; user 2's rule on 'Comedy 3.4, Horror 2.0' is ((), (Horror,)) and the model differs
+  assert got["labels_follow_own_rationale"] == pytest.approx(1 / 3)
+  assert "genre_set_exact: 0.3333" in capsys.readouterr().out
+
+
+def test_bad_files_are_one_error_naming_the_file_and_line(tmp_path):
+  bad = tmp_path / "bad.jsonl"
+  bad.write_text(_line({"War": 2.0}, ((), ("War",)), {}, ((), ())) + "\n{not json\n")
+  with pytest.raises(SystemExit, match=r"bad.jsonl:2: not a predictions line"):
+    rationale_check.main([str(bad)])
+  plain = tmp_path / "plain.jsonl"
+  plain.write_text(json.dumps({"target": "Liked Genres: War. Not Liked Genres: None",
+                               "prediction": "Liked Genres: None. Not Liked Genres: None"}) + "\n")
+  with pytest.raises(SystemExit, match="has no rationale"):
+    rationale_check.main([str(plain)])
+  with pytest.raises(SystemExit, match="missing.jsonl"):
+    rationale_check.main([str(tmp_path / "missing.jsonl")])
