@@ -12,7 +12,7 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
     (`labels_from_stats` on the written means, each genre qualifying), and of the rule on the
     target's rationale (the rule on the shown items), all against the target labels; and how
-    often the model's labels equal the rule on its own rationale.
+    often the model's labels equal the rule on its own rationale (as sets, order aside).
 
   python benchmarks/rationale_check.py FILE.jsonl [FILE2.jsonl ...] [--json OUT]
 """
@@ -51,6 +51,10 @@ def _rule(rationale: dict[str, float]) -> tuple[tuple[str, ...], tuple[str, ...]
     sums[i] = mean * _CFG.min_genre_count
   lab = labels_lib.labels_from_stats(sums, counts, _CFG)
   return lab.liked, lab.disliked
+
+
+def _as_sets(pair) -> tuple[frozenset[str], frozenset[str]]:
+  return frozenset(pair[0]), frozenset(pair[1])
 
 
 def _side(mean: float) -> int:
@@ -107,7 +111,7 @@ def check(path: str) -> dict[str, float]:
       "f1_rule_on_written": weighted.score_sets(true_pairs, written_rule)["f1"],
       "f1_rule_on_shown": weighted.score_sets(true_pairs, shown_rule)["f1"],
       "labels_follow_own_rationale": float(np.mean(
-          [tuple(map(tuple, m)) == w for m, w in zip(model_pairs, written_rule)])),
+          [_as_sets(m) == _as_sets(w) for m, w in zip(model_pairs, written_rule)])),
   }
 
 

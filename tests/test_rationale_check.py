@@ -26,9 +26,9 @@ def _line(target_rat, target_lab, pred_rat, pred_lab):
 def test_figures_of_a_small_predictions_file(tmp_path, capsys):
   path = tmp_path / "inferences_test_step5.jsonl"
   path.write_text("\n".join([
-      # exact rationale; labels follow it and match the target
-      _line({"Action": 4.0, "War": 2.5}, (("Action",), ("War",)),
-            {"Action": 4.0, "War": 2.5}, (("Action",), ("War",))),
+      # exact rationale; labels follow it (in another order) and match the target
+      _line({"Action": 4.0, "Drama": 4.5, "War": 2.5}, (("Drama", "Action"), ("War",)),
+            {"Action": 4.0, "Drama": 4.5, "War": 2.5}, (("Action", "Drama"), ("War",))),
       # one genre missed, one added, one mean across the like threshold; labels ignore it
       _line({"Comedy": 3.6, "Drama": 3.2}, (("Comedy",), ()),
             {"Comedy": 3.4, "Horror": 2.0}, (("Drama",), ())),
@@ -39,14 +39,14 @@ def test_figures_of_a_small_predictions_file(tmp_path, capsys):
   assert rationale_check.main([str(path), "--json", str(out)]) == 0
   got = json.loads(out.read_text())[str(path)]
   assert got["users"] == 3 and got["no_rationale"] == 1
-  assert got["genre_precision"] == pytest.approx(3 / 4)  # Action, War, Comedy of 4 written
-  assert got["genre_recall"] == pytest.approx(3 / 5)
+  assert got["genre_precision"] == pytest.approx(4 / 5)  # Action, Drama, War, Comedy of 5
+  assert got["genre_recall"] == pytest.approx(4 / 6)
   assert got["genre_set_exact"] == pytest.approx(1 / 3)
-  assert got["mean_abs_error"] == pytest.approx(0.2 / 3)
-  assert got["threshold_side_flips"] == pytest.approx(1 / 3)  # Comedy 3.6 -> 3.4
+  assert got["mean_abs_error"] == pytest.approx(0.2 / 4)
+  assert got["threshold_side_flips"] == pytest.approx(1 / 4)  # Comedy 3.6 -> 3.4
   assert got["f1_rule_on_shown"] == pytest.approx(1.0)
   assert got["f1_model_labels"] < 1.0 and got["f1_rule_on_written"] < 1.0
-  # users 1 (Action/War) and 3 (nothing written, rule gives nothing; model says Drama): 1 of 3
+  # users 1 (Drama, Action / War) and 3 (nothing written, rule gives nothing; model says Drama): 1 of 3
   # follow; user 2's rule on 'Comedy 3.4, Horror 2.0' is ((), (Horror,)) and the model differs
   assert got["labels_follow_own_rationale"] == pytest.approx(1 / 3)
   assert "genre_set_exact: 0.3333" in capsys.readouterr().out
