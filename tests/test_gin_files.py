@@ -91,6 +91,9 @@ def test_experiment_files_mean_what_they_say():
   assert exp.task.task_name.endswith("_textprompt")
   exp = _parse(["quickstart.gin"], ["MODEL_DIR=None"])
   assert exp.task.dataset == "synthetic" and exp.task.data_config.encoder == "hashing"
+  exp = _parse(["experiments/persoma_mlp_rationale.gin"], ["MODEL_DIR=None"])
+  assert exp.task.data_config.target_rationale and exp.task.targets_length == 128
+  assert exp.task.data_config.item_targets and exp.model.item_loss_weight == 1.0
   gin.clear_config(clear_constants=True)
 
 
