@@ -46,8 +46,8 @@ def test_figures_of_a_small_predictions_file(tmp_path, capsys):
   assert got["threshold_side_flips"] == pytest.approx(1 / 4)  # Comedy 3.6 -> 3.4
   assert got["f1_rule_on_shown"] == pytest.approx(1.0)
   assert got["f1_model_labels"] < 1.0 and got["f1_rule_on_written"] < 1.0
-  # users 1 (Drama, Action / War) and 3 (nothing written, rule gives nothing; model says Drama): 1 of 3
-  # follow; user 2's rule on 'Comedy 3.4, Horror 2.0' is ((), (Horror,)) and the model differs
+  # user 1 follows its rationale; user 2's rule on 'Comedy 3.4, Horror 2.0' is ((), (Horror,)),
+  # not the model's (Drama); user 3 wrote none, so the rule names nothing, not the model's Drama
   assert got["labels_follow_own_rationale"] == pytest.approx(1 / 3)
   assert "genre_set_exact: 0.3333" in capsys.readouterr().out
 

@@ -126,7 +126,7 @@ def fit(trainer: trainer_lib.Trainer, train: trainer_lib.SplitData,
     summary["test"] = res
     trainer_lib.write_json(os.path.join(trainer.model_dir, f"eval_{test.name}.json"), res)
     if best is not None:
-      trainer_lib.write_json(os.path.join(ckpt.best.directory, f"eval_{test.name}_step{best[2]}.json"),
-                 res)
+      trainer_lib.write_json(
+          os.path.join(ckpt.best.directory, f"eval_{test.name}_step{best[2]}.json"), res)
   ckpt.close()
   return summary
