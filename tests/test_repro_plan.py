@@ -22,13 +22,14 @@ def test_plan_ids_unique_and_groups_merged(plan):
   # group 8: the pool adapter (mean and ratio pooling) and the genre-statistics adapter (with
   # and without genre-name anchors) at every N, + shown labels at N=50 (and at every N for the
   # genre-name anchors, which also get window labels at N=50), beside the same MLP runs; the
-  # MLP with item heads like the pool adapter
+  # MLP with item heads (with and without rationale targets) like the pool adapter
   pool = [r for r in plan if "pool" in r.groups]
   methods = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats", "persoma_genre_names",
-             "persoma_mlp_items", "persoma_mlp")
+             "persoma_mlp_items", "persoma_mlp_rationale", "persoma_mlp")
   assert {(r.method, r.history_size, r.resample_labels) for r in pool} == {
       (m, n, "history") for m in methods for n in (5, 10, 50, 100)} | {
-      (m, 50, "shown") for m in ("persoma_pool", "persoma_mlp", "persoma_mlp_items")} | {
+      (m, 50, "shown") for m in ("persoma_pool", "persoma_mlp", "persoma_mlp_items",
+                                 "persoma_mlp_rationale")} | {
       ("persoma_genre_names", n, "shown") for n in (5, 10, 50, 100)} | {
       ("persoma_genre_names", 50, "window")}
   assert all(r.gin_file == f"gin/experiments/{r.method}.gin" for r in pool

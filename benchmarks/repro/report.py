@@ -304,7 +304,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "T5 input embedding of the genre's name pieces. PERSOMA-MLP with item heads "
         "(`gin/experiments/persoma_mlp_items.gin`) keeps the MLP adapter's one token per item "
         "and adds the same item supervision through two linear heads on each token (genres, "
-        "star; weight 1); the heads do not change the tokens the T5 reads. "
+        "star; weight 1); the heads do not change the tokens the T5 reads. With rationale "
+        "targets (`gin/experiments/persoma_mlp_rationale.gin`) every target also starts with "
+        "the label rule's working on the shown items (`Shown: Action 4.18, Drama 4.33. "
+        "Liked Genres: ...`), which the decoder writes before the labels; scoring reads only "
+        "the labels. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),

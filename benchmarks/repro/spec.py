@@ -34,6 +34,7 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_genre_stats": "PERSOMA-GenreStats (persoma)",
     "persoma_genre_names": "PERSOMA-GenreStats, genre-name anchors (persoma)",
     "persoma_mlp_items": "PERSOMA-MLP, item heads (persoma)",
+    "persoma_mlp_rationale": "PERSOMA-MLP, item heads, rationale targets (persoma)",
 }
 
 
