@@ -145,6 +145,36 @@ def test_rationale_is_the_rule_on_the_shown_items_before_every_target(tiny_data)
   assert listed > 0
 
 
+def test_rating_ordered_rationale_ranks_genres_so_the_labels_are_its_ends(tiny_data):
+  """With ``rationale_order='rating'`` the rationale lists the same genres and means, highest
+  mean first, so shown labels are its first genres over the like threshold and its last ones
+  under the dislike threshold."""
+  cfg = LabelConfig(min_genre_count=2, source="shown")
+  kw = dict(split="all", history_size=6, sampler="random", seed=1, label_config=cfg,
+            rationale=True)
+  canonical = build_examples(tiny_data, **kw)
+  ranked = build_examples(tiny_data, rationale_order="rating", **kw)
+  assert len(ranked) == len(canonical) > 0
+  reordered = 0
+  for ex, ref in zip(ranked, canonical):
+    assert (ex.liked, ex.disliked) == (ref.liked, ref.disliked)
+    got, want = formats.parse_rationale(ex.targets), formats.parse_rationale(ref.targets)
+    assert got == want  # same genres and means
+    assert list(want) == [g for g in labels.genres_lib.GENRES if g in want]
+    means = list(got.values())
+    assert means == sorted(means, reverse=True)
+    reordered += list(got) != list(want)
+    over = [g for g, m in got.items() if m > cfg.like_threshold]
+    under = [g for g, m in got.items() if m < cfg.dislike_threshold]
+    assert ex.liked == tuple(over[:cfg.max_liked])  # the rule's order, ties included
+    assert ex.disliked == tuple(under[::-1][:cfg.max_disliked])
+  assert reordered > 0
+  with pytest.raises(ValueError, match="rationale_order='alphabetical'"):
+    build_examples(tiny_data, rationale_order="alphabetical", **kw)
+  with pytest.raises(ValueError, match="rationale order 'x'"):
+    labels.rationale(tiny_data, ranked[0].positions, cfg, order="x")
+
+
 def test_resample_labels_rejects_unknown_sources(tiny_data):
   with pytest.raises(ValueError, match="resample_labels='future'"):
     build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=2,

@@ -94,6 +94,10 @@ def test_experiment_files_mean_what_they_say():
   exp = _parse(["experiments/persoma_mlp_rationale.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.target_rationale and exp.task.targets_length == 128
   assert exp.task.data_config.item_targets and exp.model.item_loss_weight == 1.0
+  assert exp.task.data_config.rationale_order == "canonical"
+  exp = _parse(["experiments/persoma_mlp_rationale_ranked.gin"], ["MODEL_DIR=None"])
+  assert exp.task.data_config.target_rationale and exp.task.targets_length == 128
+  assert exp.task.data_config.rationale_order == "rating"
   gin.clear_config(clear_constants=True)
 
 

@@ -153,6 +153,8 @@ def test_settings_change_the_data(settings):
 
 
 def test_target_rationale_setting_prefixes_every_split_and_keeps_the_labels(settings):
+  from persoma import errors
+  from persoma.data import formats
   from persoma.metrics import verbalizer
   name = "persoma_synthetic_h10_recency_uem"
   plain = _rows(name)
@@ -166,6 +168,13 @@ def test_target_rationale_setting_prefixes_every_split_and_keeps_the_labels(sett
     assert text.endswith(ref["targets_pretokenized"].decode())
     got, want = verbalizer.parse(text), verbalizer.parse(ref["targets_pretokenized"].decode())
     assert (got.liked, got.disliked, got.unknown) == (want.liked, want.disliked, ())
+  config.configure(rationale_order="rating")  # a new example list, not the cached one
+  ranked = tasks.get_examples(tasks.parse_task_name(name), "validation")
+  assert [e.targets for e in ranked] != [e.targets for e in exs]
+  assert [formats.parse_rationale(e.targets) for e in ranked] == [
+      formats.parse_rationale(e.targets) for e in exs]
+  with pytest.raises(errors.ConfigError, match="rationale_order='best'.*canonical, rating"):
+    config.configure(rationale_order="best")
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):

@@ -49,8 +49,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
                    seed: int = 0, label_config: labels_lib.LabelConfig = labels_lib.LabelConfig(),
                    fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1,
                    resample_labels: str = "history",
-                   resample_sampler: str | None = None, rationale: bool = False
-                   ) -> ExampleList:
+                   resample_sampler: str | None = None, rationale: bool = False,
+                   rationale_order: str = "canonical") -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
@@ -66,7 +66,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
 
   ``rationale`` writes the label rule's working on the shown items before every target
   (:func:`persoma.data.labels.rationale`: ``Shown: Action 3.75, Drama 4.10. Liked Genres: ...``),
-  a persoma addition: a scratchpad the decoder learns to write before the labels.
+  a persoma addition: a scratchpad the decoder learns to write before the labels; its genres
+  come in ``rationale_order`` (``labels.RATIONALE_ORDERS``: canonical, or highest mean first).
 
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
@@ -80,6 +81,9 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
     raise ValueError(f"history_size must be >= 1, got {history_size}")
   if resample_labels not in RESAMPLE_LABELS:
     raise ValueError(f"resample_labels={resample_labels!r}; valid: {', '.join(RESAMPLE_LABELS)}")
+  if rationale_order not in labels_lib.RATIONALE_ORDERS:
+    raise ValueError(f"rationale_order={rationale_order!r}; valid: "
+                     f"{', '.join(labels_lib.RATIONALE_ORDERS)}")
   users = split_lib.users_in_split(data.user_ids, split, fractions)
   if label_config.source == "history":
     sums, counts = labels_lib.all_genre_stats(data)
@@ -110,7 +114,7 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
           continue
       target = formats.format_target(copy_lab.liked, copy_lab.disliked)
       if rationale:
-        target = f"{labels_lib.rationale(data, pos, label_config)} {target}"
+        target = f"{labels_lib.rationale(data, pos, label_config, rationale_order)} {target}"
       out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
                          liked=copy_lab.liked, disliked=copy_lab.disliked, targets=target))
   return out

@@ -18,6 +18,8 @@ from persoma.data import formats, genres as genres_lib
 from persoma.data.structures import MovieLensData
 
 LABEL_SOURCES = ("history", "shown")
+# Orders of the rationale's genres: canonical genre order, or by mean rating (highest first).
+RATIONALE_ORDERS = ("canonical", "rating")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +114,22 @@ def labels_for_positions(data: MovieLensData, positions: Sequence[int] | np.ndar
 
 
 def rationale(data: MovieLensData, positions: Sequence[int] | np.ndarray,
-              config: LabelConfig = LabelConfig()) -> str:
+              config: LabelConfig = LabelConfig(), order: str = "canonical") -> str:
   """The label rule's working on the shown items, as text written before the target: each
-  genre that qualifies there (at least ``min_genre_count`` shown movies), in canonical order,
-  with its mean rating (``persoma.data.formats.format_rationale``)."""
+  genre that qualifies there (at least ``min_genre_count`` shown movies) with its mean rating
+  (``persoma.data.formats.format_rationale``), in canonical genre order or (``order='rating'``)
+  highest mean first, with ties broken as the rule breaks them, so the liked labels are the
+  first genres over ``like_threshold`` in order and the disliked ones the last genres under
+  ``dislike_threshold`` read backwards (ties: more movies first, then canonical order; under
+  ``dislike_threshold`` both reversed)."""
+  if order not in RATIONALE_ORDERS:
+    raise ValueError(f"rationale order {order!r}; valid: {', '.join(RATIONALE_ORDERS)}")
   sums, counts = genre_stats(data, positions)
   ok = np.flatnonzero(counts >= config.min_genre_count)
+  if order == "rating":
+    means = sums[ok] / counts[ok]
+    low = means < config.dislike_threshold
+    ok = ok[np.lexsort((np.where(low, -ok, ok), np.where(low, counts[ok], -counts[ok]), -means))]
   return formats.format_rationale([genres_lib.GENRES[i] for i in ok],
                                   [sums[i] / counts[i] for i in ok])
 

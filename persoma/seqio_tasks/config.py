@@ -81,6 +81,8 @@ class PersomaDataConfig:
       items (``Shown: Action 3.75, Drama 4.10. Liked Genres: ...``; ``build_examples(rationale=
       True)``), a scratchpad the LM writes before the labels; scoring reads only the labels.
       Raise TARGETS_LENGTH (128 fits every ml-1m target at N=50).
+    rationale_order: the order of the rationale's genres, 'canonical' (genre order) or 'rating'
+      (highest mean first, the liked labels' order; ``persoma.data.labels.rationale``).
   """
 
   data_dir: str | None = None
@@ -106,6 +108,7 @@ class PersomaDataConfig:
   train_resample_sampler: str | None = None
   item_targets: bool = False
   target_rationale: bool = False
+  rationale_order: str = "canonical"
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:
@@ -116,6 +119,10 @@ class PersomaDataConfig:
       raise errors.ConfigError(
           f"PersomaDataConfig.train_resample_labels={self.train_resample_labels!r}; "
           f"valid: {', '.join(RESAMPLE_LABELS)}")
+    from persoma.data.labels import RATIONALE_ORDERS  # pylint: disable=g-import-not-at-top
+    if self.rationale_order not in RATIONALE_ORDERS:
+      raise errors.ConfigError(f"PersomaDataConfig.rationale_order={self.rationale_order!r}; "
+                               f"valid: {', '.join(RATIONALE_ORDERS)}")
     if self.train_resample_sampler is not None:
       from persoma.data import samplers  # pylint: disable=g-import-not-at-top
       try:
