@@ -59,12 +59,13 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # ... and per method (session 11 added the genre-statistics adapter with genre-name anchors,
 # whose N=50 run was still improving at its last step; session 24 the MLP with item heads at
 # the budget of the best MLP run, shown labels and 6x the steps; session 26 the same with
-# rationale targets).
+# rationale targets, in canonical genre order and ranked by mean rating).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
     "persoma_mlp_items": {"shown": (6,)},
     "persoma_mlp_rationale": {"shown": (6,)},
+    "persoma_mlp_rationale_ranked": {"shown": (6,)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
@@ -87,6 +88,7 @@ GIN_FILES: dict[str, str] = {
     "persoma_genre_names": "persoma_genre_names.gin",
     "persoma_mlp_items": "persoma_mlp_items.gin",
     "persoma_mlp_rationale": "persoma_mlp_rationale.gin",
+    "persoma_mlp_rationale_ranked": "persoma_mlp_rationale_ranked.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the issue's target. The
@@ -97,6 +99,8 @@ POOL_HISTORY_SIZES = (50, 100, 10, 5)
 POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats",
                 "persoma_genre_names", "persoma_mlp_items", "persoma_mlp_rationale")
 POOL_SHOWN_N = 50
+# The adapters and targets persoma adds (groups 7 and 8), for the targets' "best addition".
+ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",)
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).

@@ -35,6 +35,7 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_genre_names": "PERSOMA-GenreStats, genre-name anchors (persoma)",
     "persoma_mlp_items": "PERSOMA-MLP, item heads (persoma)",
     "persoma_mlp_rationale": "PERSOMA-MLP, item heads, rationale targets (persoma)",
+    "persoma_mlp_rationale_ranked": "PERSOMA-MLP, item heads, ranked rationale targets (persoma)",
 }
 
 

@@ -29,7 +29,7 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   best_note = (f"; best variant of groups 6-7: F1 {best['f1']:.4f}, `{best['run_id']}`"
                if best is not None and mlp50 is not None and best["f1"] > mlp50 else "")
   added = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
-               and r["method"] in plan_lib.POOL_METHODS), key=lambda r: r["f1"], default=None)
+               and r["method"] in plan_lib.ADDED_METHODS), key=lambda r: r["f1"], default=None)
   if added is not None and mlp50 is not None:
     best_note += (f"; best persoma-addition adapter (groups 7-8): F1 {added['f1']:.4f}, "
                   f"`{added['run_id']}`")
