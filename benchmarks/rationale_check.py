@@ -12,7 +12,9 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
     (`labels_from_stats` on the written means, each genre qualifying), and of the rule on the
     target's rationale (the rule on the shown items), all against the target labels; and how
-    often the model's labels equal the rule on its own rationale (as sets, order aside).
+    often the model's labels equal the rule on its own rationale (as sets, order aside), in
+    all, per side, and for the liked side where the rule must rank (more than 3 written
+    genres over 3.5, so the labels are the top 3 of them).
 
   python benchmarks/rationale_check.py FILE.jsonl [FILE2.jsonl ...] [--json OUT]
 """
@@ -75,7 +77,7 @@ def check(path: str) -> dict[str, float]:
         raise SystemExit(f"error: {path}:{line_no}: not a predictions line ({e})") from None
   if not rows:
     raise SystemExit(f"error: {path}: no predictions")
-  true_pairs, model_pairs, written_rule, shown_rule = [], [], [], []
+  true_pairs, model_pairs, written_rule, shown_rule, must_rank = [], [], [], [], []
   tp = n_written = n_true = exact = missing = 0
   errs, flips = [], 0
   for target, pred in rows:
@@ -91,6 +93,7 @@ def check(path: str) -> dict[str, float]:
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))
     written_rule.append(_rule(p_rat))
+    must_rank.append(sum(m > _CFG.like_threshold for m in p_rat.values()) > _CFG.max_liked)
     shown_rule.append(_rule(t_rat))
     common = set(t_rat) & set(p_rat)
     tp += len(common)
@@ -101,6 +104,8 @@ def check(path: str) -> dict[str, float]:
       errs.append(abs(t_rat[g] - p_rat[g]))
       flips += _side(t_rat[g]) != _side(p_rat[g])
   n = len(rows)
+  liked_ok = np.array([set(m[0]) == set(w[0]) for m, w in zip(model_pairs, written_rule)])
+  must_rank = np.array(must_rank, dtype=bool)
   return {
       "users": n, "no_rationale": missing,
       "genre_precision": tp / max(n_written, 1), "genre_recall": tp / max(n_true, 1),
@@ -112,6 +117,12 @@ def check(path: str) -> dict[str, float]:
       "f1_rule_on_shown": weighted.score_sets(true_pairs, shown_rule)["f1"],
       "labels_follow_own_rationale": float(np.mean(
           [_as_sets(m) == _as_sets(w) for m, w in zip(model_pairs, written_rule)])),
+      "liked_follow_own_rationale": float(np.mean(liked_ok)),
+      "disliked_follow_own_rationale": float(np.mean(
+          [set(m[1]) == set(w[1]) for m, w in zip(model_pairs, written_rule)])),
+      "liked_must_rank": float(np.mean(must_rank)),
+      "liked_follow_where_ranked": (float(np.mean(liked_ok[must_rank])) if any(must_rank)
+                                    else float("nan")),
   }
 
 

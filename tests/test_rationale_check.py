@@ -52,6 +52,25 @@ def test_figures_of_a_small_predictions_file(tmp_path, capsys):
   assert "genre_set_exact: 0.3333" in capsys.readouterr().out
 
 
+def test_liked_labels_where_the_rule_must_rank_more_than_three_genres(tmp_path):
+  four = {"Action": 4.0, "Comedy": 3.9, "Drama": 4.5, "War": 4.2, "Horror": 2.0}
+  path = tmp_path / "p.jsonl"
+  path.write_text("\n".join([
+      # 4 genres over 3.5: the top 3 are Drama, War, Action; the model swaps Action for Comedy
+      _line(four, (("Drama", "War", "Action"), ("Horror",)),
+            four, (("Drama", "War", "Comedy"), ("Horror",))),
+      # no ranking needed; liked right, disliked wrong
+      _line({"Drama": 4.5, "War": 2.5}, (("Drama",), ("War",)),
+            {"Drama": 4.5, "War": 2.5}, (("Drama",), ())),
+  ]) + "\n")
+  got = rationale_check.check(str(path))
+  assert got["liked_must_rank"] == pytest.approx(1 / 2)
+  assert got["liked_follow_where_ranked"] == 0.0
+  assert got["liked_follow_own_rationale"] == pytest.approx(1 / 2)
+  assert got["disliked_follow_own_rationale"] == pytest.approx(1 / 2)
+  assert got["labels_follow_own_rationale"] == 0.0
+
+
 def test_bad_files_are_one_error_naming_the_file_and_line(tmp_path):
   bad = tmp_path / "bad.jsonl"
   bad.write_text(_line({"War": 2.0}, ((), ("War",)), {}, ((), ())) + "\n{not json\n")
