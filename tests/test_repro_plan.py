@@ -219,6 +219,16 @@ def test_cost_fingerprint_depends_on_cost_batch():
   assert a["rule-h5-recency"].fingerprint() == b["rule-h5-recency"].fingerprint()
 
 
+def test_rationale_runs_get_longer_targets_only_where_the_gin_length_is_too_short(plan):
+  rationale = [r for r in plan if r.method in plan_lib.RATIONALE_METHODS]
+  assert {r.history_size for r in rationale} >= {5, 10, 50, 100}
+  for r in rationale:
+    want = plan_lib.RATIONALE_TARGETS_LENGTH.get(r.history_size)
+    assert dict(r.bindings).get("TARGETS_LENGTH") == want, r.run_id
+  assert all("TARGETS_LENGTH" not in dict(r.bindings) for r in plan
+             if r.method not in plan_lib.RATIONALE_METHODS)
+
+
 def test_longer_training_runs_bind_steps_and_start_from_the_next_shorter_run(plan):
   by_id = {r.run_id: r for r in plan}
   steps = [r for r in plan if "steps" in r.groups]

@@ -99,6 +99,11 @@ POOL_HISTORY_SIZES = (50, 100, 10, 5)
 POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats",
                 "persoma_genre_names", "persoma_mlp_items", "persoma_mlp_rationale")
 POOL_SHOWN_N = 50
+# Rationale targets are longer at larger N: TARGETS_LENGTH per N where the gin file's 128 is too
+# short (persoma-train refuses a rationale target that fills it). Measured in session 26: the
+# longest ml-1m train target (EOS included) is 118 tokens at N=50, 135 at N=100.
+RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked")
+RATIONALE_TARGETS_LENGTH = {100: 160}
 # The adapters and targets persoma adds (groups 7 and 8), for the targets' "best addition".
 ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",)
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
@@ -188,6 +193,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       b[RESAMPLE_LABELS_BINDING] = resample_labels
     if train_resamples is not None:
       b["TRAIN_RESAMPLES"] = train_resamples
+    if method in RATIONALE_METHODS and n in RATIONALE_TARGETS_LENGTH:
+      b["TARGETS_LENGTH"] = RATIONALE_TARGETS_LENGTH[n]
     skip = None
     if method == "textprompt":
       tokens = int(text_tokens(n, fmt))
