@@ -80,7 +80,7 @@ class PersomaDataConfig:
     target_rationale: every split's targets start with the label rule's working on the shown
       items (``Shown: Action 3.75, Drama 4.10. Liked Genres: ...``; ``build_examples(rationale=
       True)``), a scratchpad the LM writes before the labels; scoring reads only the labels.
-      Raise TARGETS_LENGTH (128 fits every ml-1m target at N=50).
+      Raise TARGETS_LENGTH (128 fits every ml-1m target at N=50, 160 at N=100).
     rationale_order: the order of the rationale's genres, 'canonical' (genre order) or 'rating'
       (highest mean first, the liked labels' order; ``persoma.data.labels.rationale``).
   """
