@@ -184,7 +184,7 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
   resample_sampler = cfg.train_resample_sampler if resamples > 1 else None
   key = (_data_key(spec.dataset_name, cfg), spec.history_size, spec.sampler, split, cfg.seed,
          label_config, tuple(cfg.split_fractions), resamples, resample_labels, resample_sampler,
-         bool(cfg.target_rationale), cfg.rationale_order)
+         bool(cfg.target_rationale), cfg.rationale_order if cfg.target_rationale else None)
   with _LOCK:
     if key not in _EXAMPLES:
       _EXAMPLES[key] = data_lib.build_examples(
