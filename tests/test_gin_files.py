@@ -98,6 +98,10 @@ def test_experiment_files_mean_what_they_say():
   exp = _parse(["experiments/persoma_mlp_rationale_ranked.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.target_rationale and exp.task.targets_length == 128
   assert exp.task.data_config.rationale_order == "rating"
+  exp = _parse(["experiments/persoma_genre_names_rationale.gin"], ["MODEL_DIR=None"])
+  assert exp.task.data_config.target_rationale and exp.task.targets_length == 128
+  assert exp.model.adapter == "genre_stats" and exp.model.genre_name_tokens
+  assert exp.task.data_config.item_targets
   gin.clear_config(clear_constants=True)
 
 

@@ -59,13 +59,15 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # ... and per method (session 11 added the genre-statistics adapter with genre-name anchors,
 # whose N=50 run was still improving at its last step; session 24 the MLP with item heads at
 # the budget of the best MLP run, shown labels and 6x the steps; session 26 the same with
-# rationale targets, in canonical genre order and ranked by mean rating).
+# rationale targets, in canonical genre order and ranked by mean rating; session 27 the
+# genre-statistics adapter with anchors and rationale targets).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
     "persoma_mlp_items": {"shown": (6,)},
     "persoma_mlp_rationale": {"shown": (6,)},
     "persoma_mlp_rationale_ranked": {"shown": (6,)},
+    "persoma_genre_names_rationale": {"shown": (3,)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
@@ -89,6 +91,7 @@ GIN_FILES: dict[str, str] = {
     "persoma_mlp_items": "persoma_mlp_items.gin",
     "persoma_mlp_rationale": "persoma_mlp_rationale.gin",
     "persoma_mlp_rationale_ranked": "persoma_mlp_rationale_ranked.gin",
+    "persoma_genre_names_rationale": "persoma_genre_names_rationale.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the issue's target. The
@@ -102,10 +105,12 @@ POOL_SHOWN_N = 50
 # Rationale targets are longer at larger N: TARGETS_LENGTH per N where the gin file's 128 is too
 # short (persoma-train refuses a rationale target that fills it). Measured in session 26: the
 # longest ml-1m train target (EOS included) is 118 tokens at N=50, 135 at N=100.
-RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked")
+RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked",
+                     "persoma_genre_names_rationale")
 RATIONALE_TARGETS_LENGTH = {100: 160}
 # The adapters and targets persoma adds (groups 7 and 8), for the targets' "best addition".
-ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",)
+ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
+                                "persoma_genre_names_rationale")
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).

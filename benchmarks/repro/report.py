@@ -284,7 +284,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "0). Its wall time in the Runs table counts the added steps only. The ranked "
         "rationale targets (`gin/experiments/persoma_mlp_rationale_ranked.gin`, a persoma "
         "addition run in this group only) list the rationale's genres (group 8) highest mean "
-        "first, so the labels are its first genres over 3.5 and its last under 3.0.", ""]
+        "first, so the labels are its first genres over 3.5 and its last under 3.0. "
+        "PERSOMA-GenreStats with genre-name anchors and rationale targets "
+        "(`gin/experiments/persoma_genre_names_rationale.gin`, group 8's best adapter with "
+        "group 8's rationale targets) is also run in this group only.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",
