@@ -19,8 +19,11 @@ Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a s
 skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a runner save first,
 so a long run can span several sessions); a longer-trained copy of a finished run (group 7)
 starts from that run's last checkpoint; results of an older configuration are moved to an
-archive folder, never deleted. Each finished run's figures are also kept in the
-repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
+archive folder, never deleted. Invocations on one work dir may run side by side (say, one per
+`--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see repro.lock)
+and leaves a run another live process holds, and the runs that start from it, to that process
+(`--list` shows such a run as running, with the holder). Each finished run's figures are also
+kept in the repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a
 fresh clone on another machine skips what has been run and regenerates the page from it; an
 unfinished train run leaves the step and validation F1s it reached in `ledger/progress/`, which
 the page's Not finished table shows after the work dir is gone. Every result is collected
@@ -42,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro import budget as budget_lib  # noqa: E402
 from repro import execute, measure, plot, report  # noqa: E402
+from repro import lock as lock_lib  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
 from repro import state as state_lib  # noqa: E402
 from repro.plan import gin_default  # noqa: E402
@@ -267,13 +271,16 @@ class Program:
       return 0
     md, png = self.publish()
     failed, stopped = outcomes["failed"], outcomes["interrupted"]
+    busy = outcomes.get("busy", [])
     print(f"{len(todo)} runs considered in {time.time() - t_all:.0f}s; "
           f"{len(failed)} failed or blocked{': ' + ', '.join(failed) if failed else ''}"
           + (f"; {len(stopped)} interrupted (the same command resumes them): "
-             + ", ".join(stopped) if stopped else ""))
+             + ", ".join(stopped) if stopped else "")
+          + (f"; {len(busy)} left to another process (running, or waiting for a run that "
+             "is): " + ", ".join(busy) if busy else ""))
     print(f"results: {self.store.root / 'results.json'}\npage: {md}"
           + (f"\nplot: {png}" if png else ""))
-    return 1 if failed or stopped else 0
+    return 1 if failed or stopped or busy else 0
 
   def _chain_depth(self, run: plan_lib.Run) -> int:
     """How many planned runs `run` waits for: 0 for a run from scratch, 1 + its source's
@@ -284,14 +291,27 @@ class Program:
     return depth
 
   def run_one(self, i: int, total: int, run: plan_lib.Run, cpu: int | None = None) -> str:
-    """Runs (or skips) one planned run; returns "ok", "failed" (also: blocked) or
-    "interrupted" (the runner saved on SIGTERM)."""
+    """Runs (or skips) one planned run; returns "ok", "failed" (also: blocked),
+    "interrupted" (the runner saved on SIGTERM) or "busy" (another process holds the run's
+    lock, or the lock of the run it starts from; see repro.lock)."""
     st, det = self.status(run)
     head = f"[{i}/{total}] {run.run_id}"
     if st == "done":
       print(f"{head}: done ({det}), skipping", flush=True)
-      self._maybe_add_marginals(run, cpu)
+      try:
+        with lock_lib.hold(self.store.lock_path(run.run_id)):
+          self._maybe_add_marginals(run, cpu)
+      except lock_lib.Busy as e:
+        print(f"{head}: not adding marginals, another process holds it: {e}", flush=True)
       return "ok"
+    if st == "running":
+      print(f"{head}: running in another process, leaving it: {det}", flush=True)
+      return "busy"
+    src = self.by_id.get(run.init_from or run.warm_from or "")
+    if src is not None and (src_st := self.status(src))[0] == "running":
+      print(f"{head}: waits for {src.run_id}, running in another process: {src_st[1]}",
+            flush=True)
+      return "busy"
     if st == "skipped":
       print(f"{head}: not runnable here: {det}", flush=True)
       return "ok"
@@ -304,6 +324,16 @@ class Program:
              if run.kind == "train" else f"({run.kind} measurement in-process)")
       print(f"{head}: {st}{(': ' + det) if det else ''}\n    would run: {cmd}", flush=True)
       return "ok"
+    try:
+      with lock_lib.hold(self.store.lock_path(run.run_id)):
+        return self._run_held(head, run, st, det, cpu)
+    except lock_lib.Busy as e:
+      print(f"{head}: another process took it first, leaving it: {e}", flush=True)
+      return "busy"
+
+  def _run_held(self, head: str, run: plan_lib.Run, st: str, det: str,
+                cpu: int | None) -> str:
+    """run_one's work once this process holds the run's lock."""
     if st in ("stale", "invalid") or (
         st in ("interrupted", "failed")
         and self.store.progress(run.run_id).get("fingerprint") not in (None, self.fp[run.run_id])):

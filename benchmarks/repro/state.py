@@ -37,14 +37,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from persoma import atomic_io
+from repro import lock as lock_lib
 from repro import plan as plan_lib
 
 PROGRESS_SHOWN = 4  # validation figures of an unfinished run on the page (+ the best)
 # what `persoma.train.loop.fit` logs after each validation
 VALIDATION_RE = re.compile(r"validation step (\d+): f1 ([0-9.]+)")
 
-STATUSES = ("done", "pending", "interrupted", "failed", "stale", "invalid", "blocked",
-            "skipped")
+STATUSES = ("done", "running", "pending", "interrupted", "failed", "stale", "invalid",
+            "blocked", "skipped")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -119,6 +120,10 @@ class Store:
 
   def model_dir(self, run_id: str) -> Path:
     return self.run_dir(run_id) / "model"
+
+  def lock_path(self, run_id: str) -> Path:
+    """The run's lock (repro.lock), outside its run dir so archiving never moves it."""
+    return self.root / "locks" / f"{run_id}.json"
 
   def log_path(self, run_id: str) -> Path:
     return self.run_dir(run_id) / "log.txt"
@@ -304,6 +309,9 @@ class Store:
       if problem.startswith("configuration changed"):
         return "stale", problem
       return "invalid", problem
+    held = lock_lib.holder(self.lock_path(run.run_id))
+    if held is not None:
+      return "running", lock_lib.describe(held, self.lock_path(run.run_id))
     prog = self.progress(run.run_id)
     same = prog.get("fingerprint") == fingerprint
     if not base_done:
