@@ -7,8 +7,9 @@ already there, or --force)
 
 which beam-decodes the validation and test users, tunes the marginal cut on validation and
 scores the test users (`persoma.train.marginal_eval`). Prints a markdown table (greedy F1 from
-the run's own `eval_test.json`, the best beam alone, the thresholded marginals) and writes the
-figures, metrics only, to --out (default `benchmarks/repro/marginal_decoding.json`).
+the run's own `eval_test.json`, the best beam alone, the thresholded marginals) and adds the
+figures, metrics only, to --out (default `benchmarks/repro/marginal_decoding.json`; a row of the
+same work dir, run and decoding is replaced, every other row is kept).
 
   python benchmarks/marginal_decoding.py --work_dir ~/persoma_repro [--work_dir DIR2]
       [--only 'persoma_genre_names-*'] [--num_decodes 16] [--cpu 0]
@@ -67,6 +68,34 @@ def beam_result(model: Path, k: int, method: str = "beam",
   return json.loads(Path(hits[-1]).read_text()) if hits else None
 
 
+def _row_key(row: dict) -> tuple:
+  return (row.get("work_dir"), row.get("run_id"), row.get("decode_method", "beam"),
+          row.get("num_decodes"), row.get("temperature"))
+
+
+def read_rows(path: str) -> list[dict]:
+  """The rows already in `path` ([] when it does not exist); a file that is not a JSON list of
+  objects is an error naming it, before anything is decoded or written."""
+  try:
+    rows = json.loads(Path(path).read_text())
+  except FileNotFoundError:
+    return []
+  except (OSError, ValueError) as e:
+    raise SystemExit(f"error: --out {path}: not readable as JSON ({e}); not overwriting it")
+  if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+    raise SystemExit(f"error: --out {path}: not a list of result rows; not overwriting it")
+  return rows
+
+
+def merge_rows(kept: list[dict], new: list[dict]) -> list[dict]:
+  """`kept` with each row of the same work dir, run, decoding and K replaced by its `new` row
+  (in place), then the other new rows: runs of other work dirs or other --only selections
+  stay in the file."""
+  fresh = {_row_key(r): r for r in new}
+  out = [fresh.pop(_row_key(r), r) for r in kept]
+  return out + [r for r in new if _row_key(r) in fresh]
+
+
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--work_dir", action="append", required=True,
@@ -86,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  else "marginal_decoding.json"))
   what = f"{a.num_decodes} samples at T={a.temperature:g}" if sampled else f"{a.num_decodes} beams"
   top1_key = f"{a.decode_method}_top1"
+  kept = read_rows(a.out)
   runs = find_runs(a.work_dir, a.only)
   if not runs:
     raise SystemExit("error: no run with a best checkpoint and eval_test.json matched")
@@ -127,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
       row.update(decode_method="sample", temperature=a.temperature,
                  beam16_marginals_f1=beams["f1"] if beams else None)
     rows.append(row)
+  rows = merge_rows(kept, rows)
   atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
+  rows = [r for r in rows if top1_key in r and r.get("num_decodes") == a.num_decodes
+          and r.get("temperature") == (a.temperature if sampled else None)]
   if sampled:
     print(f"| work dir | run | greedy F1 | 16-beam marginals F1 | most likely sample F1 | "
           f"marginals of {what}: F1 (P / R; liked / disliked) | cut |\n"

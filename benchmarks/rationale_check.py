@@ -129,8 +129,10 @@ def check(path: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("files", nargs="+", help="inferences_<split>_step<step>.jsonl files")
-  ap.add_argument("--json", help="also write the figures here, keyed by file")
+  ap.add_argument("--json", help="also write the figures here, keyed by file (added to the "
+                  "file's other entries, which are kept)")
   args = ap.parse_args(argv)
+  kept = _read_json_dict(args.json) if args.json else {}
   out = {}
   for path in args.files:
     try:
@@ -141,8 +143,25 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in out[path].items():
       print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
   if args.json:
-    atomic_io.write_text(args.json, json.dumps(out, indent=2, sort_keys=True) + "\n")
+    atomic_io.write_text(args.json, json.dumps({**kept, **out}, indent=2, sort_keys=True)
+                         + "\n")
   return 0
+
+
+def _read_json_dict(path: str) -> dict:
+  """The figures already in `path` ({} when it does not exist); a file that is not a JSON
+  object is an error naming it, before anything is computed or written."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      obj = json.load(f)
+  except FileNotFoundError:
+    return {}
+  except (OSError, ValueError) as e:
+    raise SystemExit(f"error: --json {path}: not readable as JSON ({e}); not overwriting it")
+  if not isinstance(obj, dict):
+    raise SystemExit(f"error: --json {path}: holds a {type(obj).__name__}, not an object "
+                     "keyed by file; not overwriting it")
+  return obj
 
 
 if __name__ == "__main__":

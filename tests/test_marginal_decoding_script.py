@@ -87,3 +87,36 @@ def test_errors_name_the_problem(tmp_path):
   with pytest.raises(SystemExit, match="no run with a best checkpoint"):
     marginal_decoding.main(["--work_dir", str(tmp_path), "--out", str(tmp_path / "m.json")])
   assert not (tmp_path / "m.json").exists()
+
+
+def test_a_later_selection_adds_to_the_file_and_keeps_other_rows(tmp_path, capsys):
+  one, two = tmp_path / "one", tmp_path / "two"
+  _run(one, "persoma_mlp-h50", 0.30, _beam(0.40))
+  _run(two, "persoma_pool-h10", 0.25, _beam(0.33))
+  out = tmp_path / "m.json"
+  assert marginal_decoding.main(["--work_dir", str(one), "--out", str(out)]) == 0
+  assert marginal_decoding.main(["--work_dir", str(two), "--out", str(out)]) == 0
+  rows = json.loads(out.read_text())
+  assert [(r["work_dir"], r["run_id"]) for r in rows] == [("one", "persoma_mlp-h50"),
+                                                          ("two", "persoma_pool-h10")]
+  # the same run again replaces its row in place
+  (one / "runs" / "persoma_mlp-h50" / "model" / "best" / "eval_test_step2600_beam16.json"
+   ).write_text(json.dumps(dict(_beam(0.45), step=2600)))
+  assert marginal_decoding.main(["--work_dir", str(one), "--out", str(out)]) == 0
+  rows = json.loads(out.read_text())
+  assert [(r["run_id"], r["marginals"]["f1"]) for r in rows] == [("persoma_mlp-h50", 0.45),
+                                                                 ("persoma_pool-h10", 0.33)]
+  assert "`persoma_pool-h10`" in capsys.readouterr().out.split("| work dir |")[-1]
+
+
+def test_an_unreadable_out_file_is_refused_and_left_alone(tmp_path):
+  wd = tmp_path / "work"
+  _run(wd, "persoma_mlp-h50", 0.30, _beam(0.40))
+  out = tmp_path / "m.json"
+  out.write_text('{"not": "rows"}')
+  with pytest.raises(SystemExit, match=f"--out {out}: not a list of result rows"):
+    marginal_decoding.main(["--work_dir", str(wd), "--out", str(out)])
+  out.write_text("[{")
+  with pytest.raises(SystemExit, match="not readable as JSON"):
+    marginal_decoding.main(["--work_dir", str(wd), "--out", str(out)])
+  assert out.read_text() == "[{"

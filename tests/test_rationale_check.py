@@ -83,3 +83,17 @@ def test_bad_files_are_one_error_naming_the_file_and_line(tmp_path):
     rationale_check.main([str(plain)])
   with pytest.raises(SystemExit, match="missing.jsonl"):
     rationale_check.main([str(tmp_path / "missing.jsonl")])
+
+
+def test_json_out_keeps_the_figures_of_other_files(tmp_path):
+  one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+  for path, mean in ((one, 4.5), (two, 2.5)):
+    path.write_text(_line({"Drama": mean}, ((), ()), {"Drama": mean}, ((), ())) + "\n")
+  out = tmp_path / "o.json"
+  assert rationale_check.main([str(one), "--json", str(out)]) == 0
+  assert rationale_check.main([str(two), "--json", str(out)]) == 0
+  assert set(json.loads(out.read_text())) == {str(one), str(two)}
+  out.write_text("[]")
+  with pytest.raises(SystemExit, match=f"--json {out}: holds a list"):
+    rationale_check.main([str(one), "--json", str(out)])
+  assert out.read_text() == "[]"
