@@ -291,6 +291,10 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   train("persoma_mlp", "pool", POOL_SHOWN_N, resample_labels="shown")
   train("persoma_mlp_items", "pool", POOL_SHOWN_N, resample_labels="shown")
   train("persoma_mlp_rationale", "pool", POOL_SHOWN_N, resample_labels="shown")
+  # session 27: the best adapter with rationale targets, `shown` labels, at N=50 (also group 7)
+  # and N=100, where the rule leads by most
+  for n in (POOL_SHOWN_N, 100):
+    train("persoma_genre_names_rationale", "pool", n, resample_labels="shown")
   # 9. seed spread of group 1's embedding runs
   for offset in SEED_OFFSETS:
     for n in HISTORY_SIZES:

@@ -284,10 +284,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "0). Its wall time in the Runs table counts the added steps only. The ranked "
         "rationale targets (`gin/experiments/persoma_mlp_rationale_ranked.gin`, a persoma "
         "addition run in this group only) list the rationale's genres (group 8) highest mean "
-        "first, so the labels are its first genres over 3.5 and its last under 3.0. "
-        "PERSOMA-GenreStats with genre-name anchors and rationale targets "
-        "(`gin/experiments/persoma_genre_names_rationale.gin`, group 8's best adapter with "
-        "group 8's rationale targets) is also run in this group only.", ""]
+        "first, so the labels are its first genres over 3.5 and its last under 3.0.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",
@@ -314,7 +311,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "targets (`gin/experiments/persoma_mlp_rationale.gin`) every target also starts with "
         "the label rule's working on the shown items (`Shown: Action 4.18, Drama 4.33. "
         "Liked Genres: ...`), which the decoder writes before the labels; scoring reads only "
-        "the labels. "
+        "the labels. PERSOMA-GenreStats with genre-name anchors and rationale targets "
+        "(`gin/experiments/persoma_genre_names_rationale.gin`) runs with `shown` labels at "
+        "N=50 (also in group 7, for up to 3x the steps) and 100. "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),
