@@ -22,7 +22,8 @@ def test_plan_ids_unique_and_groups_merged(plan):
   # group 8: the pool adapter (mean and ratio pooling) and the genre-statistics adapter (with
   # and without genre-name anchors) at every N, + shown labels at N=50 (and at every N for the
   # genre-name anchors, which also get window labels at N=50), beside the same MLP runs; the
-  # MLP with item heads (with and without rationale targets) like the pool adapter
+  # MLP with item heads (with and without rationale targets) like the pool adapter; the
+  # genre-name anchors with rationale targets and shown labels at N=50 and 100
   pool = [r for r in plan if "pool" in r.groups]
   methods = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats", "persoma_genre_names",
              "persoma_mlp_items", "persoma_mlp_rationale", "persoma_mlp")
@@ -31,7 +32,12 @@ def test_plan_ids_unique_and_groups_merged(plan):
       (m, 50, "shown") for m in ("persoma_pool", "persoma_mlp", "persoma_mlp_items",
                                  "persoma_mlp_rationale")} | {
       ("persoma_genre_names", n, "shown") for n in (5, 10, 50, 100)} | {
-      ("persoma_genre_names", 50, "window")}
+      ("persoma_genre_names", 50, "window")} | {
+      ("persoma_genre_names_rationale", n, "shown") for n in (50, 100)}
+  by_n = {r.history_size: r for r in pool if r.method == "persoma_genre_names_rationale"}
+  assert dict(by_n[100].bindings)["TARGETS_LENGTH"] == 160
+  assert "TARGETS_LENGTH" not in dict(by_n[50].bindings)  # the gin file's 128
+  assert set(by_n[50].groups) == {"steps", "pool"}
   assert all(r.gin_file == f"gin/experiments/{r.method}.gin" for r in pool
              if r.method != "persoma_mlp")
   # group contents
