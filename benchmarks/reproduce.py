@@ -229,6 +229,8 @@ class Program:
     print(f"{'run id':58s} {'kind':8s} {'groups':22s} status")
     for r in self.selected:
       st, det = self.status(r)
+      if st == "running":
+        det += f" ({lock_lib.hint(self.store.lock_path(r.run_id))})"
       det = "; ".join(x for x in (det, self.store.progress_note(r, self.fp[r.run_id])) if x)
       counts[st] = counts.get(st, 0) + 1
       print(f"{r.run_id:58s} {r.kind:8s} {','.join(r.groups):22s} {st}"
@@ -305,7 +307,8 @@ class Program:
         print(f"{head}: not adding marginals, another process holds it: {e}", flush=True)
       return "ok"
     if st == "running":
-      print(f"{head}: running in another process, leaving it: {det}", flush=True)
+      print(f"{head}: running in another process, leaving it: {det} "
+            f"({lock_lib.hint(self.store.lock_path(run.run_id))})", flush=True)
       return "busy"
     src = self.by_id.get(run.init_from or run.warm_from or "")
     if src is not None and (src_st := self.status(src))[0] == "running":

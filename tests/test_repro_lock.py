@@ -89,7 +89,7 @@ def test_release_leaves_a_lock_that_is_no_longer_ours(tmp_path):
 
 
 def test_the_program_leaves_a_run_held_elsewhere_and_its_dependants(program_env, capsys):
-  base, calls, _, work, _ = program_env
+  base, calls, _, work, tmp_path = program_env
   prog = reproduce.Program(reproduce.parse_args(base))
   longer = next(r for r in prog.plan if "steps" in r.groups and r.warm_from)
   shorter = longer.warm_from
@@ -102,9 +102,12 @@ def test_the_program_leaves_a_run_held_elsewhere_and_its_dependants(program_env,
   assert f"{shorter}: running in another process, leaving it" in out
   assert f"{longer.run_id}: waits for {shorter}, running in another process" in out
   assert "2 left to another process" in out
+  page = (tmp_path / "docs" / "RESULTS.md").read_text()
+  assert f"process {os.getppid()} on" in page and str(lock) not in page  # no local paths
   assert reproduce.main(base + ["--only", shorter, "--list"]) == 0
   row = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(shorter)]
   assert len(row) == 1 and row[0].split()[3] == "running:", row
+  assert f"lock {lock}; delete it if that process is gone" in row[0]
   lock.unlink()  # the other process is gone
   assert reproduce.main(base + ["--only", shorter, "--only", longer.run_id]) == 0
   assert calls == [shorter, longer.run_id]

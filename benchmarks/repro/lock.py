@@ -68,11 +68,15 @@ def holder(path: Path) -> dict[str, Any] | None:
   return info
 
 
-def describe(info: dict[str, Any], path: Path) -> str:
+def describe(info: dict[str, Any]) -> str:
+  """Who holds a lock, e.g. `process 123 on vm since 2026-12-05T07:51:39`."""
   if not info:
-    return f"locked by {path} (unreadable)"
-  return (f"process {info.get('pid')} on {info.get('host')} since {info.get('started')} "
-          f"({path}; delete it if that process is gone)")
+    return "a process whose lock file is not readable yet"
+  return f"process {info.get('pid')} on {info.get('host')} since {info.get('started')}"
+
+
+def hint(path: Path) -> str:
+  return f"lock {path}; delete it if that process is gone"
 
 
 @contextlib.contextmanager
@@ -87,7 +91,7 @@ def hold(path: Path) -> Iterator[None]:
     except FileExistsError:
       other = holder(path)
       if other is not None:
-        raise Busy(describe(other, path)) from None
+        raise Busy(f"{describe(other)} ({hint(path)})") from None
       with contextlib.suppress(FileNotFoundError):  # stale: take it over
         path.unlink()
       continue

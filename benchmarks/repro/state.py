@@ -311,7 +311,7 @@ class Store:
       return "invalid", problem
     held = lock_lib.holder(self.lock_path(run.run_id))
     if held is not None:
-      return "running", lock_lib.describe(held, self.lock_path(run.run_id))
+      return "running", lock_lib.describe(held)
     prog = self.progress(run.run_id)
     same = prog.get("fingerprint") == fingerprint
     if not base_done:
