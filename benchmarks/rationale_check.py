@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -66,7 +67,7 @@ def _side(mean: float) -> int:
 def check(path: str) -> dict[str, float]:
   """The figures above for one predictions JSONL file."""
   rows = []
-  with open(path, encoding="utf-8") as f:
+  with open(os.path.expanduser(path), encoding="utf-8") as f:  # key: the path as given
     for line_no, line in enumerate(f, 1):
       if not line.strip():
         continue
