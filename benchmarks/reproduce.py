@@ -300,11 +300,12 @@ class Program:
     head = f"[{i}/{total}] {run.run_id}"
     if st == "done":
       print(f"{head}: done ({det}), skipping", flush=True)
-      try:
-        with lock_lib.hold(self.store.lock_path(run.run_id)):
-          self._maybe_add_marginals(run, cpu)
-      except lock_lib.Busy as e:
-        print(f"{head}: not adding marginals, another process holds it: {e}", flush=True)
+      if self.a.add_marginals and not self.a.dry_run:
+        try:
+          with lock_lib.hold(self.store.lock_path(run.run_id)):
+            self._maybe_add_marginals(run, cpu)
+        except lock_lib.Busy as e:
+          print(f"{head}: not adding marginals, another process holds it: {e}", flush=True)
       return "ok"
     if st == "running":
       print(f"{head}: running in another process, leaving it: {det} "

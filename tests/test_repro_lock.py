@@ -112,3 +112,5 @@ def test_the_program_leaves_a_run_held_elsewhere_and_its_dependants(program_env,
   assert reproduce.main(base + ["--only", shorter, "--only", longer.run_id]) == 0
   assert calls == [shorter, longer.run_id]
   assert not list((work / "locks").iterdir())
+  assert reproduce.main(base + ["--only", shorter, "--dry_run"]) == 0  # writes no lock either
+  assert not list((work / "locks").iterdir())
