@@ -77,12 +77,10 @@ def read_rows(path: str) -> list[dict]:
   """The rows already in `path` ([] when it does not exist); a file that is not a JSON list of
   objects is an error naming it, before anything is decoded or written."""
   try:
-    rows = json.loads(Path(path).read_text())
-  except FileNotFoundError:
-    return []
-  except (OSError, ValueError) as e:
-    raise SystemExit(f"error: --out {path}: not readable as JSON ({e}); not overwriting it")
-  if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+    rows = atomic_io.read_json_to_extend(path, list)
+  except ValueError as e:
+    raise SystemExit(f"error: --out {e}") from None
+  if not all(isinstance(r, dict) for r in rows):
     raise SystemExit(f"error: --out {path}: not a list of result rows; not overwriting it")
   return rows
 

@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument("--json", help="also write the figures here, keyed by file (added to the "
                   "file's other entries, which are kept)")
   args = ap.parse_args(argv)
-  kept = _read_json_dict(args.json) if args.json else {}
+  try:
+    kept = atomic_io.read_json_to_extend(args.json, dict) if args.json else {}
+  except ValueError as e:
+    raise SystemExit(f"error: --json {e}") from None
   out = {}
   for path in args.files:
     try:
@@ -147,22 +150,6 @@ def main(argv: list[str] | None = None) -> int:
     atomic_io.write_text(args.json, json.dumps({**kept, **out}, indent=2, sort_keys=True)
                          + "\n")
   return 0
-
-
-def _read_json_dict(path: str) -> dict:
-  """The figures already in `path` ({} when it does not exist); a file that is not a JSON
-  object is an error naming it, before anything is computed or written."""
-  try:
-    with open(path, encoding="utf-8") as f:
-      obj = json.load(f)
-  except FileNotFoundError:
-    return {}
-  except (OSError, ValueError) as e:
-    raise SystemExit(f"error: --json {path}: not readable as JSON ({e}); not overwriting it")
-  if not isinstance(obj, dict):
-    raise SystemExit(f"error: --json {path}: holds a {type(obj).__name__}, not an object "
-                     "keyed by file; not overwriting it")
-  return obj
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ file and leaves the previous target untouched. Targets behind a URL (`gs://...`,
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import uuid
@@ -62,3 +63,20 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
   """Writes `data` to `path` atomically."""
   with atomic_open(path, "wb") as f:
     f.write(data)
+
+
+def read_json_to_extend(path: str | os.PathLike, kind: type) -> object:
+  """The JSON `kind` (list or dict) a script wrote to `path` earlier and is about to extend,
+  or an empty one when `path` does not exist. Raises ValueError naming `path` when it is not
+  readable JSON of that kind, so the caller refuses before it overwrites anything."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      obj = json.load(f)
+  except FileNotFoundError:
+    return kind()
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path}: not readable as JSON ({e}); not overwriting it") from None
+  if not isinstance(obj, kind):
+    raise ValueError(f"{path}: holds a JSON {type(obj).__name__}, not a {kind.__name__}; "
+                     "not overwriting it")
+  return obj

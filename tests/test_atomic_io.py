@@ -35,3 +35,15 @@ def test_rejects_append_and_read_modes(tmp_path):
       with atomic_io.atomic_open(tmp_path / "x", mode):
         pass
   assert not os.listdir(tmp_path)
+
+
+def test_read_json_to_extend_refuses_what_it_cannot_extend(tmp_path):
+  path = tmp_path / "figures.json"
+  assert atomic_io.read_json_to_extend(path, list) == []
+  path.write_text('{"a": 1}')
+  assert atomic_io.read_json_to_extend(path, dict) == {"a": 1}
+  with pytest.raises(ValueError, match=f"{path}: holds a JSON dict, not a list"):
+    atomic_io.read_json_to_extend(path, list)
+  path.write_text("[1,")
+  with pytest.raises(ValueError, match=f"{path}: not readable as JSON"):
+    atomic_io.read_json_to_extend(path, list)

@@ -114,7 +114,7 @@ def test_an_unreadable_out_file_is_refused_and_left_alone(tmp_path):
   _run(wd, "persoma_mlp-h50", 0.30, _beam(0.40))
   out = tmp_path / "m.json"
   out.write_text('{"not": "rows"}')
-  with pytest.raises(SystemExit, match=f"--out {out}: not a list of result rows"):
+  with pytest.raises(SystemExit, match=f"--out {out}: holds a JSON dict, not a list"):
     marginal_decoding.main(["--work_dir", str(wd), "--out", str(out)])
   out.write_text("[{")
   with pytest.raises(SystemExit, match="not readable as JSON"):

@@ -94,6 +94,6 @@ def test_json_out_keeps_the_figures_of_other_files(tmp_path):
   assert rationale_check.main([str(two), "--json", str(out)]) == 0
   assert set(json.loads(out.read_text())) == {str(one), str(two)}
   out.write_text("[]")
-  with pytest.raises(SystemExit, match=f"--json {out}: holds a list"):
+  with pytest.raises(SystemExit, match=f"--json {out}: holds a JSON list, not a dict"):
     rationale_check.main([str(one), "--json", str(out)])
   assert out.read_text() == "[]"
