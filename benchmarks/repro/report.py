@@ -78,6 +78,13 @@ def _labels_cell(r: Mapping[str, Any]) -> str:
   return (r.get("resample_labels") or "history") + (f", {k} histories per user" if k else "")
 
 
+def _pool_cell(r: Mapping[str, Any], default_steps: int) -> str:
+  """Group 8's key column: N and label source, plus the step budget of a longer run."""
+  cell = f"{r['history_size']}, {_labels_cell(r)} labels"
+  return cell + (f"; {_steps_cell(r, default_steps).split(', ', 1)[1]}"
+                 if r.get("train_steps") else "")
+
+
 def _factors_text() -> str:
   """'3x or 6x': the step multiples group 7 trains for."""
   factors = sorted({f for by_labels in plan_lib.LONG_TRAIN_METHODS.values()
@@ -313,13 +320,14 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "Liked Genres: ...`), which the decoder writes before the labels; scoring reads only "
         "the labels. PERSOMA-GenreStats with genre-name anchors and rationale targets "
         "(`gin/experiments/persoma_genre_names_rationale.gin`) runs with `shown` labels at "
-        "N=50 (also in group 7, for up to 3x the steps) and 100. "
+        "N=50 (also in group 7, for up to 3x the steps) and 100 (also for "
+        f"{plan_lib.POOL_LONG_FACTOR}x the steps, from the shorter run's last checkpoint). "
         "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),
       plan_lib.method_order(r["method"])))
-  L += _prf_rows([dict(r, n_labels=f"{r['history_size']}, {_labels_cell(r)} labels")
-                  for r in pairs], "n_labels", "N, train labels") + [""]
+  L += _prf_rows([dict(r, n_labels=_pool_cell(r, default_steps)) for r in pairs],
+                 "n_labels", "N, train labels") + [""]
   L += [f"## {plan_lib.GROUPS['seeds']}", ""] + seeds.seeds_table(results) + [""]
   L += _marginals_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
