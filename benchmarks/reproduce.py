@@ -10,9 +10,10 @@
       --model_size tiny --max_steps 4 --eval_every 2 --max_eval_examples 16 --encoder hashing
 
 After each train run its best checkpoint is also scored with thresholded label marginals over
-16 beams (`--num_decodes`, 0: off; the cut tuned on the validation users), kept in the run's
-result beside the greedy figures; `--add_marginals` does the same for finished runs whose best
-checkpoint is still in the work dir.
+16 beams (`--num_decodes`, 0: off; the cut tuned on the validation users), or over 64
+temperature-1 samples for runs with rationale targets (`--num_samples`, 0: beams there too),
+kept in the run's result beside the greedy figures; `--add_marginals` does the same for
+finished runs whose best checkpoint is still in the work dir.
 
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
@@ -106,6 +107,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="after each train run, also score its best checkpoint with thresholded "
                  "label marginals over this many beams (cut tuned on the validation users; "
                  "2-3 min on one core); 0 turns it off")
+  p.add_argument("--num_samples", type=int, default=64,
+                 help="for runs with rationale targets, the marginals are over this many "
+                 "temperature-1 samples instead (their beams mostly differ in the rationale's "
+                 "numbers, not in the labels; ~12 min at N=50 on this machine); 0: beams")
   p.add_argument("--add_marginals", action="store_true",
                  help="also add those marginals to finished runs that lack them, where the "
                  "run's best checkpoint is still in the work dir")
@@ -121,6 +126,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.error(f"--save_every must be >= 1, got {a.save_every}")
   if a.num_decodes == 1 or a.num_decodes < 0:
     p.error(f"--num_decodes must be 0 (off) or >= 2, got {a.num_decodes}")
+  if a.num_samples == 1 or a.num_samples < 0:
+    p.error(f"--num_samples must be 0 (beams) or >= 2, got {a.num_samples}")
   return a
 
 
@@ -379,26 +386,40 @@ class Program:
     result = execute.run_train(run, self.store, fp, initial_checkpoint=init,
                                verbose=self.a.verbose, settings=self.settings, cpu=cpu)
     if self.a.num_decodes:
-      m = execute.run_marginals(run, self.store, self.a.num_decodes, result["best_step"],
+      method, k = self._decoding(run)
+      m = execute.run_marginals(run, self.store, k, result["best_step"], decode_method=method,
                                 cpu=cpu)
       if m is not None:
         result["marginals"] = m
     return result
 
+  def _decoding(self, run: plan_lib.Run) -> tuple[str, int]:
+    """How `run`'s marginals decode: ("beam", --num_decodes), or ("sample", --num_samples)
+    for a method with rationale targets (when --num_samples is not 0)."""
+    if run.method in plan_lib.RATIONALE_METHODS and self.a.num_samples:
+      return "sample", self.a.num_samples
+    return "beam", self.a.num_decodes
+
   def _maybe_add_marginals(self, run: plan_lib.Run, cpu: int | None) -> None:
-    """With `--add_marginals`: scores a finished train run that lacks marginals over
-    `--num_decodes` beams, when its best checkpoint is still here, and rewrites its result."""
+    """With `--add_marginals`: scores a finished train run that lacks marginals of the
+    decoding `_decoding` gives it, when its best checkpoint is still here, and rewrites its
+    result."""
     if not (self.a.add_marginals and self.a.num_decodes and run.kind == "train"
             and not self.a.dry_run and (self.store.model_dir(run.run_id) / "best").is_dir()):
       return
     obj, _ = self.store.read_result(run.run_id, self.fp[run.run_id])
-    if obj is None or (obj.get("marginals") or {}).get("num_decodes") == self.a.num_decodes:
+    if obj is None:
       return
-    m = execute.run_marginals(run, self.store, self.a.num_decodes, obj.get("best_step"), cpu=cpu)
+    method, k = self._decoding(run)
+    have = obj.get("marginals") or {}
+    if (have.get("decode_method", "beam"), have.get("num_decodes")) == (method, k):
+      return
+    m = execute.run_marginals(run, self.store, k, obj.get("best_step"), decode_method=method,
+                              cpu=cpu)
     if m is not None:
       self.store.write_result(run.run_id, dict(obj, marginals=m))
-      print(f"  [{run.run_id}] marginals over {m['num_decodes']} beams: F1 {m['f1']:.4f} "
-            f"(cut {m['threshold']:.2f}; greedy {obj['f1']:.4f})", flush=True)
+      print(f"  [{run.run_id}] marginals over {k} {execute.DECODES_NOUN[method]}: F1 "
+            f"{m['f1']:.4f} (cut {m['threshold']:.2f}; greedy {obj['f1']:.4f})", flush=True)
 
   def _maybe_warm_start(self, run: plan_lib.Run) -> None:
     """Starts `run` from the last checkpoint of `run.warm_from` when that run is done and

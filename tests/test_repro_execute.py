@@ -95,15 +95,16 @@ def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypat
 
 FAKE_EVAL = r"""
 import json, os, sys
-model_dir, mode = sys.argv[1], sys.argv[2]
-print("00:00:01 I beam x4 validation: 8/10 examples")
+model_dir, mode, method = sys.argv[1], sys.argv[2], sys.argv[3]
+print(f"00:00:01 I {method} x4 validation: 8/10 examples")
 if mode == "fail":
     sys.exit(2)
 res = {"f1": 0.65, "precision": 0.6, "recall": 0.7, "f1_liked": 0.7, "f1_disliked": 0.5,
        "split": "test", "step": int(mode), "users": 280, "num_decodes": 4, "threshold": 0.2,
-       "validation_f1": 0.63, "beam_top1": {"f1": 0.6, "precision": 0.6, "recall": 0.6,
-                                            "f1_liked": 0.6, "f1_disliked": 0.4}}
-json.dump(res, open(os.path.join(model_dir, "best", f"eval_test_step{mode}_beam4.json"), "w"))
+       "validation_f1": 0.63, f"{method}_top1": {"f1": 0.6, "precision": 0.6, "recall": 0.6,
+                                                  "f1_liked": 0.6, "f1_disliked": 0.4}}
+json.dump(res, open(os.path.join(model_dir, "best", f"eval_test_step{mode}_{method}4.json"),
+                    "w"))
 print(json.dumps(res))
 """
 
@@ -123,9 +124,9 @@ def test_run_marginals_records_reuses_and_never_breaks_a_finished_run(tmp_path, 
   mode = {"v": "fail"}
   calls: list[int] = []
 
-  def fake_command(model_dir, k):
-    calls.append(k)
-    return [sys.executable, str(script), str(model_dir), mode["v"]]
+  def fake_command(model_dir, k, decode_method):
+    calls.append((k, decode_method))
+    return [sys.executable, str(script), str(model_dir), mode["v"], decode_method]
 
   monkeypatch.setattr(execute, "marginals_command", fake_command)
   assert execute.run_marginals(run, store, 4, 4, echo=echoed.append) is None
@@ -143,6 +144,15 @@ def test_run_marginals_records_reuses_and_never_breaks_a_finished_run(tmp_path, 
   n = len(calls)
   again = execute.run_marginals(run, store, 4, 4, echo=echoed.append)  # its file is reused
   assert len(calls) == n and again["f1"] == 0.65 and again["wall_secs"] is None
+  # samples: their own result file (the beam file is not taken for it), and the record says so
+  m = execute.run_marginals(run, store, 4, 4, decode_method="sample", echo=echoed.append)
+  assert calls[-1] == (4, "sample") and len(calls) == n + 1
+  assert m["decode_method"] == "sample" and m["sample_top1"]["f1"] == 0.6
+  assert "beam_top1" not in m and "marginals over 4 samples" in "\n".join(echoed)
+  assert any("sample x4 validation: 8/10" in e for e in echoed)
+  assert execute.run_marginals(run, store, 4, 4, decode_method="sample")["wall_secs"] is None
+  with pytest.raises(ValueError, match="decode_method"):
+    execute.run_marginals(run, store, 4, 4, decode_method="greedy")
 
 
 def test_cost_runs_count_the_task_prompt_for_text_and_persoma(program_env, monkeypatch):

@@ -286,7 +286,7 @@ def test_add_marginals_fills_finished_runs_and_the_page_shows_them(program_env, 
   base, calls, _, work, tmp = program_env
   only = ["--only", "persoma_mlp-h5-recency-uem-full,persoma_mlp-h10-recency-uem-full"]
   assert reproduce.main(base + only) == 0
-  assert "## Thresholded beam marginals" not in (tmp / "docs" / "RESULTS.md").read_text()
+  assert "## Thresholded marginals" not in (tmp / "docs" / "RESULTS.md").read_text()
   # h5's best checkpoint survives with a beam result at its best step; h10's is gone
   best = work / "runs" / "persoma_mlp-h5-recency-uem-full" / "model" / "best"
   best.mkdir(parents=True)
@@ -310,9 +310,37 @@ def test_add_marginals_fills_finished_runs_and_the_page_shows_them(program_env, 
   assert "marginals" not in json.loads(
       (work / "results" / "persoma_mlp-h10-recency-uem-full.json").read_text())
   page = (tmp / "docs" / "RESULTS.md").read_text()
-  assert "## Thresholded beam marginals" in page
+  assert "## Thresholded marginals" in page
   row = next(l for l in page.splitlines() if l.startswith("| `persoma_mlp-h5-recency-uem-full`")
              and "0.4100" in l)
   assert "0.3300" in row and "0.05 (0.4000)" in row
   with pytest.raises(SystemExit):
     reproduce.main(base + only + ["--num_decodes", "1"])
+  # a run with rationale targets is scored over samples (--num_samples); beam marginals it
+  # already has are replaced, a beam result file at its step is not taken for them
+  rat = "persoma_mlp_rationale-h5-recency-uem-full"
+  assert reproduce.main(base + ["--only", rat]) == 0
+  rbest = work / "runs" / rat / "model" / "best"
+  rbest.mkdir(parents=True)
+  path = work / "results" / f"{rat}.json"
+  res = json.loads(path.read_text())
+  res.update(best_step=7, marginals={"f1": 0.2, "num_decodes": 4, "threshold": 0.1,
+                                     "precision": 0.2, "recall": 0.2, "beam_top1": {}})
+  path.write_text(json.dumps(res))
+  for method, f1 in (("beam", 0.3), ("sample", 0.44)):
+    (rbest / f"eval_test_step7_{method}4.json").write_text(json.dumps({
+        "f1": f1, "precision": 0.4, "recall": 0.5, "step": 7, "users": 10, "num_decodes": 4,
+        "threshold": 0.25, "validation_f1": 0.42, f"{method}_top1": {"f1": 0.35}}))
+  argv = base + ["--only", rat, "--num_decodes", "4", "--num_samples", "4", "--add_marginals"]
+  capsys.readouterr()
+  assert reproduce.main(argv) == 0
+  assert f"[{rat}] marginals over 4 samples: F1 0.4400 (cut 0.25" in capsys.readouterr().out
+  got = json.loads(path.read_text())["marginals"]
+  assert (got["decode_method"], got["f1"], got["sample_top1"]["f1"]) == ("sample", 0.44, 0.35)
+  row = next(l for l in (tmp / "docs" / "RESULTS.md").read_text().splitlines()
+             if l.startswith(f"| `{rat}`") and "0.4400" in l)
+  assert "| 4 samples |" in row and "0.3500" in row
+  assert reproduce.main(argv) == 0  # has them: nothing more to do
+  assert "marginals over" not in capsys.readouterr().out
+  with pytest.raises(SystemExit):
+    reproduce.main(base + only + ["--num_samples", "1"])

@@ -46,7 +46,12 @@ def test_targets_are_judged_from_figures():
   named_m = dict(named, marginals={"f1": 0.52, "num_decodes": 16, "threshold": 0.3})
   pool100_m = dict(pool100, marginals={"f1": 0.75, "num_decodes": 16, "threshold": 0.3})
   lines = "\n".join(targets.check_targets(fake_results() + [named_m, pool100_m]))
-  assert "; best with thresholded beam marginals: F1 0.5200, `names50`; paper" in lines
+  assert ("; best with thresholded marginals: F1 0.5200 over 16 beams, `names50`; paper"
+          in lines)
+  sampled = dict(named, run_id="names50-x3", marginals={
+      "f1": 0.53, "num_decodes": 64, "decode_method": "sample", "threshold": 0.2})
+  lines = "\n".join(targets.check_targets(fake_results() + [named_m, sampled]))
+  assert "marginals: F1 0.5300 over 64 samples, `names50-x3`; paper" in lines
   # the N=10 comparison is also judged in each other format both methods ran in (group 3)
   mlp10 = next(r for r in fake_results() if r["run_id"] == "persoma_mlp-10")
   title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",

@@ -121,47 +121,60 @@ def _pump(proc: subprocess.Popen, log: Any, lines: list[str], echo: Echo, run_id
       echo(f"  [{run_id}] {line.rstrip()}")
 
 
-BEAM_ECHO_RE = re.compile(r"( beam x\d+ | threshold \d|Traceback|Error|error:)")
+BEAM_ECHO_RE = re.compile(r"( (beam|sample) x\d+ | threshold \d|Traceback|Error|error:)")
 MARGINAL_KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
 
 
-def _marginals_record(out: dict[str, Any], wall: float | None) -> dict[str, Any]:
-  return {"num_decodes": out["num_decodes"], "threshold": out["threshold"],
-          "validation_f1": out.get("validation_f1"), "step": out["step"],
-          "users": out.get("users"), "wall_secs": wall,
+DECODES_NOUN = {"beam": "beams", "sample": "samples"}
+
+
+def _marginals_record(out: dict[str, Any], wall: float | None,
+                      decode_method: str) -> dict[str, Any]:
+  top1 = f"{decode_method}_top1"  # the best beam, or the most likely sample
+  return {"num_decodes": out["num_decodes"], "decode_method": decode_method,
+          "threshold": out["threshold"], "validation_f1": out.get("validation_f1"),
+          "step": out["step"], "users": out.get("users"), "wall_secs": wall,
           **{k: out.get(k) for k in MARGINAL_KEYS},
-          "beam_top1": {k: out["beam_top1"].get(k) for k in MARGINAL_KEYS}}
+          top1: {k: out[top1].get(k) for k in MARGINAL_KEYS}}
 
 
-def marginals_command(model_dir: Path, num_decodes: int) -> list[str]:
+def marginals_command(model_dir: Path, num_decodes: int,
+                      decode_method: str = "beam") -> list[str]:
   """The `persoma-eval` command of `run_marginals` (run from the repository root)."""
   return [sys.executable, "-m", "persoma.train.main_eval", f"--checkpoint={model_dir}",
-          "--split=test", f"--num_decodes={num_decodes}", "--json"]
+          "--split=test", f"--num_decodes={num_decodes}", f"--decode_method={decode_method}",
+          "--json"]
 
 
 def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, step: int | None,
-                  *, echo: Echo = print, cpu: int | None = None) -> dict[str, Any] | None:
-  """Thresholded beam marginals of a finished train run's best checkpoint: `persoma-eval
-  --split test --num_decodes K` (the cut tuned on the validation users), output appended to the
-  run's log. Reuses the result file of an earlier such evaluation of the same step. Returns
-  `{'f1', 'precision', 'recall', 'f1_liked', 'f1_disliked', 'threshold', 'num_decodes',
-  'validation_f1', 'step', 'users', 'wall_secs', 'beam_top1': {...}}`, or None (after echoing
-  why) when the best checkpoint is gone or the evaluation fails: the greedy result stands.
+                  *, decode_method: str = "beam", echo: Echo = print,
+                  cpu: int | None = None) -> dict[str, Any] | None:
+  """Thresholded label marginals of a finished train run's best checkpoint over K beams or K
+  temperature-1 samples (`decode_method`): `persoma-eval --split test --num_decodes K
+  --decode_method M` (the cut tuned on the validation users), output appended to the run's
+  log. Reuses the result file of an earlier such evaluation of the same step. Returns `{'f1',
+  'precision', 'recall', 'f1_liked', 'f1_disliked', 'threshold', 'num_decodes',
+  'decode_method', 'validation_f1', 'step', 'users', 'wall_secs', '<M>_top1': {...}}`, or None
+  (after echoing why) when the best checkpoint is gone or the evaluation fails: the greedy
+  result stands.
   """
+  if decode_method not in DECODES_NOUN:
+    raise ValueError(f"decode_method must be one of {sorted(DECODES_NOUN)}, got "
+                     f"{decode_method!r}")
   best = store.model_dir(run.run_id) / "best"
   if step is not None:
-    done = best / f"eval_test_step{step}_beam{num_decodes}.json"
+    done = best / f"eval_test_step{step}_{decode_method}{num_decodes}.json"
     if done.exists():
       out = json.loads(done.read_text())
-      if "threshold" in out and "beam_top1" in out:
-        return _marginals_record(out, None)
+      if "threshold" in out and f"{decode_method}_top1" in out:
+        return _marginals_record(out, None, decode_method)
   if not best.is_dir():
     echo(f"  [{run.run_id}] no best checkpoint under {best}: no marginal decoding")
     return None
-  cmd = marginals_command(store.model_dir(run.run_id), num_decodes)
+  cmd = marginals_command(store.model_dir(run.run_id), num_decodes, decode_method)
   env, preexec = _pinned(cpu)
-  echo(f"  [{run.run_id}] thresholded marginals over {num_decodes} beams (validation, then "
-       "test users) ...")
+  echo(f"  [{run.run_id}] thresholded marginals over {num_decodes} "
+       f"{DECODES_NOUN[decode_method]} (validation, then test users) ...")
   t0 = time.time()
   lines: list[str] = []
   with open(store.log_path(run.run_id), "a", buffering=1) as log:  # `tail -f` follows it
@@ -173,7 +186,7 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
       _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
     rc = proc.returncode
   out = _last_json(lines[-20:])
-  if rc != 0 or out is None or "threshold" not in out:
+  if rc != 0 or out is None or "threshold" not in out or f"{decode_method}_top1" not in out:
     echo(f"  [{run.run_id}] marginal decoding failed (exit code {rc}); the greedy "
          f"result stands; log: {store.log_path(run.run_id)}")
     return None
@@ -181,7 +194,7 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
     echo(f"  [{run.run_id}] marginal decoding scored step {out.get('step')}, not the result's "
          f"best step {step}: not recorded")
     return None
-  return _marginals_record(out, time.time() - t0)
+  return _marginals_record(out, time.time() - t0, decode_method)
 
 
 def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from repro import marginals_table
 from repro import plan as plan_lib
 from repro import seeds
 from repro import targets
@@ -329,7 +330,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += _prf_rows([dict(r, n_labels=_pool_cell(r, default_steps)) for r in pairs],
                  "n_labels", "N, train labels") + [""]
   L += [f"## {plan_lib.GROUPS['seeds']}", ""] + seeds.seeds_table(results) + [""]
-  L += _marginals_section(results)
+  L += marginals_table.marginals_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]
   for r in results:
@@ -359,34 +360,6 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
     L += [f"| `{rid}` | {st} | {det} |" for rid, st, det in missing]
     L += [""]
   return "\n".join(L)
-
-
-def _marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
-  """Greedy decoding against thresholded beam marginals, for the runs that have both."""
-  rows = [r for r in results if r.get("kind") == "train" and r.get("marginals")]
-  if not rows:
-    return []
-  k = sorted({r["marginals"]["num_decodes"] for r in rows})
-  L = ["## Thresholded beam marginals (a persoma addition)", "",
-       "Greedy decoding writes the single most likely answer. Here the best checkpoint of "
-       f"each run also decodes {'/'.join(map(str, k))} beams per user (no length penalty, so "
-       "beam scores are sequence log-probabilities); each of the 38 classes gets the "
-       "renormalised probability mass of the beams naming it, and is predicted when that "
-       "reaches a cut tuned on the validation users and applied once to the test users "
-       "(`persoma-eval --num_decodes K`, `persoma.metrics.marginals`). The program does this "
-       "after every train run (`--num_decodes`, default 16; `--add_marginals` adds it to "
-       "finished runs whose checkpoints survive). Same checkpoint, same test users as the "
-       "tables above.", "",
-       "| Run id | N | Greedy F1 | Best beam F1 | Marginals F1 | Precision | Recall | "
-       "F1 liked / disliked | Cut (validation F1) |", "|---|---|---|---|---|---|---|---|---|"]
-  for r in sorted(rows, key=lambda r: (plan_lib.method_order(r["method"]), r["history_size"],
-                                       r["run_id"])):
-    m = r["marginals"]
-    L.append(f"| `{r['run_id']}` | {r['history_size']} | {_fmt(r['f1'])} | "
-             f"{_fmt(m['beam_top1'].get('f1'))} | {_fmt(m['f1'])} | {_fmt(m['precision'])} | "
-             f"{_fmt(m['recall'])} | {_fmt(m.get('f1_liked'))} / {_fmt(m.get('f1_disliked'))} "
-             f"| {m['threshold']:.2f} ({_fmt(m.get('validation_f1'))}) |")
-  return L + [""]
 
 
 def _f1_matrix(rows: Sequence[Mapping[str, Any]]) -> list[str]:

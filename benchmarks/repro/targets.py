@@ -36,8 +36,10 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   marg = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
               and r.get("marginals")), key=lambda r: r["marginals"]["f1"], default=None)
   if marg is not None and mlp50 is not None:
-    best_note += (f"; best with thresholded beam marginals: F1 {marg['marginals']['f1']:.4f}, "
-                  f"`{marg['run_id']}`")
+    m = marg["marginals"]
+    decodes = "samples" if m.get("decode_method") == "sample" else "beams"
+    best_note += (f"; best with thresholded marginals: F1 {m['f1']:.4f} over {m['num_decodes']} "
+                  f"{decodes}, `{marg['run_id']}`")
   out.append("- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
       "not measured yet" if mlp50 is None else
       f"{'met' if mlp50 >= 0.57 else 'missed'} (F1 {mlp50:.4f}{best_note}; paper 0.569 with "
