@@ -10,10 +10,11 @@
       --model_size tiny --max_steps 4 --eval_every 2 --max_eval_examples 16 --encoder hashing
 
 After each train run its best checkpoint is also scored with thresholded label marginals over
-16 beams (`--num_decodes`, 0: off; the cut tuned on the validation users), or over 64
-temperature-1 samples for runs with rationale targets (`--num_samples`, 0: beams there too),
+16 beams (`--num_decodes`, 0: none; the cut tuned on the validation users), or over 64
+temperature-1 samples for runs with rationale targets (`--num_samples`; 0: beams there too),
 kept in the run's result beside the greedy figures; `--add_marginals` does the same for
-finished runs whose best checkpoint is still in the work dir.
+finished runs whose best checkpoint is still in the work dir and whose marginals are missing or
+of another decoding (they are replaced).
 
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
@@ -106,14 +107,17 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--num_decodes", type=int, default=16,
                  help="after each train run, also score its best checkpoint with thresholded "
                  "label marginals over this many beams (cut tuned on the validation users; "
-                 "2-3 min on one core); 0 turns it off")
+                 "2-3 min on one core); 0: no beam marginals (runs with rationale targets "
+                 "still sample, see --num_samples)")
   p.add_argument("--num_samples", type=int, default=64,
                  help="for runs with rationale targets, the marginals are over this many "
                  "temperature-1 samples instead (their beams mostly differ in the rationale's "
-                 "numbers, not in the labels; ~12 min at N=50 on this machine); 0: beams")
+                 "numbers, not in the labels; ~12 min at N=50 on this machine); 0: beams "
+                 "as for the other runs")
   p.add_argument("--add_marginals", action="store_true",
-                 help="also add those marginals to finished runs that lack them, where the "
-                 "run's best checkpoint is still in the work dir")
+                 help="also add those marginals to finished runs that lack them or have "
+                 "marginals of another decoding (replaced), where the run's best checkpoint is "
+                 "still in the work dir")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--verbose", action="store_true", help="echo every line of the runs")
   a = p.parse_args(argv)
@@ -385,8 +389,8 @@ class Program:
       self._maybe_warm_start(run)
     result = execute.run_train(run, self.store, fp, initial_checkpoint=init,
                                verbose=self.a.verbose, settings=self.settings, cpu=cpu)
-    if self.a.num_decodes:
-      method, k = self._decoding(run)
+    method, k = self._decoding(run)
+    if k:
       m = execute.run_marginals(run, self.store, k, result["best_step"], decode_method=method,
                                 cpu=cpu)
       if m is not None:
@@ -395,7 +399,7 @@ class Program:
 
   def _decoding(self, run: plan_lib.Run) -> tuple[str, int]:
     """How `run`'s marginals decode: ("beam", --num_decodes), or ("sample", --num_samples)
-    for a method with rationale targets (when --num_samples is not 0)."""
+    for a method with rationale targets (when --num_samples is not 0); a count of 0: none."""
     if run.method in plan_lib.RATIONALE_METHODS and self.a.num_samples:
       return "sample", self.a.num_samples
     return "beam", self.a.num_decodes
@@ -404,13 +408,13 @@ class Program:
     """With `--add_marginals`: scores a finished train run that lacks marginals of the
     decoding `_decoding` gives it, when its best checkpoint is still here, and rewrites its
     result."""
-    if not (self.a.add_marginals and self.a.num_decodes and run.kind == "train"
+    method, k = self._decoding(run)
+    if not (self.a.add_marginals and k and run.kind == "train"
             and not self.a.dry_run and (self.store.model_dir(run.run_id) / "best").is_dir()):
       return
     obj, _ = self.store.read_result(run.run_id, self.fp[run.run_id])
     if obj is None:
       return
-    method, k = self._decoding(run)
     have = obj.get("marginals") or {}
     if (have.get("decode_method", "beam"), have.get("num_decodes")) == (method, k):
       return
@@ -418,7 +422,7 @@ class Program:
                               cpu=cpu)
     if m is not None:
       self.store.write_result(run.run_id, dict(obj, marginals=m))
-      print(f"  [{run.run_id}] marginals over {k} {execute.DECODES_NOUN[method]}: F1 "
+      print(f"  [{run.run_id}] marginals over {k} {plan_lib.DECODES_NOUN[method]}: F1 "
             f"{m['f1']:.4f} (cut {m['threshold']:.2f}; greedy {obj['f1']:.4f})", flush=True)
 
   def _maybe_warm_start(self, run: plan_lib.Run) -> None:

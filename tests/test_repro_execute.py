@@ -155,6 +155,14 @@ def test_run_marginals_records_reuses_and_never_breaks_a_finished_run(tmp_path, 
     execute.run_marginals(run, store, 4, 4, decode_method="greedy")
 
 
+def test_marginals_command_asks_persoma_eval_for_the_decoding(tmp_path):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  cmd = execute.marginals_command(tmp_path, 64, "sample")
+  assert cmd[1:3] == ["-m", "persoma.train.main_eval"] and f"--checkpoint={tmp_path}" in cmd
+  assert "--decode_method=sample" in cmd and "--num_decodes=64" in cmd
+  assert "--decode_method=beam" in execute.marginals_command(tmp_path, 16)
+
+
 def test_cost_runs_count_the_task_prompt_for_text_and_persoma(program_env, monkeypatch):
   base, _, _, _, _ = program_env
   prog = reproduce.Program(reproduce.parse_args(base))

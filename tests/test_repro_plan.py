@@ -34,10 +34,17 @@ def test_plan_ids_unique_and_groups_merged(plan):
       ("persoma_genre_names", n, "shown") for n in (5, 10, 50, 100)} | {
       ("persoma_genre_names", 50, "window")} | {
       ("persoma_genre_names_rationale", n, "shown") for n in (50, 100)}
-  by_n = {r.history_size: r for r in pool if r.method == "persoma_genre_names_rationale"}
-  assert dict(by_n[100].bindings)["TARGETS_LENGTH"] == 160
-  assert "TARGETS_LENGTH" not in dict(by_n[50].bindings)  # the gin file's 128
-  assert set(by_n[50].groups) == {"steps", "pool"}
+  base_steps = int(plan_lib.gin_default("TRAIN_STEPS"))
+  by_n = {(r.history_size, r.train_steps): r for r in pool
+          if r.method == "persoma_genre_names_rationale"}
+  assert set(by_n) == {(50, None), (100, None), (100, 3 * base_steps)}
+  assert all(dict(by_n[k].bindings)["TARGETS_LENGTH"] == 160 for k in by_n if k[0] == 100)
+  assert "TARGETS_LENGTH" not in dict(by_n[50, None].bindings)  # the gin file's 128
+  assert set(by_n[50, None].groups) == {"steps", "pool"}
+  # at N=100 also for 3x the steps, in group 8, continuing the shorter run
+  longer = by_n[100, 3 * base_steps]
+  assert longer.groups == ("pool",) and longer.warm_from == by_n[100, None].run_id
+  assert dict(longer.bindings)["TRAIN_STEPS"] == 3 * base_steps
   assert all(r.gin_file == f"gin/experiments/{r.method}.gin" for r in pool
              if r.method != "persoma_mlp")
   # group contents

@@ -327,20 +327,27 @@ def test_add_marginals_fills_finished_runs_and_the_page_shows_them(program_env, 
   res.update(best_step=7, marginals={"f1": 0.2, "num_decodes": 4, "threshold": 0.1,
                                      "precision": 0.2, "recall": 0.2, "beam_top1": {}})
   path.write_text(json.dumps(res))
-  for method, f1 in (("beam", 0.3), ("sample", 0.44)):
-    (rbest / f"eval_test_step7_{method}4.json").write_text(json.dumps({
-        "f1": f1, "precision": 0.4, "recall": 0.5, "step": 7, "users": 10, "num_decodes": 4,
+  for method, k, f1 in (("beam", 4, 0.3), ("beam", 6, 0.31), ("sample", 4, 0.43),
+                        ("sample", 6, 0.44)):
+    (rbest / f"eval_test_step7_{method}{k}.json").write_text(json.dumps({
+        "f1": f1, "precision": 0.4, "recall": 0.5, "step": 7, "users": 10, "num_decodes": k,
         "threshold": 0.25, "validation_f1": 0.42, f"{method}_top1": {"f1": 0.35}}))
-  argv = base + ["--only", rat, "--num_decodes", "4", "--num_samples", "4", "--add_marginals"]
+  argv = base + ["--only", rat, "--num_decodes", "4", "--num_samples", "6", "--add_marginals"]
   capsys.readouterr()
   assert reproduce.main(argv) == 0
-  assert f"[{rat}] marginals over 4 samples: F1 0.4400 (cut 0.25" in capsys.readouterr().out
+  assert f"[{rat}] marginals over 6 samples: F1 0.4400 (cut 0.25" in capsys.readouterr().out
   got = json.loads(path.read_text())["marginals"]
   assert (got["decode_method"], got["f1"], got["sample_top1"]["f1"]) == ("sample", 0.44, 0.35)
   row = next(l for l in (tmp / "docs" / "RESULTS.md").read_text().splitlines()
              if l.startswith(f"| `{rat}`") and "0.4400" in l)
-  assert "| 4 samples |" in row and "0.3500" in row
+  assert "| 6 samples |" in row and "0.3500" in row
   assert reproduce.main(argv) == 0  # has them: nothing more to do
   assert "marginals over" not in capsys.readouterr().out
+  # --num_samples 0: beams there too (replacing the samples); --num_decodes 0 leaves beams out
+  assert reproduce.main(argv[:-1] + ["--num_decodes", "0", "--add_marginals"]) == 0
+  assert "marginals over" not in capsys.readouterr().out
+  assert reproduce.main(base + ["--only", rat, "--num_decodes", "6", "--num_samples", "0",
+                                "--add_marginals"]) == 0
+  assert f"[{rat}] marginals over 6 beams: F1 0.3100" in capsys.readouterr().out
   with pytest.raises(SystemExit):
     reproduce.main(base + only + ["--num_samples", "1"])

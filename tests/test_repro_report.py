@@ -134,6 +134,16 @@ def test_render_and_plot(tmp_path):
   assert table.index("| PERSOMA-Pool (persoma) | 10, history labels |") < table.index(
       "| PERSOMA-MLP | 50, shown labels | 0.4500 |") < table.index(
           "| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |")
+  # a longer run of group 8 shows its budget and the run it continues, after its shorter twin
+  pool_x3 = dict(pool, run_id="pool-shown-x3", train_steps=7500, best_step=6000, f1=0.65,
+                 warm_start={"from": "pool-shown", "step": 2500})
+  md = report.render(res + [pool_x3, pool], meta={"dataset": "movielens_1m",
+                                                  "train_steps": 2500},
+                     missing=[], plot_file=None)
+  table = md.split("## 8.")[1].split("## Runs")[0]
+  assert table.index("| PERSOMA-Pool (persoma) | 50, shown labels | 0.6000 |") < table.index(
+      "| PERSOMA-Pool (persoma) | 50, shown labels; 7,500 steps (best 6,000); steps 1–2,500 "
+      "are `pool-shown`'s | 0.6500 |")
   pool_rows = [pool, dict(pool, run_id="pool-10", history_size=10, resample_labels=None)]
   series = {label: (style, pts) for label, style, pts in plot.plot_series(res + pool_rows)}
   assert series["PERSOMA-MLP"] == ("-", [(5, 0.3), (10, 0.4), (50, 0.58), (100, 0.75)])

@@ -125,9 +125,6 @@ BEAM_ECHO_RE = re.compile(r"( (beam|sample) x\d+ | threshold \d|Traceback|Error|
 MARGINAL_KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
 
 
-DECODES_NOUN = {"beam": "beams", "sample": "samples"}
-
-
 def _marginals_record(out: dict[str, Any], wall: float | None,
                       decode_method: str) -> dict[str, Any]:
   top1 = f"{decode_method}_top1"  # the best beam, or the most likely sample
@@ -158,8 +155,8 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
   (after echoing why) when the best checkpoint is gone or the evaluation fails: the greedy
   result stands.
   """
-  if decode_method not in DECODES_NOUN:
-    raise ValueError(f"decode_method must be one of {sorted(DECODES_NOUN)}, got "
+  if decode_method not in plan_lib.DECODES_NOUN:
+    raise ValueError(f"decode_method must be one of {sorted(plan_lib.DECODES_NOUN)}, got "
                      f"{decode_method!r}")
   best = store.model_dir(run.run_id) / "best"
   if step is not None:
@@ -174,7 +171,7 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
   cmd = marginals_command(store.model_dir(run.run_id), num_decodes, decode_method)
   env, preexec = _pinned(cpu)
   echo(f"  [{run.run_id}] thresholded marginals over {num_decodes} "
-       f"{DECODES_NOUN[decode_method]} (validation, then test users) ...")
+       f"{plan_lib.DECODES_NOUN[decode_method]} (validation, then test users) ...")
   t0 = time.time()
   lines: list[str] = []
   with open(store.log_path(run.run_id), "a", buffering=1) as log:  # `tail -f` follows it

@@ -22,18 +22,19 @@ def marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
   rows = [r for r in results if r.get("kind") == "train" and r.get("marginals")]
   if not rows:
     return []
-  k = sorted({r["marginals"]["num_decodes"] for r in rows
-              if r["marginals"].get("decode_method", "beam") == "beam"})
+  beams = sorted({r["marginals"]["num_decodes"] for r in rows
+                  if r["marginals"].get("decode_method", "beam") == "beam"})
   L = ["## Thresholded marginals (a persoma addition)", "",
        "Greedy decoding writes the single most likely answer. Here the best checkpoint of "
-       f"each run also decodes {'/'.join(map(str, k)) or 'K'} beams per user (no length "
+       f"each run also decodes {'/'.join(map(str, beams)) or 'K'} beams per user (no length "
        "penalty, so beam scores are sequence log-probabilities); each of the 38 classes gets "
        "the renormalised probability mass of the beams naming it, and is predicted when that "
        "reaches a cut tuned on the validation users and applied once to the test users "
-       "(`persoma-eval --num_decodes K`, `persoma.metrics.marginals`). For runs with "
-       "rationale targets the decodes are temperature-1 samples instead (`--decode_method "
-       "sample`) and a class's marginal is the fraction of samples naming it: their beams "
-       "mostly differ in the rationale's numbers, not in the labels. The program does this "
+       "(`persoma-eval --num_decodes K`, `persoma.metrics.marginals`). Runs with rationale "
+       "targets decode temperature-1 samples instead where the Decodes column says so "
+       "(`--decode_method sample`), and a class's marginal is the fraction of samples naming "
+       "it: their beams mostly differ in the rationale's numbers, not in the labels. The "
+       "program does this "
        "after every train run (`--num_decodes`, default 16 beams; `--num_samples`, default "
        "64 samples; `--add_marginals` adds it to finished runs whose checkpoints survive). "
        "Same checkpoint, same test users as the tables above. Top decode: the best beam "
@@ -47,7 +48,7 @@ def marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
     method = m.get("decode_method", "beam")
     top1 = m.get(f"{method}_top1") or {}
     L.append(f"| `{r['run_id']}` | {r['history_size']} | {m['num_decodes']} "
-             f"{'samples' if method == 'sample' else 'beams'} | {fmt(r['f1'])} | "
+             f"{plan_lib.DECODES_NOUN[method]} | {fmt(r['f1'])} | "
              f"{fmt(top1.get('f1'))} | {fmt(m['f1'])} | {fmt(m['precision'])} | "
              f"{fmt(m['recall'])} | {fmt(m.get('f1_liked'))} / {fmt(m.get('f1_disliked'))} "
              f"| {m['threshold']:.2f} ({fmt(m.get('validation_f1'))}) |")

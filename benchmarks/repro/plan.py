@@ -109,6 +109,9 @@ POOL_LONG_FACTOR = 3  # the N=100 rationale run again for this multiple of the s
 RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked",
                      "persoma_genre_names_rationale")
 RATIONALE_TARGETS_LENGTH = {100: 160}
+# The after-run marginals decode beams, or samples for the rationale methods (reproduce.py
+# --num_decodes, --num_samples): persoma-eval's --decode_method -> its plural noun.
+DECODES_NOUN = {"beam": "beams", "sample": "samples"}
 # The adapters and targets persoma adds (groups 7 and 8), for the targets' "best addition".
 ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
                                 "persoma_genre_names_rationale")

@@ -82,8 +82,7 @@ def _labels_cell(r: Mapping[str, Any]) -> str:
 def _pool_cell(r: Mapping[str, Any], default_steps: int) -> str:
   """Group 8's key column: N and label source, plus the step budget of a longer run."""
   cell = f"{r['history_size']}, {_labels_cell(r)} labels"
-  return cell + (f"; {_steps_cell(r, default_steps).split(', ', 1)[1]}"
-                 if r.get("train_steps") else "")
+  return cell + (f"; {_budget_text(r, default_steps)}" if r.get("train_steps") else "")
 
 
 def _factors_text() -> str:
@@ -97,14 +96,18 @@ def _steps_cell(r: Mapping[str, Any], default_steps: int) -> str:
   """Group 7's key column: label source, step budget and best (selected) step."""
   if r["kind"] != "train":
     return ""
-  steps = int(r.get("train_steps") or default_steps)
-  warm = r.get("warm_start") or {}
-  cell = f"{r.get('resample_labels') or 'history'}, {steps:,} steps"
+  return f"{r.get('resample_labels') or 'history'}, {_budget_text(r, default_steps)}"
+
+
+def _budget_text(r: Mapping[str, Any], default_steps: int) -> str:
+  """'7,500 steps (best 6,000); steps 1–2,500 are `<shorter run>`'s' of a train result."""
+  text = f"{int(r.get('train_steps') or default_steps):,} steps"
   if r.get("best_step"):
-    cell += f" (best {int(r['best_step']):,})"
+    text += f" (best {int(r['best_step']):,})"
+  warm = r.get("warm_start") or {}
   if warm.get("step"):
-    cell += f"; steps 1–{int(warm['step']):,} are `{warm['from']}`'s"
-  return cell
+    text += f"; steps 1–{int(warm['step']):,} are `{warm['from']}`'s"
+  return text
 
 
 def _index(seq: Sequence[str], x: Any) -> int:

@@ -37,7 +37,7 @@ def check_targets(results: Sequence[Mapping[str, Any]],
               and r.get("marginals")), key=lambda r: r["marginals"]["f1"], default=None)
   if marg is not None and mlp50 is not None:
     m = marg["marginals"]
-    decodes = "samples" if m.get("decode_method") == "sample" else "beams"
+    decodes = plan_lib.DECODES_NOUN[m.get("decode_method", "beam")]
     best_note += (f"; best with thresholded marginals: F1 {m['f1']:.4f} over {m['num_decodes']} "
                   f"{decodes}, `{marg['run_id']}`")
   out.append("- PERSOMA-MLP at N=50 reaches F1 >= 0.57: " + (
