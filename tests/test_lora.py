@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from persoma.models.checkpoints import restore_params
+from persoma.models.restore import restore_params
 from persoma.models.t5.config import T5Config
 from persoma.models.t5.lora import DenseGeneral, merge_lora
 from persoma.models.t5.network import Transformer

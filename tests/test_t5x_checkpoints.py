@@ -11,7 +11,8 @@ import pytest
 import tensorstore as ts
 
 from persoma.models import checkpoints
-from persoma.models.checkpoints import CheckpointError, load_t5x_checkpoint, restore_params
+from persoma.models.checkpoints import CheckpointError, load_t5x_checkpoint
+from persoma.models.restore import restore_params
 from persoma.models.t5 import decoding, losses
 from persoma.models.t5.config import T5Config
 from persoma.models.t5.network import Transformer, encoder_mask

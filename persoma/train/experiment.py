@@ -301,8 +301,8 @@ class Experiment:
     path = self.initial_checkpoint_path
 
     def load(params):
-      from persoma.models import checkpoints  # pylint: disable=g-import-not-at-top
-      restored, report = checkpoints.restore_params(params, path)
+      from persoma.models import restore  # pylint: disable=g-import-not-at-top
+      restored, report = restore.restore_params(params, path)
       logging.info("Initial checkpoint %s: %s", path, report)
       return restored
 
