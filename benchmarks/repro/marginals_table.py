@@ -13,7 +13,7 @@ from repro import plan as plan_lib
 
 
 def fmt(x: Any, nd: int = 4) -> str:
-  """A figure to `nd` decimals; – for a missing one."""
+  """A figure to `nd` decimals; – for a missing one (the format of every table of the page)."""
   return "–" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
 
 
@@ -34,9 +34,9 @@ def marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
        "targets decode temperature-1 samples instead where the Decodes column says so "
        "(`--decode_method sample`), and a class's marginal is the fraction of samples naming "
        "it: their beams mostly differ in the rationale's numbers, not in the labels. The "
-       "program does this "
-       "after every train run (`--num_decodes`, default 16 beams; `--num_samples`, default "
-       "64 samples; `--add_marginals` adds it to finished runs whose checkpoints survive). "
+       "program does this after every train run (`--num_decodes`, default 16 beams; "
+       "`--num_samples`, default 64 samples; `--add_marginals` adds it to finished runs whose "
+       "checkpoints survive). "
        "Same checkpoint, same test users as the tables above. Top decode: the best beam "
        "alone, or the most likely sample.", "",
        "| Run id | N | Decodes | Greedy F1 | Top decode F1 | Marginals F1 | Precision | "

@@ -31,8 +31,7 @@ PAPER_NOTE = ("Paper figures (marked †) come from models and data other than o
               "scratch here on MovieLens 1M. Compare the trends, not the digits.")
 
 
-def _fmt(x: Any, nd: int = 4) -> str:
-  return "–" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+_fmt = marginals_table.fmt  # the page's one figure format
 
 
 def _secs(s: Any) -> str:
