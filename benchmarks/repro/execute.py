@@ -159,8 +159,9 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
     raise ValueError(f"decode_method must be one of {sorted(plan_lib.DECODES_NOUN)}, got "
                      f"{decode_method!r}")
   best = store.model_dir(run.run_id) / "best"
-  if step is not None:
-    done = best / f"eval_test_step{step}_{decode_method}{num_decodes}.json"
+  if step is not None:  # the file `marginals_command` writes (persoma-eval's own file name)
+    from persoma.train import main_eval  # pylint: disable=g-import-not-at-top
+    done = best / f"eval_test_step{step}{main_eval.result_suffix(decode_method, num_decodes)}.json"
     if done.exists():
       out = json.loads(done.read_text())
       if "threshold" in out and f"{decode_method}_top1" in out:
