@@ -102,7 +102,7 @@ POOL_HISTORY_SIZES = (50, 100, 10, 5)
 POOL_METHODS = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats",
                 "persoma_genre_names", "persoma_mlp_items", "persoma_mlp_rationale")
 POOL_SHOWN_N = 50
-POOL_LONG_FACTOR = 3  # the N=100 rationale run again for this multiple of the steps
+POOL_LONG_FACTOR = 3  # the N=100 rationale runs again for this multiple of the steps
 # Rationale targets are longer at larger N: TARGETS_LENGTH per N where the gin file's 128 is too
 # short (persoma-train refuses a rationale target that fills it). Measured in session 26: the
 # longest ml-1m train target (EOS included) is 118 tokens at N=50, 135 at N=100.
@@ -299,8 +299,12 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   # and N=100, where the rule leads by most
   for n in (POOL_SHOWN_N, 100):
     train("persoma_genre_names_rationale", "pool", n, resample_labels="shown")
-  # session 28: its N=100 validation F1 still rose at the last step; 3x the steps there too
+  # session 28: its N=100 validation F1 still rose at the last step; 3x the steps there too;
+  # session 29: PERSOMA-MLP with rationale targets the same way (shown labels, N=100, 1x and 3x)
   train("persoma_genre_names_rationale", "pool", 100, resample_labels="shown",
+        steps_factor=POOL_LONG_FACTOR)
+  train("persoma_mlp_rationale", "pool", 100, resample_labels="shown")
+  train("persoma_mlp_rationale", "pool", 100, resample_labels="shown",
         steps_factor=POOL_LONG_FACTOR)
   # 9. seed spread of group 1's embedding runs
   for offset in SEED_OFFSETS:
