@@ -231,37 +231,6 @@ def test_progress_of_unfinished_runs_outlives_the_work_dir(program_env, monkeypa
   assert f"`{run_id}` |" not in (tmp / "docs" / "RESULTS.md").read_text().split("Not finished")[-1]
 
 
-def test_only_the_program_itself_replaces_the_published_page(tmp_path):
-  real = dict(dataset="movielens_1m", data_dir="/data")
-  assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path) == REPO / "docs"
-  assert reproduce.docs_dir_for(plan_lib.Settings(**real, save_every=50), None,
-                                tmp_path) == REPO / "docs"
-  for other in (dict(seed=1), dict(train_steps=10), dict(model_size="tiny"), dict(cost_batch=4),
-                dict(dataset="synthetic")):
-    s = plan_lib.Settings(**{**real, **other})
-    assert reproduce.docs_dir_for(s, None, tmp_path) == tmp_path / "docs", other
-  assert reproduce.docs_dir_for(plan_lib.Settings(seed=1), str(tmp_path / "d"), tmp_path) == (
-      tmp_path / "d")
-  # A side work dir without the repository's ledger (retrained twins) keeps its page to itself.
-  for ledger in (None, str(tmp_path / "other_ledger")):
-    assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path,
-                                  ledger) == tmp_path / "docs", ledger
-  assert reproduce.docs_dir_for(plan_lib.Settings(**real), None, tmp_path,
-                                str(reproduce.DEFAULT_LEDGER)) == REPO / "docs"
-
-
-def test_work_dir_inside_repo_and_missing_data_are_refused(tmp_path):
-  with pytest.raises(SystemExit, match="inside the repository"):
-    reproduce.main(["--dataset", "synthetic", "--work_dir", str(REPO / "tmp_repro"), "--list"])
-  with pytest.raises(SystemExit, match="does not exist"):
-    reproduce.main(["--data_dir", str(tmp_path / "absent"), "--work_dir", str(tmp_path / "w"),
-                    "--list"])
-  (tmp_path / "empty").mkdir()
-  with pytest.raises(SystemExit, match="no ml-1m release"):
-    reproduce.main(["--data_dir", str(tmp_path / "empty"), "--work_dir", str(tmp_path / "w"),
-                    "--list"])
-
-
 def test_program_warm_starts_only_from_a_run_that_trained_to_its_end(program_env, capsys):
   base, _, _, work, _ = program_env
   prog = reproduce.Program(reproduce.parse_args(base))

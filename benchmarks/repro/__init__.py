@@ -1,1 +1,2 @@
-"""Helpers of benchmarks/reproduce.py: plan, on-disk state, execution, measurements, report."""
+"""Helpers of benchmarks/reproduce.py: command line, plan, on-disk state, execution, measurements,
+report."""
