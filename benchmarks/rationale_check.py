@@ -67,7 +67,7 @@ def _side(mean: float) -> int:
 def check(path: str) -> dict[str, float]:
   """The figures above for one predictions JSONL file."""
   rows = []
-  with open(os.path.expanduser(path), encoding="utf-8") as f:  # key: the path as given
+  with open(os.path.expanduser(path), encoding="utf-8") as f:
     for line_no, line in enumerate(f, 1):
       if not line.strip():
         continue
@@ -127,11 +127,20 @@ def check(path: str) -> dict[str, float]:
   }
 
 
+def file_key(path: str) -> str:
+  """`path` absolute, with the home directory written `~`: one key per file in --json, however
+  the path was typed, and none that names this machine's user."""
+  full = os.path.abspath(os.path.expanduser(path))
+  home = os.path.expanduser("~")
+  return "~" + full[len(home):] if full.startswith(home + os.sep) else full
+
+
 def main(argv: list[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("files", nargs="+", help="inferences_<split>_step<step>.jsonl files")
-  ap.add_argument("--json", help="also write the figures here, keyed by file (added to the "
-                  "file's other entries, which are kept)")
+  ap.add_argument("--json", help="also write the figures here, keyed by file (its absolute "
+                  "path, the home directory as ~; added to the file's other entries, which are "
+                  "kept)")
   args = ap.parse_args(argv)
   try:
     kept = atomic_io.read_json_to_extend(args.json, dict) if args.json else {}
@@ -140,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
   out = {}
   for path in args.files:
     try:
-      out[path] = check(path)
+      figures = check(path)
     except OSError as e:
       raise SystemExit(f"error: {path}: {e.strerror or e}") from None
-    print(path)
-    for k, v in out[path].items():
+    out[file_key(path)] = figures
+    print(file_key(path))
+    for k, v in figures.items():
       print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
   if args.json:
     atomic_io.write_text(args.json, json.dumps({**kept, **out}, indent=2, sort_keys=True)

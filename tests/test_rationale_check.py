@@ -37,7 +37,7 @@ def test_figures_of_a_small_predictions_file(tmp_path, capsys):
   ]) + "\n")
   out = tmp_path / "o.json"
   assert rationale_check.main([str(path), "--json", str(out)]) == 0
-  got = json.loads(out.read_text())[str(path)]
+  got = json.loads(out.read_text())[str(path)]  # not under the home directory: as given
   assert got["users"] == 3 and got["no_rationale"] == 1
   assert got["genre_precision"] == pytest.approx(4 / 5)  # Action, Drama, War, Comedy of 5
   assert got["genre_recall"] == pytest.approx(4 / 6)
@@ -97,3 +97,19 @@ def test_json_out_keeps_the_figures_of_other_files(tmp_path):
   with pytest.raises(SystemExit, match=f"--json {out}: holds a JSON list, not a dict"):
     rationale_check.main([str(one), "--json", str(out)])
   assert out.read_text() == "[]"
+
+
+def test_json_keys_one_entry_per_file_with_home_as_tilde(tmp_path, monkeypatch):
+  monkeypatch.setenv("HOME", str(tmp_path))
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "runs").mkdir()
+  path = tmp_path / "runs" / "inferences_test_step5.jsonl"
+  path.write_text(_line({"Drama": 4.5}, (("Drama",), ()), {"Drama": 4.5}, (("Drama",), ())))
+  out = tmp_path / "o.json"
+  out.write_text(json.dumps({"other": {"users": 9}}))
+  for spelling in (str(path), "runs/inferences_test_step5.jsonl", "~/runs/../runs/"
+                   "inferences_test_step5.jsonl"):
+    assert rationale_check.main([spelling, "--json", str(out)]) == 0
+  got = json.loads(out.read_text())
+  assert sorted(got) == ["other", "~/runs/inferences_test_step5.jsonl"]
+  assert got["~/runs/inferences_test_step5.jsonl"]["users"] == 1
