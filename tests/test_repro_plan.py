@@ -23,7 +23,8 @@ def test_plan_ids_unique_and_groups_merged(plan):
   # and without genre-name anchors) at every N, + shown labels at N=50 (and at every N for the
   # genre-name anchors, which also get window labels at N=50), beside the same MLP runs; the
   # MLP with item heads (with and without rationale targets) like the pool adapter; the
-  # genre-name anchors with rationale targets and shown labels at N=50 and 100
+  # genre-name anchors with rationale targets and shown labels at N=50 and 100; the MLP with
+  # rationale targets also with shown labels at N=100
   pool = [r for r in plan if "pool" in r.groups]
   methods = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats", "persoma_genre_names",
              "persoma_mlp_items", "persoma_mlp_rationale", "persoma_mlp")
@@ -33,18 +34,21 @@ def test_plan_ids_unique_and_groups_merged(plan):
                                  "persoma_mlp_rationale")} | {
       ("persoma_genre_names", n, "shown") for n in (5, 10, 50, 100)} | {
       ("persoma_genre_names", 50, "window")} | {
-      ("persoma_genre_names_rationale", n, "shown") for n in (50, 100)}
+      ("persoma_genre_names_rationale", n, "shown") for n in (50, 100)} | {
+      ("persoma_mlp_rationale", 100, "shown")}
   base_steps = int(plan_lib.gin_default("TRAIN_STEPS"))
-  by_n = {(r.history_size, r.train_steps): r for r in pool
-          if r.method == "persoma_genre_names_rationale"}
-  assert set(by_n) == {(50, None), (100, None), (100, 3 * base_steps)}
-  assert all(dict(by_n[k].bindings)["TARGETS_LENGTH"] == 160 for k in by_n if k[0] == 100)
-  assert "TARGETS_LENGTH" not in dict(by_n[50, None].bindings)  # the gin file's 128
-  assert set(by_n[50, None].groups) == {"steps", "pool"}
-  # at N=100 also for 3x the steps, in group 8, continuing the shorter run
-  longer = by_n[100, 3 * base_steps]
-  assert longer.groups == ("pool",) and longer.warm_from == by_n[100, None].run_id
-  assert dict(longer.bindings)["TRAIN_STEPS"] == 3 * base_steps
+  for method, shown_ns in (("persoma_genre_names_rationale", (50, 100)),
+                           ("persoma_mlp_rationale", (50, 100))):
+    by_n = {(r.history_size, r.train_steps): r for r in pool
+            if r.method == method and r.resample_labels == "shown"}
+    assert set(by_n) == {(n, None) for n in shown_ns} | {(100, 3 * base_steps)}, method
+    assert all(dict(by_n[k].bindings)["TARGETS_LENGTH"] == 160 for k in by_n if k[0] == 100)
+    assert "TARGETS_LENGTH" not in dict(by_n[50, None].bindings)  # the gin file's 128
+    assert set(by_n[50, None].groups) == {"steps", "pool"}
+    # at N=100 also for 3x the steps, in group 8, continuing the shorter run
+    longer = by_n[100, 3 * base_steps]
+    assert longer.groups == ("pool",) and longer.warm_from == by_n[100, None].run_id
+    assert dict(longer.bindings)["TRAIN_STEPS"] == 3 * base_steps
   assert all(r.gin_file == f"gin/experiments/{r.method}.gin" for r in pool
              if r.method != "persoma_mlp")
   # group contents
