@@ -41,7 +41,8 @@ def test_plan_ids_unique_and_groups_merged(plan):
                            ("persoma_mlp_rationale", (50, 100))):
     by_n = {(r.history_size, r.train_steps): r for r in pool
             if r.method == method and r.resample_labels == "shown"}
-    assert set(by_n) == {(n, None) for n in shown_ns} | {(100, 3 * base_steps)}, method
+    longest = {(100, 6 * base_steps)} if method == "persoma_mlp_rationale" else set()
+    assert set(by_n) == {(n, None) for n in shown_ns} | {(100, 3 * base_steps)} | longest, method
     assert all(dict(by_n[k].bindings)["TARGETS_LENGTH"] == 160 for k in by_n if k[0] == 100)
     assert "TARGETS_LENGTH" not in dict(by_n[50, None].bindings)  # the gin file's 128
     assert set(by_n[50, None].groups) == {"steps", "pool"}
@@ -49,6 +50,8 @@ def test_plan_ids_unique_and_groups_merged(plan):
     longer = by_n[100, 3 * base_steps]
     assert longer.groups == ("pool",) and longer.warm_from == by_n[100, None].run_id
     assert dict(longer.bindings)["TRAIN_STEPS"] == 3 * base_steps
+    for k in longest:  # and the MLP's for 6x, continuing the 3x run
+      assert by_n[k].warm_from == longer.run_id and by_n[k].groups == ("pool",)
   assert all(r.gin_file == f"gin/experiments/{r.method}.gin" for r in pool
              if r.method != "persoma_mlp")
   # group contents

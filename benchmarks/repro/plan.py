@@ -306,6 +306,9 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   train("persoma_mlp_rationale", "pool", 100, resample_labels="shown")
   train("persoma_mlp_rationale", "pool", 100, resample_labels="shown",
         steps_factor=POOL_LONG_FACTOR)
+  # its validation F1 was best at its last step: twice as long again, from that run
+  train("persoma_mlp_rationale", "pool", 100, resample_labels="shown",
+        steps_factor=2 * POOL_LONG_FACTOR, warm_factor=POOL_LONG_FACTOR)
   # 9. seed spread of group 1's embedding runs
   for offset in SEED_OFFSETS:
     for n in HISTORY_SIZES:
