@@ -152,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
       figures = check(path)
     except OSError as e:
       raise SystemExit(f"error: {path}: {e.strerror or e}") from None
-    out[file_key(path)] = figures
-    print(file_key(path))
+    key = file_key(path)
+    out[key] = figures
+    print(key)
     for k, v in figures.items():
       print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
   if args.json:
