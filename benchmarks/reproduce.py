@@ -51,9 +51,8 @@ from repro import execute, measure, plot, report  # noqa: E402
 from repro import lock as lock_lib  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
 from repro import state as state_lib  # noqa: E402
-from repro.plan import gin_default  # noqa: E402
-
 from repro.cli import check_dirs, docs_dir_for, settings_of  # noqa: E402
+from repro.plan import gin_default  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
