@@ -33,7 +33,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
 
   t0 = time.perf_counter()
-  from persoma.data import (build_examples, labels, loaders, preprocess,  # pylint: disable=g-import-not-at-top
+  from persoma.data import (build_examples, labels, preprocess, releases,  # pylint: disable=g-import-not-at-top
                             split, synthetic)
   from persoma.data import _resolve_descriptions  # pylint: disable=g-import-not-at-top
   stages: dict[str, float] = {"import": time.perf_counter() - t0}
@@ -42,11 +42,11 @@ def main(argv=None) -> int:
   if args.dataset == "synthetic":
     raw = synthetic.generate_raw()
   else:
-    folder = loaders.find_release_dir(args.dataset, args.data_dir)
+    folder = releases.find_release_dir(args.dataset, args.data_dir)
     if folder is None:
       print(f"no {args.dataset} files under {args.data_dir}", file=sys.stderr)
       return 2
-    raw = loaders.read_release(folder, descriptions=_resolve_descriptions(args.descriptions,
+    raw = releases.read_release(folder, descriptions=_resolve_descriptions(args.descriptions,
                                                                           folder))
   stages["load"] = time.perf_counter() - t
   t = time.perf_counter()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import require_movielens
-from persoma.data import DataFormatError, load_dataset, loaders
+from persoma.data import DataFormatError, load_dataset, loaders, releases
 
 MOVIES_DAT = ("1::Toy Story (1995)::Animation|Children's|Comedy\n"
               "2::Jumanji (1995)::Adventure|Children's|Fantasy\n"
@@ -119,10 +119,10 @@ def test_wrong_field_count_and_bad_movie_line(tmp_path):
   _dat_release(tmp_path, _ratings_lines() + "7::1::4\n",
                movies=MOVIES_DAT + "4::Broken line without genres\n")
   with pytest.raises(DataFormatError, match=r"ratings\.dat:10: expected 4 fields.*'7::1::4'"):
-    loaders.read_release(tmp_path / "ml-1m")
+    releases.read_release(tmp_path / "ml-1m")
   with pytest.raises(DataFormatError, match=r"movies\.dat:4:"):
     loaders.parse_movies_dat(tmp_path / "ml-1m" / "movies.dat")
-  raw = loaders.read_release(tmp_path / "ml-1m", strict=False)
+  raw = releases.read_release(tmp_path / "ml-1m", strict=False)
   assert len(raw.report.skipped_lines) == 2 and raw.ratings.size == 9
 
 
@@ -154,7 +154,7 @@ def test_non_finite_rating_always_errors(tmp_path, bad):
   _dat_release(tmp_path, _ratings_lines() + f"1::1::{bad}::5\n")
   for strict in (True, False):
     with pytest.raises(DataFormatError, match="non-finite"):
-      loaders.read_release(tmp_path / "ml-1m", strict=strict)
+      releases.read_release(tmp_path / "ml-1m", strict=strict)
 
 
 def test_descriptions_csv_without_overview_column(tmp_path):

@@ -16,7 +16,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from persoma.data import loaders, preprocess, synthetic as synthetic_lib
+from persoma.data import preprocess, releases, synthetic as synthetic_lib
 from persoma.data.examples import Example, ExampleList, build_examples
 from persoma.data.genres import CLASSES, GENRES, normalize_genre
 from persoma.data.labels import LabelConfig, UserLabels, user_labels
@@ -27,7 +27,7 @@ from persoma.data.split import user_split
 from persoma.data.structures import Catalog, LoadReport, MovieLensData, Ratings
 
 #: Dataset names accepted by load_dataset.
-DATASETS: tuple[str, ...] = tuple(loaders.RELEASE_DIRS) + ("synthetic",)
+DATASETS: tuple[str, ...] = tuple(releases.RELEASE_DIRS) + ("synthetic",)
 SOURCES = ("auto", "local", "tfds")
 #: Environment variable naming the data folder when no data_dir is given (CLI and SeqIO tasks).
 ENV_DATA_DIR = "PERSOMA_DATA_DIR"
@@ -51,7 +51,7 @@ def _resolve_descriptions(descriptions, release_dir: Path | None):
   if descriptions in (None, "", "none"):
     return None
   if descriptions == "auto":
-    return loaders.default_descriptions_path(release_dir) if release_dir else None
+    return releases.default_descriptions_path(release_dir) if release_dir else None
   path = Path(descriptions).expanduser()
   if not path.is_file():
     raise FileNotFoundError(f"descriptions CSV not found: {path}")
@@ -66,7 +66,7 @@ def _check_tfds_fallback(name: str, data_dir: Path) -> None:
     return
   raise FileNotFoundError(
       f"data_dir {data_dir} does not exist: expected the folder holding "
-      f"{' or '.join(d + '/' for d in loaders.RELEASE_DIRS[name])} (or a TFDS data_dir). "
+      f"{' or '.join(d + '/' for d in releases.RELEASE_DIRS[name])} (or a TFDS data_dir). "
       "To let TFDS download into a new folder, pass source='tfds' (persoma-data --source=tfds)")
 
 
@@ -102,21 +102,21 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None,
                                     min_user_ratings=min_user_ratings, synthetic=True)
   if synthetic_kwargs:
     raise TypeError(f"unexpected arguments for {name!r}: {sorted(synthetic_kwargs)}")
-  if name not in loaders.RELEASE_DIRS:
+  if name not in releases.RELEASE_DIRS:
     raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
   release_dir = None
   if data_dir is not None and source in ("auto", "local"):
-    release_dir = loaders.find_release_dir(name, data_dir)
+    release_dir = releases.find_release_dir(name, data_dir)
   if release_dir is None and source == "local":
     where = data_dir if data_dir is not None else "(no data_dir given)"
     raise FileNotFoundError(
         f"no {name} release files under {where}; expected one of "
-        f"{', '.join(loaders.RELEASE_DIRS[name])}/ with the release's ratings and movies files")
+        f"{', '.join(releases.RELEASE_DIRS[name])}/ with the release's ratings and movies files")
   if release_dir is None and data_dir is not None and source == "auto":
     _check_tfds_fallback(name, Path(data_dir).expanduser())
   desc = _resolve_descriptions(descriptions, release_dir)
   if release_dir is not None:
-    raw = loaders.read_release(release_dir, strict=strict, descriptions=desc)
+    raw = releases.read_release(release_dir, strict=strict, descriptions=desc)
   else:
     from persoma.data import tfds_source  # pylint: disable=g-import-not-at-top
     raw = tfds_source.read_tfds(name, data_dir, download=download, descriptions=desc,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from persoma.data import genres as genres_lib
-from persoma.data import loaders
+from persoma.data import releases
 from persoma.data.loaders import load_descriptions
 from persoma.data.structures import LoadReport, RawData
 
@@ -54,7 +54,7 @@ def _release_dirs_in(data_dir: str | None) -> list[str]:
   """Release folders (``ml-1m/``, ...) present directly under ``data_dir``."""
   if not data_dir or not os.path.isdir(data_dir):
     return []
-  known = {d for dirs in loaders.RELEASE_DIRS.values() for d in dirs}
+  known = {d for dirs in releases.RELEASE_DIRS.values() for d in dirs}
   return sorted(d + "/" for d in os.listdir(data_dir) if d in known)
 
 
@@ -83,7 +83,7 @@ def read_tfds(name: str, data_dir: str | os.PathLike[str] | None = None, *,
       raise FileNotFoundError(
           f"{name}: no release files and no prepared TFDS {', '.join(missing)} under "
           f"{where}{hint}; downloads are off. Point data_dir at the folder holding "
-          f"{'/ or '.join(loaders.RELEASE_DIRS[name])}/, or allow the TFDS download")
+          f"{'/ or '.join(releases.RELEASE_DIRS[name])}/, or allow the TFDS download")
     logging.warning("%s: no release files and no prepared TFDS %s under %s%s; TFDS will "
                     "download it now (needs internet; offline, it retries for minutes)",
                     name, ", ".join(missing), where, hint)

@@ -136,11 +136,11 @@ def load_data(dataset_name: str) -> Any:
             "synthetic", min_item_ratings=cfg.min_item_ratings,
             min_user_ratings=cfg.min_user_ratings, **dict(cfg.synthetic))
       else:
-        from persoma.data import loaders  # pylint: disable=g-import-not-at-top
+        from persoma.data import releases  # pylint: disable=g-import-not-at-top
         local = cfg.resolved_data_dir(dataset_name)
         data_dir = local
         if cfg.source == "tfds" or (cfg.source == "auto" and (
-            local is None or loaders.find_release_dir(dataset_name, local) is None)):
+            local is None or releases.find_release_dir(dataset_name, local) is None)):
           data_dir = cfg.tfds_data_dir or local  # no local release: TFDS with its data_dir
         _DATA[key] = data_lib.load_dataset(
             dataset_name, data_dir, descriptions=cfg.descriptions, strict=cfg.strict,
