@@ -29,19 +29,26 @@ def _seed_rows(method: str, f1s_by_seed: dict[int, tuple[float, ...]]) -> list[d
   return rows
 
 
-def test_plan_adds_each_embedding_run_of_group_1_once_per_seed_offset(plan):
+def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offset(plan):
   by_id = {r.run_id: r for r in plan}
   group9 = [r for r in plan if "seeds" in r.groups]
-  assert len(group9) == (len(plan_lib.SEED_OFFSETS) * len(plan_lib.HISTORY_SIZES)
-                         * len(plan_lib.EMBEDDING_METHODS))
+  added = [r for r in group9 if r.method == plan_lib.BEST_ADDED]
+  budgets = 1 + len(plan_lib.LONG_TRAIN_METHODS[plan_lib.BEST_ADDED][plan_lib.BEST_ADDED_LABELS])
+  assert len(added) == len(plan_lib.SEED_OFFSETS) * budgets
+  assert len(group9) - len(added) == (len(plan_lib.SEED_OFFSETS) * len(plan_lib.HISTORY_SIZES)
+                                      * len(plan_lib.EMBEDDING_METHODS))
   for r in group9:
     seed = dict(r.bindings)["SEED"]
     assert r.run_id.endswith(f"-seed{seed}") and dict(r.bindings)["DATA_SEED"] == seed
-    twin = by_id[r.run_id.rsplit("-seed", 1)[0]]  # the group-1 run of the same configuration
-    assert "history" in twin.groups and "SEED" not in dict(twin.bindings)
+    twin = by_id[r.run_id.rsplit("-seed", 1)[0]]  # the program-seed run of the configuration
+    assert ("steps" if r in added else "history") in twin.groups
+    assert "SEED" not in dict(twin.bindings) and r.train_steps == twin.train_steps
+    if r.warm_from:  # a longer run continues the shorter run of its own seed
+      assert r.warm_from == twin.warm_from + f"-seed{seed}" and r.warm_from in by_id
     assert ({k: v for k, v in r.bindings if k not in ("SEED", "DATA_SEED")}
             == dict(twin.bindings))
     assert r.gin_file == twin.gin_file and r.fingerprint() != twin.fingerprint()
+  assert sum(bool(r.warm_from) for r in added) == len(plan_lib.SEED_OFFSETS) * (budgets - 1)
   assert {dict(r.bindings)["SEED"] for r in group9} == set(plan_lib.SEED_OFFSETS)
   # a program run with --seed 3 keeps its own seed in group 1 and offsets it in group 9
   shifted = plan_lib.build_plan(settings(seed=3), fake_tokens)
@@ -123,3 +130,40 @@ def test_plot_draws_the_seed_range_where_seeds_finished(tmp_path):
   assert "vertical bars: lowest to highest test F1 over the seeds" in md
   assert "vertical bars" not in report.render(fake_results(), meta={"planned": 99},
                                               missing=[], plot_file="p.png")
+
+
+def _added_row(run_id: str, seed: int, f1: float, marginals: float | None) -> dict:
+  """A result of plan.BEST_ADDED at N=50 (group 7 for the program's seed, group 9 otherwise)."""
+  return {"run_id": run_id + (f"-seed{seed}" if seed else ""), "kind": "train",
+          "method": plan_lib.BEST_ADDED, "label": plan_lib.METHOD_LABELS[plan_lib.BEST_ADDED],
+          "history_size": 50, "sampler": "recency", "fmt": "uem", "mode": "full",
+          "resample_labels": plan_lib.BEST_ADDED_LABELS, "f1": f1, "precision": f1,
+          "recall": f1, "users": 300, "groups": ["seeds"] if seed else ["steps"],
+          "bindings": {"SEED": str(seed), "DATA_SEED": str(seed)} if seed else {},
+          **({"marginals": {"f1": marginals, "precision": marginals, "recall": marginals,
+                            "threshold": 0.3, "num_decodes": 64, "decode_method": "sample"}}
+             if marginals is not None else {})}
+
+
+def test_best_addition_is_picked_on_the_program_seed_and_reported_with_its_seed_mean():
+  rid = "persoma_genre_names_rationale-h50-x3"
+  rows = [_added_row(rid, 0, 0.52, 0.53), _added_row(rid, 1, 0.60, 0.61),
+          _added_row(rid, 2, 0.47, None)]  # seed 2's marginals have not run yet
+  lines = "\n".join(targets.check_targets(fake_results() + rows))
+  mean, sd = seeds.mean_sd([0.52, 0.60, 0.47])
+  assert (f"best persoma-addition adapter (groups 7-8): F1 0.5200 ({mean:.4f} ± {sd:.4f} over "
+          f"3 seeds), `{rid}`") in lines
+  m_mean, m_sd = seeds.mean_sd([0.53, 0.61])
+  assert (f"best with thresholded marginals: F1 0.5300 ({m_mean:.4f} ± {m_sd:.4f} over 2 "
+          f"seeds) over 64 samples, `{rid}`") in lines
+  assert "0.6000" not in lines and "-seed1" not in lines
+  # without other seeds: no spread, and no table on the page
+  alone = "\n".join(targets.check_targets(fake_results() + rows[:1]))
+  assert f"F1 0.5200, `{rid}`" in alone and "seeds)" not in alone
+  assert seeds.added_seeds_table(fake_results() + rows[:1]) == []
+  md = report.render(fake_results() + rows, meta={"planned": 99}, missing=[], plot_file=None)
+  section = md.split(f"## {plan_lib.GROUPS['seeds']}")[1].split("\n## ")[0]
+  assert "| Run (program seed) | Seed 0 | Seed 1 | Seed 2 | Mean ± SD | Marginals mean ± SD |" \
+      in section
+  assert (f"| `{rid}` | 0.5200 (0.5300) | 0.6000 (0.6100) | 0.4700 | {mean:.4f} ± {sd:.4f} over "
+          f"3 seeds | {m_mean:.4f} ± {m_sd:.4f} over 2 seeds |") in section

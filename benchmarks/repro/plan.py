@@ -39,7 +39,8 @@ GROUPS: dict[str, str] = {
     "steps": "7. Longer training (a persoma addition; PERSOMA-MLP, PERSOMA-GenreStats with "
              "genre-name anchors and PERSOMA-MLP with item heads, N = 50)",
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
-    "seeds": "9. Seed spread (a persoma addition): group 1's embedding runs with other seeds",
+    "seeds": ("9. Seed spread (a persoma addition): group 1's embedding runs, and the best "
+              "addition at N=50, with other seeds"),
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -119,6 +120,9 @@ ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).
 SEED_OFFSETS = (1, 2)
+# ... and the best persoma addition at N=50 (group 7, test F1 0.5226 with the program's seed), at
+# each of its step budgets, to show how much of its lead over the other variants is the seed's.
+BEST_ADDED, BEST_ADDED_LABELS = "persoma_genre_names_rationale", "shown"
 
 
 def inputs_length_for(max_tokens: int) -> int:
@@ -197,7 +201,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       b["TRAIN_STEPS"] = train_steps = steps_factor * base_steps
       if gin_default("SCHEDULE") in BUDGET_FREE_SCHEDULES:
         warm_from = train_id(method, n, sampler, fmt, mode, init_from, resample_labels,
-                             train_resamples, warm_factor)
+                             train_resamples, warm_factor, seed)
     if resample_labels != "history":
       b[RESAMPLE_LABELS_BINDING] = resample_labels
     if train_resamples is not None:
@@ -314,6 +318,11 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     for n in HISTORY_SIZES:
       for m in EMBEDDING_METHODS:
         train(m, "seeds", n, seed=settings.seed + offset)
+  # session 30: the best addition at N=50 (group 7's run and the shorter run it continues)
+  for offset in SEED_OFFSETS:
+    for factor in (None,) + LONG_TRAIN_METHODS[BEST_ADDED][BEST_ADDED_LABELS]:
+      train(BEST_ADDED, "seeds", POOL_SHOWN_N, resample_labels=BEST_ADDED_LABELS,
+            steps_factor=factor, seed=settings.seed + offset)
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),

@@ -1,11 +1,12 @@
-"""Seed spread of the history-size runs (group 9, a persoma addition).
+"""Seed spread of the history-size runs and of the best addition (group 9, a persoma addition).
 
 Group 1 trains each embedding method once per history size N, with the program's seed. Group 9
 trains the same configurations with `plan.SEED_OFFSETS` added to it (SEED and DATA_SEED: the
 initialisation, the data order and the augmented train windows; the test users and their
-recency-sampled histories are the same). This module collects the test F1 of every seed per
-(method, N), their mean and sample standard deviation, and renders them. Pure functions of the
-result dicts, used by the page and by the "F1 rises with N" targets.
+recency-sampled histories are the same), and likewise the best persoma addition at N=50
+(`plan.BEST_ADDED`, group 7's runs). This module collects the test F1 of every seed per
+(method, N) or per run, their mean and sample standard deviation, and renders them. Pure
+functions of the result dicts, used by the page and by the targets.
 """
 
 from __future__ import annotations
@@ -30,6 +31,32 @@ def seed_f1s(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], dict
         and {"history", "seeds"} & set(r["groups"])):
       out.setdefault((r["method"], r["history_size"]), {})[seed_of(r)] = float(r["f1"])
   return out
+
+
+def added_seed_runs(results: Sequence[Mapping[str, Any]]
+                    ) -> dict[str, dict[int, Mapping[str, Any]]]:
+  """Program-seed run id -> {seed: result} of `plan.BEST_ADDED`'s runs that group 9 repeats
+  (only configurations with a group-9 result)."""
+  repeated = {r["run_id"].rsplit("-seed", 1)[0] for r in results
+              if "seeds" in r["groups"] and r["method"] == plan_lib.BEST_ADDED}
+  out: dict[str, dict[int, Mapping[str, Any]]] = {}
+  for r in results:
+    key = r["run_id"].rsplit("-seed", 1)[0] if "seeds" in r["groups"] else r["run_id"]
+    if r["kind"] == "train" and key in repeated:
+      out.setdefault(key, {})[seed_of(r)] = r
+  return out
+
+
+def spread_text(by_seed: Mapping[int, Mapping[str, Any]], marginals: bool = False
+                ) -> str | None:
+  """'0.5100 ± 0.0100 over 3 seeds' of the test F1 (or of the marginals' F1, over the seeds
+  that have them); None below two seeds."""
+  f1s = [float(r["marginals"]["f1"] if marginals else r["f1"]) for r in by_seed.values()
+         if not marginals or r.get("marginals")]
+  if len(f1s) < 2:
+    return None
+  m, sd = mean_sd(f1s)
+  return f"{m:.4f} ± {sd:.4f} over {len(f1s)} seeds"
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float | None]:
@@ -75,3 +102,28 @@ def seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
                + " | ".join(f"{by_seed[s]:.4f}" if s in by_seed else "–" for s in seeds)
                + f" | {mean:.4f} | {'–' if sd is None else f'{sd:.4f}'} |")
   return out
+
+
+def added_seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
+  """The best addition's runs per seed: greedy test F1 and thresholded-marginal F1."""
+  runs = added_seed_runs(results)
+  if not runs:
+    return []
+  seeds = sorted({s for by_seed in runs.values() for s in by_seed})
+  label = plan_lib.METHOD_LABELS.get(plan_lib.BEST_ADDED, plan_lib.BEST_ADDED)
+  out = [f"{label} at N={plan_lib.POOL_SHOWN_N}, `{plan_lib.BEST_ADDED_LABELS}` labels (the "
+         "best persoma addition at N=50 with the program's seed): test F1 with greedy decoding, "
+         "and with thresholded marginals (in brackets), per seed.", "",
+         "| Run (program seed) | " + " | ".join(f"Seed {s}" for s in seeds)
+         + " | Mean ± SD | Marginals mean ± SD |", "|---|" + "---|" * (len(seeds) + 2)]
+  for rid in sorted(runs, key=lambda k: (len(k), k)):
+    by_seed = runs[rid]
+    cells = []
+    for s in seeds:
+      r = by_seed.get(s)
+      cells.append("–" if r is None else f"{r['f1']:.4f}" + (
+          f" ({r['marginals']['f1']:.4f})" if r.get("marginals") else ""))
+    out.append(f"| `{rid}` | " + " | ".join(cells) + f" | {spread_text(by_seed) or '–'} | "
+               f"{spread_text(by_seed, marginals=True) or '–'} |")
+  return out
+
