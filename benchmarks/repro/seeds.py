@@ -126,4 +126,3 @@ def added_seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
     out.append(f"| `{rid}` | " + " | ".join(cells) + f" | {spread_text(by_seed) or '–'} | "
                f"{spread_text(by_seed, marginals=True) or '–'} |")
   return out
-
