@@ -335,7 +335,8 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += _prf_rows([dict(r, n_labels=_pool_cell(r, default_steps)) for r in pairs],
                  "n_labels", "N, train labels") + [""]
   L += [f"## {plan_lib.GROUPS['seeds']}", ""] + seeds.seeds_table(results) + [""]
-  L += seeds.added_seeds_table(results) + ([""] if seeds.added_seed_runs(results) else [])
+  added_seeds = seeds.added_seeds_table(results)
+  L += added_seeds + ([""] if added_seeds else [])
   L += marginals_table.marginals_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]

@@ -83,8 +83,6 @@ def default_descriptions_path(release_dir: Path) -> Path | None:
   return None
 
 
-
-
 def read_release(folder: str | os.PathLike[str], *, strict: bool = True,
                  descriptions: str | os.PathLike[str] | None = None) -> RawData:
   """Reads the ratings and movies of one release folder (any layout) into RawData.
