@@ -33,22 +33,25 @@ def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offs
   by_id = {r.run_id: r for r in plan}
   group9 = [r for r in plan if "seeds" in r.groups]
   added = [r for r in group9 if r.method == plan_lib.BEST_ADDED]
-  budgets = 1 + len(plan_lib.LONG_TRAIN_METHODS[plan_lib.BEST_ADDED][plan_lib.BEST_ADDED_LABELS])
+  budgets = sum(map(len, plan_lib.BEST_ADDED_BUDGETS.values()))
   assert len(added) == len(plan_lib.SEED_OFFSETS) * budgets
+  assert {r.history_size for r in added} == {50, 100}
   assert len(group9) - len(added) == (len(plan_lib.SEED_OFFSETS) * len(plan_lib.HISTORY_SIZES)
                                       * len(plan_lib.EMBEDDING_METHODS))
   for r in group9:
     seed = dict(r.bindings)["SEED"]
     assert r.run_id.endswith(f"-seed{seed}") and dict(r.bindings)["DATA_SEED"] == seed
-    twin = by_id[r.run_id.rsplit("-seed", 1)[0]]  # the program-seed run of the configuration
-    assert ("steps" if r in added else "history") in twin.groups
+    twin = by_id[plan_lib.program_seed_id(r.run_id)]  # the program-seed run of the config
+    assert ({50: "steps", 100: "pool"}[r.history_size] if r in added else "history") \
+        in twin.groups
     assert "SEED" not in dict(twin.bindings) and r.train_steps == twin.train_steps
     if r.warm_from:  # a longer run continues the shorter run of its own seed
       assert r.warm_from == twin.warm_from + f"-seed{seed}" and r.warm_from in by_id
     assert ({k: v for k, v in r.bindings if k not in ("SEED", "DATA_SEED")}
             == dict(twin.bindings))
     assert r.gin_file == twin.gin_file and r.fingerprint() != twin.fingerprint()
-  assert sum(bool(r.warm_from) for r in added) == len(plan_lib.SEED_OFFSETS) * (budgets - 1)
+  assert sum(bool(r.warm_from) for r in added) == len(plan_lib.SEED_OFFSETS) * (
+      budgets - len(plan_lib.BEST_ADDED_BUDGETS))
   assert {dict(r.bindings)["SEED"] for r in group9} == set(plan_lib.SEED_OFFSETS)
   # a program run with --seed 3 keeps its own seed in group 1 and offsets it in group 9
   shifted = plan_lib.build_plan(settings(seed=3), fake_tokens)
@@ -57,6 +60,15 @@ def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offs
       r.run_id for r in group9} | {r.run_id.replace("-seed1", "-seed4").replace("-seed2",
                                                                               "-seed5")
                                    for r in group9}
+
+
+def test_program_seed_id_drops_only_train_ids_seed_suffix():
+  rid = plan_lib.train_id("persoma_mlp", 50, "recency", "uem", steps_factor=3)
+  assert plan_lib.program_seed_id(plan_lib.train_id("persoma_mlp", 50, "recency", "uem",
+                                                    steps_factor=3, seed=12)) == rid
+  assert plan_lib.program_seed_id(rid) == rid
+  assert plan_lib.program_seed_id("rule-h50-recency") == "rule-h50-recency"
+  assert plan_lib.program_seed_id("x-seedy") == "x-seedy"
 
 
 def test_seed_of_reads_the_bindings_and_defaults_to_zero():
@@ -132,11 +144,11 @@ def test_plot_draws_the_seed_range_where_seeds_finished(tmp_path):
                                               missing=[], plot_file="p.png")
 
 
-def _added_row(run_id: str, seed: int, f1: float, marginals: float | None) -> dict:
-  """A result of plan.BEST_ADDED at N=50 (group 7 for the program's seed, group 9 otherwise)."""
+def _added_row(run_id: str, seed: int, f1: float, marginals: float | None, n: int = 50) -> dict:
+  """A result of plan.BEST_ADDED at N=n (group 7 for the program's seed, group 9 otherwise)."""
   return {"run_id": run_id + (f"-seed{seed}" if seed else ""), "kind": "train",
           "method": plan_lib.BEST_ADDED, "label": plan_lib.METHOD_LABELS[plan_lib.BEST_ADDED],
-          "history_size": 50, "sampler": "recency", "fmt": "uem", "mode": "full",
+          "history_size": n, "sampler": "recency", "fmt": "uem", "mode": "full",
           "resample_labels": plan_lib.BEST_ADDED_LABELS, "f1": f1, "precision": f1,
           "recall": f1, "users": 300, "groups": ["seeds"] if seed else ["steps"],
           "bindings": {"SEED": str(seed), "DATA_SEED": str(seed)} if seed else {},
@@ -163,7 +175,25 @@ def test_best_addition_is_picked_on_the_program_seed_and_reported_with_its_seed_
   assert seeds.added_seeds_table(fake_results() + rows[:1]) == []
   md = report.render(fake_results() + rows, meta={"planned": 99}, missing=[], plot_file=None)
   section = md.split(f"## {plan_lib.GROUPS['seeds']}")[1].split("\n## ")[0]
-  assert "| Run (program seed) | Seed 0 | Seed 1 | Seed 2 | Mean ± SD | Marginals mean ± SD |" \
-      in section
-  assert (f"| `{rid}` | 0.5200 (0.5300) | 0.6000 (0.6100) | 0.4700 | {mean:.4f} ± {sd:.4f} over "
-          f"3 seeds | {m_mean:.4f} ± {m_sd:.4f} over 2 seeds |") in section
+  assert ("| Run (program seed) | N | Seed 0 | Seed 1 | Seed 2 | Mean ± SD "
+          "| Marginals mean ± SD |") in section
+  assert (f"| `{rid}` | 50 | 0.5200 (0.5300) | 0.6000 (0.6100) | 0.4700 | {mean:.4f} ± {sd:.4f} "
+          f"over 3 seeds | {m_mean:.4f} ± {m_sd:.4f} over 2 seeds |") in section
+
+
+def test_best_addition_at_n50_and_n100_is_set_against_the_rule_with_its_seed_mean():
+  rules = {r["history_size"]: r["f1"] for r in fake_results()
+           if r["method"] == "rule" and "history" in r["groups"]}
+  r50, r100 = "persoma_genre_names_rationale-h50-x3", "persoma_genre_names_rationale-h100-x3"
+  rows = [_added_row(r50, 0, 0.52, None), _added_row(r100, 0, 0.69, 0.70, n=100),
+          _added_row(r100, 1, 0.71, 0.72, n=100), _added_row(r100, 2, 0.68, None, n=100)]
+  line = next(l for l in targets.check_targets(fake_results() + rows)
+              if l.startswith("- PERSOMA-MLP beats the rule baseline"))
+  mean, sd = seeds.mean_sd([0.69, 0.71, 0.68])
+  assert (f"best persoma-addition adapter (groups 7-8), N=50: 0.5200 vs {rules[50]:.4f}, `{r50}`; "
+          f"N=100: 0.6900 ({mean:.4f} ± {sd:.4f} over 3 seeds) vs {rules[100]:.4f}, `{r100}`"
+          ) in line
+  assert "0.7100" not in line  # a seed run is never the best one
+  section = seeds.added_seeds_table(fake_results() + rows)
+  assert "the best persoma addition at N=100 with the program's seed" in section[0]
+  assert section[-1].startswith(f"| `{r100}` | 100 | 0.6900 (0.7000) | 0.7100 (0.7200) | 0.6800 |")

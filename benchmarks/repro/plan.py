@@ -40,7 +40,7 @@ GROUPS: dict[str, str] = {
              "genre-name anchors and PERSOMA-MLP with item heads, N = 50)",
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
     "seeds": ("9. Seed spread (a persoma addition): group 1's embedding runs, and the best "
-              "addition at N=50, with other seeds"),
+              "addition at N=50 and N=100, with other seeds"),
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -121,13 +121,21 @@ ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
 # users and their recency-sampled histories do not depend on the seed).
 SEED_OFFSETS = (1, 2)
 # ... and the best persoma addition at N=50 (group 7, test F1 0.5226 with the program's seed), at
-# each of its step budgets, to show how much of its lead over the other variants is the seed's.
+# each of its step budgets, to show how much of its lead over the other variants is the seed's;
+# and the same adapter at N=100 (group 8, 1x and 3x the steps), the best figure there too.
 BEST_ADDED, BEST_ADDED_LABELS = "persoma_genre_names_rationale", "shown"
+# N -> the step factors group 9 repeats it at (None: the program's budget), as groups 7 and 8 ran it
+BEST_ADDED_BUDGETS: dict[int, tuple[int | None, ...]] = {
+    POOL_SHOWN_N: (None,) + LONG_TRAIN_METHODS[BEST_ADDED][BEST_ADDED_LABELS],
+    100: (None, POOL_LONG_FACTOR)}
 
 
 def inputs_length_for(max_tokens: int) -> int:
   """The text-prompt INPUTS_LENGTH covering `max_tokens` (EOS included), in steps of 64."""
   return int(math.ceil(max_tokens / 64.0) * 64)
+
+
+SEED_TAG = "-seed"  # train_id's last part, before the seed, for a run with its own seed
 
 
 def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
@@ -146,8 +154,15 @@ def train_id(method: str, n: int, sampler: str, fmt: str, mode: str = "full",
   if steps_factor is not None:
     rid += f"-steps_x{steps_factor}"
   if seed is not None:
-    rid += f"-seed{seed}"
+    rid += f"{SEED_TAG}{seed}"
   return rid
+
+
+def program_seed_id(run_id: str) -> str:
+  """The run id of the same configuration with the program's seed: `run_id` without
+  train_id's seed suffix (unchanged when it has none)."""
+  head, sep, tail = run_id.rpartition(SEED_TAG)
+  return head if sep and tail.isdigit() else run_id
 
 
 def base_run_id() -> str:
@@ -318,11 +333,13 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     for n in HISTORY_SIZES:
       for m in EMBEDDING_METHODS:
         train(m, "seeds", n, seed=settings.seed + offset)
-  # session 30: the best addition at N=50 (group 7's run and the shorter run it continues)
-  for offset in SEED_OFFSETS:
-    for factor in (None,) + LONG_TRAIN_METHODS[BEST_ADDED][BEST_ADDED_LABELS]:
-      train(BEST_ADDED, "seeds", POOL_SHOWN_N, resample_labels=BEST_ADDED_LABELS,
-            steps_factor=factor, seed=settings.seed + offset)
+  # session 30: the best addition at N=50 (group 7's run and the shorter run it continues);
+  # session 31: and at N=100, where the rule leads by most (group 8's 1x and 3x runs)
+  for n, factors in BEST_ADDED_BUDGETS.items():
+    for offset in SEED_OFFSETS:
+      for factor in factors:
+        train(BEST_ADDED, "seeds", n, resample_labels=BEST_ADDED_LABELS, steps_factor=factor,
+              seed=settings.seed + offset)
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),

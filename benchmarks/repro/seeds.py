@@ -3,10 +3,10 @@
 Group 1 trains each embedding method once per history size N, with the program's seed. Group 9
 trains the same configurations with `plan.SEED_OFFSETS` added to it (SEED and DATA_SEED: the
 initialisation, the data order and the augmented train windows; the test users and their
-recency-sampled histories are the same), and likewise the best persoma addition at N=50
-(`plan.BEST_ADDED`, group 7's runs). This module collects the test F1 of every seed per
-(method, N) or per run, their mean and sample standard deviation, and renders them. Pure
-functions of the result dicts, used by the page and by the targets.
+recency-sampled histories are the same), and likewise the best persoma addition at N=50 and
+N=100 (`plan.BEST_ADDED`, the runs of groups 7 and 8). This module collects the test F1 of every
+seed per (method, N) or per run, their mean and sample standard deviation, and renders them.
+Pure functions of the result dicts, used by the page and by the targets.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def added_seed_runs(results: Sequence[Mapping[str, Any]]
                     ) -> dict[str, dict[int, Mapping[str, Any]]]:
   """Program-seed run id -> {seed: result} of `plan.BEST_ADDED`'s runs that group 9 repeats
   (only configurations with a group-9 result)."""
-  repeated = {r["run_id"].rsplit("-seed", 1)[0] for r in results
+  repeated = {plan_lib.program_seed_id(r["run_id"]) for r in results
               if "seeds" in r["groups"] and r["method"] == plan_lib.BEST_ADDED}
   out: dict[str, dict[int, Mapping[str, Any]]] = {}
   for r in results:
-    key = r["run_id"].rsplit("-seed", 1)[0] if "seeds" in r["groups"] else r["run_id"]
+    key = plan_lib.program_seed_id(r["run_id"])
     if r["kind"] == "train" and key in repeated:
       out.setdefault(key, {})[seed_of(r)] = r
   return out
@@ -111,18 +111,21 @@ def added_seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
     return []
   seeds = sorted({s for by_seed in runs.values() for s in by_seed})
   label = plan_lib.METHOD_LABELS.get(plan_lib.BEST_ADDED, plan_lib.BEST_ADDED)
-  out = [f"{label} at N={plan_lib.POOL_SHOWN_N}, `{plan_lib.BEST_ADDED_LABELS}` labels (the "
-         "best persoma addition at N=50 with the program's seed): test F1 with greedy decoding, "
-         "and with thresholded marginals (in brackets), per seed.", "",
-         "| Run (program seed) | " + " | ".join(f"Seed {s}" for s in seeds)
-         + " | Mean ± SD | Marginals mean ± SD |", "|---|" + "---|" * (len(seeds) + 2)]
-  for rid in sorted(runs, key=lambda k: (len(k), k)):
+  size = {rid: next(iter(by_seed.values()))["history_size"] for rid, by_seed in runs.items()}
+  sizes = " and ".join(f"N={n}" for n in sorted(set(size.values())))
+  out = [f"{label}, `{plan_lib.BEST_ADDED_LABELS}` labels (the best persoma addition at {sizes} "
+         "with the program's seed): test F1 with greedy decoding, and with thresholded marginals "
+         "(in brackets), per seed.", "",
+         "| Run (program seed) | N | " + " | ".join(f"Seed {s}" for s in seeds)
+         + " | Mean ± SD | Marginals mean ± SD |", "|---|---|" + "---|" * (len(seeds) + 2)]
+  for rid in sorted(runs, key=lambda k: (size[k], len(k), k)):
     by_seed = runs[rid]
     cells = []
     for s in seeds:
       r = by_seed.get(s)
       cells.append("–" if r is None else f"{r['f1']:.4f}" + (
           f" ({r['marginals']['f1']:.4f})" if r.get("marginals") else ""))
-    out.append(f"| `{rid}` | " + " | ".join(cells) + f" | {spread_text(by_seed) or '–'} | "
+    out.append(f"| `{rid}` | {size[rid]} | " + " | ".join(cells)
+               + f" | {spread_text(by_seed) or '–'} | "
                f"{spread_text(by_seed, marginals=True) or '–'} |")
   return out

@@ -30,9 +30,7 @@ def check_targets(results: Sequence[Mapping[str, Any]],
                if best is not None and mlp50 is not None and best["f1"] > mlp50 else "")
   # the bests are picked among the program-seed runs; group 9's seeds give their spread
   spread = seeds.added_seed_runs(results)
-  added = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
-               and r["method"] in plan_lib.ADDED_METHODS and "seeds" not in r["groups"]),
-              key=lambda r: r["f1"], default=None)
+  added = best_added(results, 50)
   if added is not None and mlp50 is not None:
     mean = seeds.spread_text(spread.get(added["run_id"], {}))
     best_note += (f"; best persoma-addition adapter (groups 7-8): F1 {added['f1']:.4f}"
@@ -55,9 +53,18 @@ def check_targets(results: Sequence[Mapping[str, Any]],
            if ("persoma_mlp", n) in f1 and ("rule", n) in f1]
   if pairs:
     ok = all(a > b for _, a, b in pairs)
+    vs_rule = []
+    for n in (plan_lib.POOL_SHOWN_N, 100):
+      top = best_added(results, n)
+      if top is not None and ("rule", n) in f1:
+        mean = seeds.spread_text(spread.get(top["run_id"], {}))
+        vs_rule.append(f"N={n}: {top['f1']:.4f}" + (f" ({mean})" if mean else "")
+                       + f" vs {f1[('rule', n)]:.4f}, `{top['run_id']}`")
     out.append(f"- PERSOMA-MLP beats the rule baseline at every N: "
                f"{'met' if ok and len(pairs) == 4 else 'missed' if not ok else 'partly measured'}"
-               + " (" + ", ".join(f"N={n}: {a:.3f} vs {b:.3f}" for n, a, b in pairs) + ")")
+               + " (" + ", ".join(f"N={n}: {a:.3f} vs {b:.3f}" for n, a, b in pairs) + ")"
+               + ("; best persoma-addition adapter (groups 7-8), "
+                  + "; ".join(vs_rule) if vs_rule else ""))
   else:
     out.append("- PERSOMA-MLP beats the rule baseline at every N: not measured yet")
   by_seed = seeds.seed_f1s(results)
@@ -74,6 +81,14 @@ def check_targets(results: Sequence[Mapping[str, Any]],
                + (f"; {on_mean} (group 9)" if on_mean else ""))
   out.append(n10_target(results, text_tokens or {}))
   return out
+
+
+def best_added(results: Sequence[Mapping[str, Any]], n: int) -> Mapping[str, Any] | None:
+  """The program-seed train run of a persoma addition (groups 7-8) with the best test F1 at
+  history size `n` (None: none has finished)."""
+  return max((r for r in results if r["kind"] == "train" and r["history_size"] == n
+              and r["method"] in plan_lib.ADDED_METHODS and "seeds" not in r["groups"]),
+             key=lambda r: r["f1"], default=None)
 
 
 def n10_target(results: Sequence[Mapping[str, Any]], text_tokens: Mapping[str, float]) -> str:
