@@ -54,7 +54,7 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   if pairs:
     ok = all(a > b for _, a, b in pairs)
     vs_rule = []
-    for n in (plan_lib.POOL_SHOWN_N, 100):
+    for n in sorted(plan_lib.BEST_ADDED_BUDGETS):  # where group 9 gives the seed spread
       top = best_added(results, n)
       if top is not None and ("rule", n) in f1:
         mean = seeds.spread_text(spread.get(top["run_id"], {}))
