@@ -105,6 +105,12 @@ def test_render_and_plot(tmp_path):
   assert "| PERSOMA-MLP | 10 | 0.4000 | 0.4000 | 0.4000 | – | – | 300 |" in md  # no per-side F1
   assert "| 10 | 900.0 | 60.0 | – | 15.0x |" in md
   assert "`x-run` | pending" in md
+  assert "(1 not finished)" in md and "skipped" not in md.split("## Setting")[0]
+  md = report.render(res, meta={"dataset": "movielens_1m", "planned": 60},
+                     missing=[("x-run", "pending", ""), ("t-run", "skipped", "too long")],
+                     plot_file=None)
+  assert "(1 not finished, 1 skipped as unable to run here)" in md
+  assert "| `t-run` | skipped | too long |" in md
   mlp = next(r for r in res if r["method"] == "persoma_mlp")
   relabel = dict(mlp, run_id="mlp-relabel", groups=["labels"], resample_labels="window",
                  history_size=50, f1=0.45, precision=0.45, recall=0.45)
