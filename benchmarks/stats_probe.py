@@ -3,7 +3,8 @@
 The target of the reproduction is the label rule on a user's *whole* history, while a model sees
 only N sampled items. The rule applied to the shown items is one predictor of that target; a
 learner could beat it by calibrating the rule's thresholds to what N items reveal. This script
-measures that ceiling without any embedding or LM: each history becomes its exact per-genre
+measures how far a small learned readout gets without any embedding or LM (not a ceiling: the
+rule with fitted thresholds, ``rule_probe.py``, goes further): each history becomes its exact per-genre
 rating histogram (``[19, 5]`` counts of 1..5-star ratings over the shown movies carrying the
 genre, from the catalog's true genres), and a small network trained with sigmoid cross-entropy
 maps it to 38 logits (19 genres x liked / disliked). Predictions are decoded and scored exactly

@@ -202,3 +202,36 @@ def test_resample_sampler_picks_the_copies_items_from_the_same_windows(tiny_data
   with pytest.raises(ValueError, match="unknown sampler 'newest'"):
     build_examples(tiny_data, split="train", history_size=5, sampler="recency", resamples=2,
                    resample_sampler="newest")
+
+
+def test_shown_label_config_labels_full_shown_copies_and_picks_the_rationale_genres(tiny_data):
+  """A tuned rule labels the augmented copies whose N items are all shown; shorter copies keep
+  the label rule, copy 0 the whole-history target; the rationale lists genres by its count."""
+  tuned = LabelConfig(like_threshold=3.0, dislike_threshold=3.0, max_liked=5, max_disliked=5,
+                      min_genre_count=1)
+  kw = dict(split="train", history_size=30, sampler="recency", seed=2, resamples=4,
+            resample_labels="shown", rationale=True)
+  base = _copies_by_user(build_examples(tiny_data, **kw))
+  got = _copies_by_user(build_examples(tiny_data, shown_label_config=tuned, **kw))
+  assert set(got) == set(base)
+  changed, short = 0, 0
+  for u, exs in got.items():
+    lab0 = labels.user_labels(tiny_data)[u]
+    assert (exs[0].liked, exs[0].disliked) == (lab0.liked, lab0.disliked)
+    for ex in exs[1:]:
+      rule = tuned if len(ex.positions) == 30 else LabelConfig()
+      short += len(ex.positions) < 30
+      lab = labels.labels_for_positions(tiny_data, ex.positions, rule)
+      assert (ex.liked, ex.disliked) == (lab.liked, lab.disliked)
+      changed += lab != labels.labels_for_positions(tiny_data, ex.positions)
+    for ex in exs:
+      sums, counts = labels.genre_stats(tiny_data, ex.positions)
+      assert set(formats.parse_rationale(ex.targets)) == {
+          g for i, g in enumerate(labels.genres_lib.GENRES) if counts[i] >= 1}
+  assert changed > 0 and short > 0  # both rules label some copies
+  # without resample_labels='shown' the tuned rule labels nothing, and only the rationale moves
+  window = dict(kw, resample_labels="window")
+  plain = build_examples(tiny_data, **window)
+  moved = build_examples(tiny_data, shown_label_config=tuned, **window)
+  assert [(e.liked, e.disliked) for e in moved] == [(e.liked, e.disliked) for e in plain]
+  assert sum(a.targets != b.targets for a, b in zip(moved, plain)) > 0

@@ -102,6 +102,14 @@ def test_experiment_files_mean_what_they_say():
   assert exp.task.data_config.target_rationale and exp.task.targets_length == 128
   assert exp.model.adapter == "genre_stats" and exp.model.genre_name_tokens
   assert exp.task.data_config.item_targets
+  assert exp.task.data_config.shown_label_config is None
+  exp = _parse(["experiments/persoma_genre_names_tuned.gin"],
+               ["MODEL_DIR=None", "SHOWN_MAX_DISLIKED=5"])
+  assert exp.task.data_config.target_rationale and exp.model.genre_name_tokens
+  assert exp.task.data_config.label_config is None  # the test targets keep the label rule
+  tuned = exp.task.data_config.shown_label_config
+  assert (tuned.like_threshold, tuned.dislike_threshold, tuned.max_liked, tuned.max_disliked,
+          tuned.min_genre_count, tuned.source) == (3.65, 2.75, 3, 5, 2, "history")
   gin.clear_config(clear_constants=True)
 
 

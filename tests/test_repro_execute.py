@@ -212,3 +212,18 @@ def test_budget_projects_every_train_run_from_cached_measurements(program_env, m
   n_train = sum(r.kind == "train" and not r.skip_reason for r in prog.plan)
   assert n_train > 30  # every train run of the program, not only the measured one
   assert f"TOTAL projected wall time of the {n_train} train runs" in out
+
+
+def test_tuned_rule_baseline_records_what_it_fitted(tmp_path, plan):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  from repro_support import settings  # pylint: disable=g-import-not-at-top
+  store = state_lib.Store(tmp_path)
+  got = {}
+  for name in ("rule_tuned", "rule"):
+    run = next(r for r in plan if r.run_id == f"{name}-h10-recency")
+    got[name] = execute.run_baseline(run, store, run.fingerprint(), settings())
+    json.dumps(got[name])  # the ledger writes it as JSON
+  fitted = got["rule_tuned"]["fitted"]
+  assert set(fitted) == {"liked", "disliked"} and set(fitted["liked"]) == {
+      "threshold", "max_count", "min_count", "shrink"}
+  assert "fitted" not in got["rule"] and got["rule"]["users"] == got["rule_tuned"]["users"]

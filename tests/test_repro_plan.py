@@ -56,13 +56,14 @@ def test_plan_ids_unique_and_groups_merged(plan):
   # group contents
   hist = [r for r in plan if "history" in r.groups]
   assert {(r.method, r.history_size) for r in hist if r.kind == "baseline"} == {
-      (m, n) for m in ("counting", "rule", "all") for n in (5, 10, 50, 100)}
+      (m, n) for m in ("counting", "rule", "rule_tuned", "all") for n in (5, 10, 50, 100)}
   assert {r.history_size for r in hist if r.method == "textprompt"} == {5, 10, 50}
   for m in plan_lib.EMBEDDING_METHODS:
     assert {r.history_size for r in hist if r.method == m} == {5, 10, 50, 100}
   samp = [r for r in plan if "samplers" in r.groups]
   assert {(r.method, r.sampler) for r in samp} == {
-      (m, s) for m in ("persoma_mlp", "counting", "rule", "all") for s in plan_lib.SAMPLERS}
+      (m, s) for m in ("persoma_mlp", "counting", "rule", "rule_tuned", "all")
+      for s in plan_lib.SAMPLERS}
   fmts = [r for r in plan if "formats" in r.groups]
   assert {(r.method, r.fmt) for r in fmts} == {
       (m, f) for m in ("persoma_mlp", "textprompt") for f in plan_lib.FORMATS}

@@ -30,7 +30,13 @@ def test_targets_are_judged_from_figures():
   assert ("in one format: met in the uem format (uem: F1 0.4000 vs text prompting 0.4100 "
           "(within 0.02 or better), 15.0x fewer encoder tokens (>= 10x), train step 5.0x "
           "faster)") in lines
-  assert "best variant" not in lines
+  assert "best variant" not in lines and "tuned rule" not in lines
+  tuned = [dict(r, run_id=f"rule_tuned-{r['history_size']}", method="rule_tuned",
+                f1=r["f1"] + 0.01) for r in fake_results() if r["method"] == "rule"]
+  lines = "\n".join(targets.check_targets(fake_results() + tuned[2:]))
+  assert f"0.5800; {targets.TUNED_RULE} 0.5500; paper" in lines  # the N=50 reference
+  assert f"; {targets.TUNED_RULE}: N=50: 0.550, N=100: 0.730" in lines
+  assert "beats the rule baseline at every N: met" in lines  # judged against the rule only
   mlp50 = next(r for r in fake_results() if r["run_id"] == "persoma_mlp-50")
   longer = dict(mlp50, run_id="mlp50-longer", groups=["steps"], train_steps=7500, f1=0.61)
   worse = dict(mlp50, run_id="mlp50-frozen", groups=["modes"], mode="frozen", f1=0.9)

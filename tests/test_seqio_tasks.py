@@ -175,6 +175,8 @@ def test_target_rationale_setting_prefixes_every_split_and_keeps_the_labels(sett
       formats.parse_rationale(e.targets) for e in exs]
   with pytest.raises(errors.ConfigError, match="rationale_order='best'.*canonical, rating"):
     config.configure(rationale_order="best")
+  with pytest.raises(errors.ConfigError, match="shown_label_config must be a persoma.data"):
+    config.configure(shown_label_config={"like_threshold": 3.6})
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):

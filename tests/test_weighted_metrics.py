@@ -68,7 +68,7 @@ def _real_case():
     return load_dataset("synthetic", num_users=150, num_movies=120)
 
 
-@pytest.mark.parametrize("name", baselines.BASELINES)
+@pytest.mark.parametrize("name", baselines.PER_EXAMPLE_BASELINES)
 def test_matches_sklearn_on_real_baseline_predictions(name):
   data = _real_case()
   exs = build_examples(data, split="all", history_size=20, sampler="recency")

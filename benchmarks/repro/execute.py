@@ -343,6 +343,7 @@ def run_baseline(run: plan_lib.Run, store: state_lib.Store, fingerprint: str,
       "dataset": res.get("dataset"), "synthetic": bool(res.get("synthetic")),
       "wall_secs": prog["wall_secs"], "attempts": prog["attempts"],
       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+      **({"fitted": res["fitted"]} if "fitted" in res else {}),  # rule_tuned: what was fitted
   }
 
 

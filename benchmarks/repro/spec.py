@@ -23,6 +23,7 @@ NOT_IDENTITY = ("DATA_DIR", "SAVE_EVERY_STEPS")
 METHOD_LABELS: dict[str, str] = {
     "counting": "Counting baseline",
     "rule": "Rule baseline (label rule on shown history)",
+    "rule_tuned": "Tuned rule baseline (label rule fitted on the train users; persoma)",
     "all": "All 38 classes (no personalisation)",
     "textprompt": "Text prompting",
     "uem": "UEM",
@@ -38,6 +39,8 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_mlp_rationale_ranked": "PERSOMA-MLP, item heads, ranked rationale targets (persoma)",
     "persoma_genre_names_rationale":
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
+    "persoma_genre_names_tuned":
+        "PERSOMA-GenreStats, genre-name anchors, rationale, tuned-rule labels (persoma)",
 }
 
 

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
   p = sub.add_parser("stats", help="dataset sizes, label statistics, genre table, split sizes")
   add_dataset_args(p)
   p.set_defaults(func=_cmd_stats)
-  p = sub.add_parser("baseline", help="score the counting or rule baseline")
+  p = sub.add_parser("baseline", help="score a baseline (counting, rule, rule_tuned, all)")
   add_dataset_args(p)
   p.add_argument("--name", required=True, choices=baselines.BASELINES)
   p.add_argument("--history", type=int, default=50, help="history size N")

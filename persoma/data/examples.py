@@ -50,7 +50,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
                    fractions=split_lib.DEFAULT_FRACTIONS, resamples: int = 1,
                    resample_labels: str = "history",
                    resample_sampler: str | None = None, rationale: bool = False,
-                   rationale_order: str = "canonical") -> ExampleList:
+                   rationale_order: str = "canonical",
+                   shown_label_config: labels_lib.LabelConfig | None = None) -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
@@ -69,6 +70,14 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   a persoma addition: a scratchpad the decoder learns to write before the labels; its genres
   come in ``rationale_order`` (``labels.RATIONALE_ORDERS``: canonical, or highest mean first).
 
+  ``shown_label_config`` (None: ``label_config``) is the rule that labels the shown items of a
+  full augmented copy (N items) under ``resample_labels='shown'``, and the rationale lists the
+  genres with at least its ``min_genre_count`` shown movies. A rule tuned to estimate the
+  whole-history labels from N items (``persoma.tuned_rule``) can stand there; copies with fewer
+  than N items keep ``label_config``, as their window is all there is to see (a copy of N items
+  that happens to show a whole history of exactly N ratings still gets the tuned rule). Its
+  ``source`` and ``keep_empty`` are not read: ``label_config.keep_empty`` decides what is dropped.
+
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
   skipped (counted in ``.skipped_empty``) unless ``label_config.keep_empty``.
@@ -84,6 +93,7 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   if rationale_order not in labels_lib.RATIONALE_ORDERS:
     raise ValueError(f"rationale_order={rationale_order!r}; valid: "
                      f"{', '.join(labels_lib.RATIONALE_ORDERS)}")
+  rationale_config = label_config if shown_label_config is None else shown_label_config
   users = split_lib.users_in_split(data.user_ids, split, fractions)
   if label_config.source == "history":
     sums, counts = labels_lib.all_genre_stats(data)
@@ -108,13 +118,15 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
       if copy and resample_labels != "history":
         source = (samplers.resample_window(data, u, history_size, seed, copy)
                   if resample_labels == "window" else pos)
-        copy_lab = labels_lib.labels_for_positions(data, source, label_config)
+        rule = (shown_label_config if shown_label_config is not None and resample_labels ==
+                "shown" and len(pos) >= history_size else label_config)
+        copy_lab = labels_lib.labels_for_positions(data, source, rule)
         if copy_lab.empty and not label_config.keep_empty:
           out.skipped_empty += 1
           continue
       target = formats.format_target(copy_lab.liked, copy_lab.disliked)
       if rationale:
-        target = f"{labels_lib.rationale(data, pos, label_config, rationale_order)} {target}"
+        target = f"{labels_lib.rationale(data, pos, rationale_config, rationale_order)} {target}"
       out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
                          liked=copy_lab.liked, disliked=copy_lab.disliked, targets=target))
   return out

@@ -83,6 +83,11 @@ class PersomaDataConfig:
       Raise TARGETS_LENGTH (128 fits every ml-1m target at N=50, 160 at N=100).
     rationale_order: the order of the rationale's genres, 'canonical' (genre order) or 'rating'
       (highest mean first, the liked labels' order; ``persoma.data.labels.rationale``).
+    shown_label_config: a ``persoma.data.LabelConfig`` for the rule that labels full augmented
+      train histories under train_resample_labels='shown' and picks the rationale's genres by
+      its min_genre_count (None: label_config), e.g. the rule fitted by persoma.tuned_rule
+      (``TunedRule.to_label_config``; ``benchmarks/rule_probe.py`` prints it) to estimate the
+      whole-history labels from N items; ``build_examples(shown_label_config=)``.
   """
 
   data_dir: str | None = None
@@ -109,6 +114,7 @@ class PersomaDataConfig:
   item_targets: bool = False
   target_rationale: bool = False
   rationale_order: str = "canonical"
+  shown_label_config: Any = None
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:
@@ -123,6 +129,12 @@ class PersomaDataConfig:
     if self.rationale_order not in RATIONALE_ORDERS:
       raise errors.ConfigError(f"PersomaDataConfig.rationale_order={self.rationale_order!r}; "
                                f"valid: {', '.join(RATIONALE_ORDERS)}")
+    from persoma.data.labels import LabelConfig  # pylint: disable=g-import-not-at-top
+    for name in ("label_config", "shown_label_config"):
+      value = getattr(self, name)
+      if value is not None and not isinstance(value, LabelConfig):
+        raise errors.ConfigError(f"PersomaDataConfig.{name} must be a persoma.data.LabelConfig "
+                                 f"or None, got {type(value).__name__}: {value!r}")
     if self.train_resample_sampler is not None:
       from persoma.data import samplers  # pylint: disable=g-import-not-at-top
       try:

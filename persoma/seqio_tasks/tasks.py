@@ -184,7 +184,8 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
   resample_sampler = cfg.train_resample_sampler if resamples > 1 else None
   key = (_data_key(spec.dataset_name, cfg), spec.history_size, spec.sampler, split, cfg.seed,
          label_config, tuple(cfg.split_fractions), resamples, resample_labels, resample_sampler,
-         bool(cfg.target_rationale), cfg.rationale_order if cfg.target_rationale else None)
+         bool(cfg.target_rationale), cfg.rationale_order if cfg.target_rationale else None,
+         cfg.shown_label_config)
   with _LOCK:
     if key not in _EXAMPLES:
       _EXAMPLES[key] = data_lib.build_examples(
@@ -192,7 +193,8 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
           sampler=spec.sampler, seed=cfg.seed, label_config=label_config,
           fractions=tuple(cfg.split_fractions), resamples=resamples,
           resample_labels=resample_labels, resample_sampler=resample_sampler,
-          rationale=bool(cfg.target_rationale), rationale_order=cfg.rationale_order)
+          rationale=bool(cfg.target_rationale), rationale_order=cfg.rationale_order,
+          shown_label_config=cfg.shown_label_config)
     return _EXAMPLES[key]
 
 

@@ -1,0 +1,107 @@
+"""Is the label rule on the shown items the best guess of the whole-history labels?
+
+The rule baseline applies the label rule to the N shown items; the test targets apply it to the
+whole history. ``persoma.tuned_rule`` keeps the rule's form and fits, per side, its threshold,
+the most genres named, the fewest shown movies per genre and a shrinkage of the means on the
+train users (the ``rule_tuned`` baseline of the program). This script prints, per history size,
+the fitted values and both rules' F1 on the train, validation and test users, how many users
+have their whole history shown (they keep the exact rule), and the fitted rule as bindings of
+gin/experiments/persoma_genre_names_tuned.gin where a LabelConfig can hold it. No embedding, no
+LM.
+
+  python benchmarks/rule_probe.py --data_dir ../shared/movielens --json benchmarks/repro/rule_probe.json
+  python benchmarks/rule_probe.py --data_dir ../shared/movielens --history 50 --sampler random
+
+Prints one line per history size and a JSON summary as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import embedding_probe  # noqa: E402  (data flags)
+
+SPLITS = ("train", "validation", "test")
+
+
+def _scores(stats, pred) -> dict[str, float]:
+  from persoma.metrics import weighted  # pylint: disable=g-import-not-at-top
+  out = {**weighted.weighted_prf(stats["truth"], pred),
+         **weighted.side_scores(stats["truth"], pred)}
+  return {k: round(float(v), 4) for k, v in out.items() if k != "support"}
+
+
+def _side(rule) -> str:
+  return f"{rule.threshold:g} / {rule.max_count} / {rule.min_count} / {rule.shrink:g}"
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  embedding_probe.add_data_args(p)
+  p.set_defaults(history=None)
+  p.add_argument("--seed", type=int, default=0, help="history sampler seed (the program's 0)")
+  p.add_argument("--json", default=None,
+                 help="also write the summary here (e.g. benchmarks/repro/rule_probe.json)")
+  args = p.parse_args(argv)
+  if embedding_probe.data_dir_missing(args):
+    return 2
+  sizes = [args.history] if args.history else [5, 10, 50, 100]
+
+  t0 = time.perf_counter()
+  from persoma import tuned_rule  # pylint: disable=g-import-not-at-top
+  from persoma.data import LabelConfig, build_examples  # pylint: disable=g-import-not-at-top
+  from persoma.seqio_tasks import config, tasks  # pylint: disable=g-import-not-at-top
+  config.configure(data_dir=args.data_dir)
+  data = tasks.load_data(args.dataset)
+  rule = tuned_rule.TunedRule.from_label_config(LabelConfig())
+  print(f"loaded {data.name}: {data.num_users} users in {time.perf_counter() - t0:.1f}s; "
+        f"{len(tuned_rule.Grid().points('liked'))} grid points per side", flush=True)
+  summary: dict[str, object] = {"dataset": data.name, "sampler": args.sampler,
+                                "seed": args.seed, "sizes": {}}
+  for n in sizes:
+    stats = {s: tuned_rule.history_stats(data, build_examples(
+        data, split=s, history_size=n, sampler=args.sampler, seed=args.seed)) for s in SPLITS}
+    fitted = tuned_rule.fit(stats["train"], rule)
+    row = {"fitted": dataclasses.asdict(fitted),
+           "whole_history_shown": {s: round(float(stats[s]["exact"].mean()), 4) for s in SPLITS}}
+    for s in SPLITS:
+      row[f"rule_{s}"] = _scores(stats[s], tuned_rule.predict(stats[s], rule, rule))
+      row[f"tuned_{s}"] = _scores(stats[s], tuned_rule.predict(stats[s], fitted, rule))
+    try:
+      cfg = fitted.to_label_config()
+      row["gin"] = {"SHOWN_LIKE_THRESHOLD": cfg.like_threshold,
+                    "SHOWN_DISLIKE_THRESHOLD": cfg.dislike_threshold,
+                    "SHOWN_MAX_LIKED": cfg.max_liked, "SHOWN_MAX_DISLIKED": cfg.max_disliked,
+                    "SHOWN_MIN_GENRE_COUNT": cfg.min_genre_count}
+    except ValueError as e:  # shrinkage or per-side counts: no LabelConfig for the gin file
+      row["gin"] = f"none: {e}"
+    summary["sizes"][str(n)] = row
+    print(f"N={n} {args.sampler}: test F1 rule {row['rule_test']['f1']:.4f}, tuned "
+          f"{row['tuned_test']['f1']:.4f} (validation {row['rule_validation']['f1']:.4f} -> "
+          f"{row['tuned_validation']['f1']:.4f}; train {row['rule_train']['f1']:.4f} -> "
+          f"{row['tuned_train']['f1']:.4f}); whole history shown for "
+          f"{row['whole_history_shown']['test']:.0%} of the test users; fitted liked "
+          f"{_side(fitted.liked)}, disliked {_side(fitted.disliked)} (threshold / most named / "
+          f"fewest movies / shrinkage); {time.perf_counter() - t0:.0f}s", flush=True)
+    gin = row["gin"]
+    print("  gin/experiments/persoma_genre_names_tuned.gin bindings: " + (
+        " ".join(f"--gin.{k}={v}" for k, v in gin.items()) if isinstance(gin, dict) else gin),
+          flush=True)
+  summary["seconds"] = round(time.perf_counter() - t0, 1)
+  summary["command"] = "python benchmarks/rule_probe.py " + " ".join(argv or sys.argv[1:])
+  print(json.dumps(summary))
+  if args.json:
+    from persoma import atomic_io  # pylint: disable=g-import-not-at-top
+    atomic_io.write_text(args.json, json.dumps(summary, indent=1) + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
