@@ -227,6 +227,12 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
            else "") + (f"; {meta.get('train_resamples')} histories per train user per epoch "
                        "(the sampler's, then random time windows of the same user, same label)"
                        if str(meta.get("train_resamples") or "1") != "1" else "") + ".",
+        "- Baselines: counting (the papers'), the label rule on the shown items, all 38 "
+        "classes for every user, and the tuned rule (a persoma addition, "
+        "`persoma/tuned_rule.py`): the label rule with its per-side threshold, count, minimum "
+        "genre count and a shrinkage of the means fitted on the train users' shown histories "
+        "to predict their whole-history labels (users whose whole history is shown keep the "
+        "rule); the fitted values are in each run's ledger entry.",
         f"- {PAPER_NOTE}", ""]
   L += ["## Targets (issue 5)", ""]
   L += targets.check_targets(results, meta.get("text_tokens")) + [""]
@@ -296,7 +302,12 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "0). Its wall time in the Runs table counts the added steps only. The ranked "
         "rationale targets (`gin/experiments/persoma_mlp_rationale_ranked.gin`, a persoma "
         "addition run in this group only) list the rationale's genres (group 8) highest mean "
-        "first, so the labels are its first genres over 3.5 and its last under 3.0.", ""]
+        "first, so the labels are its first genres over 3.5 and its last under 3.0. "
+        "Tuned-rule labels (`gin/experiments/persoma_genre_names_tuned.gin`, a persoma "
+        "addition run in this group only) train PERSOMA-GenreStats with anchors and rationale "
+        "targets on `shown` labels from the rule fitted on the train users at N=50 (the "
+        "`rule_tuned` baseline, `persoma/tuned_rule.py`) instead of the label rule; its "
+        "rationale lists the genres with at least that rule's 2 shown movies.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",
