@@ -66,15 +66,13 @@ def check_targets(results: Sequence[Mapping[str, Any]],
         mean = seeds.spread_text(spread.get(top["run_id"], {}))
         vs_rule.append(f"N={n}: {top['f1']:.4f}" + (f" ({mean})" if mean else "")
                        + f" vs {f1[('rule', n)]:.4f}, `{top['run_id']}`")
+    tuned = [f"N={n}: {f1[('rule_tuned', n)]:.3f}" for n, _, _ in pairs if ("rule_tuned", n) in f1]
     out.append(f"- PERSOMA-MLP beats the rule baseline at every N: "
                f"{'met' if ok and len(pairs) == 4 else 'missed' if not ok else 'partly measured'}"
                + " (" + ", ".join(f"N={n}: {a:.3f} vs {b:.3f}" for n, a, b in pairs) + ")"
                + ("; best persoma-addition adapter (groups 7-8), "
                   + "; ".join(vs_rule) if vs_rule else "")
-               + (f"; {TUNED_RULE}: " + ", ".join(
-                   f"N={n}: {f1[('rule_tuned', n)]:.3f}" for n, _, _ in pairs
-                   if ("rule_tuned", n) in f1) if any(("rule_tuned", n) in f1 for n, _, _ in pairs)
-                  else ""))
+               + (f"; {TUNED_RULE}: " + ", ".join(tuned) if tuned else ""))
   else:
     out.append("- PERSOMA-MLP beats the rule baseline at every N: not measured yet")
   by_seed = seeds.seed_f1s(results)
