@@ -28,8 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import embedding_probe  # noqa: E402  (data flags)
 
-SPLITS = ("train", "validation", "test")
-
 
 def _scores(stats, pred) -> dict[str, float]:
   from persoma.metrics import weighted  # pylint: disable=g-import-not-at-top
@@ -57,6 +55,7 @@ def main(argv=None) -> int:
   t0 = time.perf_counter()
   from persoma import tuned_rule  # pylint: disable=g-import-not-at-top
   from persoma.data import LabelConfig, build_examples  # pylint: disable=g-import-not-at-top
+  from persoma.data.split import SPLITS  # pylint: disable=g-import-not-at-top
   from persoma.seqio_tasks import config, tasks  # pylint: disable=g-import-not-at-top
   config.configure(data_dir=args.data_dir)
   data = tasks.load_data(args.dataset)
