@@ -103,18 +103,26 @@ def history_stats(data: MovieLensData, examples: Sequence) -> dict[str, np.ndarr
           "mu": np.asarray(mu), "exact": np.asarray(exact), "truth": truth.astype(bool)}
 
 
-def side_predictions(stats: dict[str, np.ndarray], side: str, rule: SideRule) -> np.ndarray:
-  """``[E, 19]`` bool: the genres ``rule`` names on one side (ties as the label rule breaks
-  them: more shown movies first, then canonical genre order)."""
+def _ranking(stats: dict[str, np.ndarray], side: str, shrink: float
+             ) -> tuple[np.ndarray, np.ndarray]:
+  """The shrunk means ``[E, 19]`` and the genres best first for one side ``[E, 19]`` (ties as
+  the label rule breaks them: more shown movies first, then canonical genre order)."""
   sums, counts = stats["sums"], stats["counts"]
-  denom = counts + rule.shrink
-  means = np.divide(sums + rule.shrink * stats["mu"][:, None], denom,
+  denom = counts + shrink
+  means = np.divide(sums + shrink * stats["mu"][:, None], denom,
                     out=np.zeros_like(sums), where=denom > 0)
-  ok = counts >= rule.min_count
-  cand = ok & ((means > rule.threshold) if side == "liked" else (means < rule.threshold))
   sign = -1.0 if side == "liked" else 1.0
   genre = np.broadcast_to(np.arange(sums.shape[1]), sums.shape)
-  order = np.lexsort((genre, -counts, sign * means), axis=-1)  # [E, 19], best first
+  return means, np.lexsort((genre, -counts, sign * means), axis=-1)
+
+
+def side_predictions(stats: dict[str, np.ndarray], side: str, rule: SideRule,
+                     ranking: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+  """``[E, 19]`` bool: the genres ``rule`` names on one side, best first up to its count.
+  ``ranking``: ``_ranking`` for ``rule.shrink``, when the caller already has it."""
+  means, order = ranking if ranking is not None else _ranking(stats, side, rule.shrink)
+  ok = stats["counts"] >= rule.min_count
+  cand = ok & ((means > rule.threshold) if side == "liked" else (means < rule.threshold))
   ranked = np.take_along_axis(cand, order, axis=-1)
   keep = ranked & (np.cumsum(ranked, axis=-1) <= rule.max_count)
   out = np.zeros_like(cand)
@@ -122,9 +130,11 @@ def side_predictions(stats: dict[str, np.ndarray], side: str, rule: SideRule) ->
   return out
 
 
-def _side_pred(stats, side: str, rule: SideRule, exact_pred: np.ndarray) -> np.ndarray:
+def _side_pred(stats, side: str, rule: SideRule, exact_pred: np.ndarray,
+               ranking: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
   """``rule``'s ``[E, 19]`` predictions, with ``exact_pred`` for whole-history users."""
-  return np.where(stats["exact"][:, None], exact_pred, side_predictions(stats, side, rule))
+  return np.where(stats["exact"][:, None], exact_pred,
+                  side_predictions(stats, side, rule, ranking))
 
 
 def predict(stats: dict[str, np.ndarray], rule: TunedRule, exact_rule: TunedRule
@@ -150,8 +160,9 @@ def fit(stats: dict[str, np.ndarray], exact_rule: TunedRule, grid: Grid = Grid()
     top = exact_rule.side(side)
     exact = side_predictions(stats, side, top)
     top_score = _side_score(truth, exact)
+    rankings = {k: _ranking(stats, side, k) for k in grid.shrinks}  # shared by the grid points
     for point in grid.points(side):
-      score = _side_score(truth, _side_pred(stats, side, point, exact))
+      score = _side_score(truth, _side_pred(stats, side, point, exact, rankings[point.shrink]))
       if score > top_score + 1e-9:
         top, top_score = point, score
     best[side] = top
