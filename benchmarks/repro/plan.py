@@ -62,7 +62,8 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # the budget of the best MLP run, shown labels and 6x the steps; session 26 the same with
 # rationale targets, in canonical genre order and ranked by mean rating; session 27 the
 # genre-statistics adapter with anchors and rationale targets; session 33 the same with its
-# `shown` train labels from the rule tuned on N=50 items by benchmarks/rule_probe.py).
+# `shown` train labels from the rule tuned on N=50 items by benchmarks/rule_probe.py, and in
+# session 34 its 6x run, as its 3x run was still improving at its last step).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
@@ -70,7 +71,7 @@ LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp_rationale": {"shown": (6,)},
     "persoma_mlp_rationale_ranked": {"shown": (6,)},
     "persoma_genre_names_rationale": {"shown": (3,)},
-    "persoma_genre_names_tuned": {"shown": (3,)},
+    "persoma_genre_names_tuned": {"shown": (3, 6)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
