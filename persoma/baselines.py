@@ -82,11 +82,14 @@ def evaluate_baseline(name: str, data: MovieLensData, *, split: str = "test",
                       history_size: int = 50, sampler: str = "recency", seed: int = 0,
                       label_config: labels_lib.LabelConfig = labels_lib.LabelConfig()
                       ) -> dict[str, float]:
-  """Weighted P/R/F1 of baseline ``name`` on the examples of ``split``.
+  """Weighted P/R/F1 of baseline ``name`` on the examples of ``split``. ``rule_tuned`` is first
+  fitted on the train users' histories, so it scores 'validation' or 'test' only (ValueError).
 
   Returns:
     ``{'f1', 'precision', 'recall', 'users', 'skipped_users', 'support', ...}`` with the
-    dataset name and ``synthetic`` flag so results are never mistaken for real data.
+    dataset name and ``synthetic`` flag so results are never mistaken for real data; for
+    ``rule_tuned`` also ``'fitted'``, the fitted ``TunedRule`` as ``{'liked': {...},
+    'disliked': {...}}``.
   """
   if name == "rule_tuned" and split not in ("validation", "test"):
     raise ValueError(f"baseline 'rule_tuned' is fitted on the train users; score it on the "

@@ -41,6 +41,16 @@ class SideRule:
   min_count: int
   shrink: float = 0.0
 
+  def __post_init__(self):
+    if not np.isfinite(self.threshold):
+      raise ValueError(f"SideRule.threshold must be finite, got {self.threshold}")
+    if self.max_count < 1:
+      raise ValueError(f"SideRule.max_count must be >= 1, got {self.max_count}")
+    if self.min_count < 1:  # a genre with no shown movie has no mean to compare
+      raise ValueError(f"SideRule.min_count must be >= 1, got {self.min_count}")
+    if not self.shrink >= 0:
+      raise ValueError(f"SideRule.shrink must be >= 0, got {self.shrink}")
+
 
 @dataclasses.dataclass(frozen=True)
 class TunedRule:
@@ -58,7 +68,8 @@ class TunedRule:
 
   def to_label_config(self) -> labels_lib.LabelConfig:
     """The same rule as a ``LabelConfig`` (e.g. ``PersomaDataConfig.shown_label_config``), which
-    has no shrinkage and one minimum genre count: ValueError if this rule needs either."""
+    has no shrinkage and one minimum genre count: ValueError if this rule needs either, or (from
+    ``LabelConfig``) if its disliked threshold is above its liked one."""
     if self.liked.shrink or self.disliked.shrink:
       raise ValueError(f"{self} shrinks the means, which a LabelConfig cannot express")
     if self.liked.min_count != self.disliked.min_count:
@@ -72,13 +83,20 @@ class TunedRule:
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-  """The values searched per side (every combination; the label rule wins ties)."""
+  """The values searched per side (every combination; the label rule wins ties). The sides are
+  fitted apart, so a genre can be named on both (liked over 3.2, disliked under 3.3)."""
 
   liked_thresholds: tuple[float, ...] = tuple(np.round(np.arange(3.0, 4.001, 0.05), 2))
   disliked_thresholds: tuple[float, ...] = tuple(np.round(np.arange(2.5, 3.501, 0.05), 2))
-  max_counts: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+  # up to every genre: at N=5 and 10 the fit chose 6, the largest count of the first grid
+  max_counts: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 19)
   min_counts: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
   shrinks: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+  def key(self) -> str:
+    """The searched values as stable text (part of a `rule_tuned` run's identity)."""
+    return "; ".join(f"{f.name}={[float(v) for v in getattr(self, f.name)]}"
+                     for f in dataclasses.fields(self))
 
   def points(self, side: str) -> list[SideRule]:
     thresholds = self.liked_thresholds if side == "liked" else self.disliked_thresholds

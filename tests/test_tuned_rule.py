@@ -3,11 +3,13 @@ shrinkage fitted on train users to predict whole-history labels from N shown ite
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from persoma import baselines, tuned_rule
-from persoma.data import build_examples, labels
+from persoma.data import build_examples, labels, split
 from persoma.data.labels import LabelConfig
 from persoma.metrics import weighted
 from persoma.tuned_rule import SideRule, TunedRule
@@ -132,3 +134,39 @@ def test_as_labels_round_trips_the_indicators():
 def test_no_examples_is_a_clear_error(tiny_data):
   with pytest.raises(ValueError, match="no examples"):
     tuned_rule.history_stats(tiny_data, [])
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("max_count", 0, "max_count must be >= 1"), ("min_count", 0, "min_count must be >= 1"),
+    ("shrink", -1.0, "shrink must be >= 0"), ("shrink", float("nan"), "shrink must be >= 0"),
+    ("threshold", float("nan"), "threshold must be finite")])
+def test_a_side_rule_that_cannot_label_is_a_clear_error(field, value, match):
+  args = dict(threshold=3.5, max_count=3, min_count=2, shrink=0.0)
+  with pytest.raises(ValueError, match=match):
+    SideRule(**dict(args, **{field: value}))
+
+
+def test_the_grid_reaches_every_genre_and_its_key_names_every_searched_value():
+  grid = tuned_rule.Grid()
+  assert max(grid.max_counts) == labels.genres_lib.NUM_GENRES
+  assert len(grid.points("liked")) == (len(grid.liked_thresholds) * len(grid.max_counts)
+                                       * len(grid.min_counts) * len(grid.shrinks))
+  assert grid.key() != tuned_rule.Grid(max_counts=(1, 2, 3)).key()
+
+
+def test_the_fit_reads_only_the_train_users(tiny_data):
+  """Reversing the stars of every validation and test user changes what a fit on them gives,
+  and leaves the fit on the train users as it was."""
+  held_out = np.isin(np.asarray(tiny_data.ratings.user_idx), np.concatenate([
+      split.users_in_split(tiny_data.user_ids, s) for s in ("validation", "test")]))
+  assert held_out.any() and not held_out.all()
+  flipped = dataclasses.replace(tiny_data, ratings=dataclasses.replace(
+      tiny_data.ratings, rating=np.where(held_out, 6.0 - tiny_data.ratings.rating,
+                                         tiny_data.ratings.rating).astype(np.float32)))
+  def fit_on(data, s):
+    exs = build_examples(data, split=s, history_size=8, sampler="recency")
+    return tuned_rule.fit(tuned_rule.history_stats(data, exs),
+                          TunedRule.from_label_config(LabelConfig()))
+  assert fit_on(flipped, "test") != fit_on(tiny_data, "test")
+  assert (tuned_rule.fit_on_train(flipped, history_size=8, sampler="recency")
+          == tuned_rule.fit_on_train(tiny_data, history_size=8, sampler="recency"))

@@ -22,6 +22,7 @@ import fnmatch
 import math
 from typing import Callable, Iterable, Mapping, Sequence
 
+from persoma import tuned_rule
 from repro.spec import (  # noqa: F401  (re-exported: plan.Settings, plan.Run, ...)
     METHOD_LABELS, NOT_IDENTITY, REPO, Run, Settings, gin_closure_text, gin_default, gin_literal,
     method_order)
@@ -249,7 +250,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   def baseline(method: str, group: str, n: int, sampler: str = "recency") -> None:
     add(Run(f"{method}-h{n}-{sampler}", "baseline", method, (group,), n, sampler, "",
             bindings=tuple(sorted({"DATASET": settings.dataset, "DATA_DIR": settings.data_dir,
-                                   "SEED": settings.seed}.items()))))
+                                   "SEED": settings.seed}.items())),
+            identity=(("grid", tuned_rule.Grid().key()),) if method == "rule_tuned" else ()))
 
   # 1. history size
   for n in HISTORY_SIZES:
