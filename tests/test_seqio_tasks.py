@@ -179,6 +179,17 @@ def test_target_rationale_setting_prefixes_every_split_and_keeps_the_labels(sett
     config.configure(shown_label_config={"like_threshold": 3.6})
 
 
+def test_a_shown_label_config_nothing_reads_is_a_clear_error():
+  from persoma import errors
+  from persoma.data.labels import LabelConfig
+  tuned = LabelConfig(like_threshold=3.65, min_genre_count=2)
+  with pytest.raises(errors.ConfigError, match="shown_label_config is set but nothing would read"):
+    config.PersomaDataConfig(shown_label_config=tuned)
+  with pytest.raises(errors.ConfigError, match="here 'shown', 1"):
+    config.PersomaDataConfig(shown_label_config=tuned, train_resample_labels="shown")
+  for ok in (dict(train_resample_labels="shown", train_resamples=4), dict(target_rationale=True)):
+    assert config.PersomaDataConfig(shown_label_config=tuned, **ok).shown_label_config == tuned
+
 def test_data_dir_resolution(monkeypatch, tmp_path):
   cfg = config.PersomaDataConfig()
   monkeypatch.delenv(config.ENV_DATA_DIR, raising=False)

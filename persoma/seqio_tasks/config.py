@@ -87,7 +87,8 @@ class PersomaDataConfig:
       train histories under train_resample_labels='shown' and picks the rationale's genres by
       its min_genre_count (None: label_config), e.g. the rule fitted by persoma.tuned_rule
       (``TunedRule.to_label_config``; ``benchmarks/rule_probe.py`` prints it) to estimate the
-      whole-history labels from N items; ``build_examples(shown_label_config=)``.
+      whole-history labels from N items; ``build_examples(shown_label_config=)``. Set without
+      either use (shown labels with train_resamples > 1, or target_rationale): ConfigError.
   """
 
   data_dir: str | None = None
@@ -135,6 +136,13 @@ class PersomaDataConfig:
       if value is not None and not isinstance(value, LabelConfig):
         raise errors.ConfigError(f"PersomaDataConfig.{name} must be a persoma.data.LabelConfig "
                                  f"or None, got {type(value).__name__}: {value!r}")
+    relabels = self.train_resample_labels == "shown" and int(self.train_resamples) > 1
+    if self.shown_label_config is not None and not (relabels or self.target_rationale):
+      raise errors.ConfigError(
+          "PersomaDataConfig.shown_label_config is set but nothing would read it: it labels "
+          "augmented train histories under train_resample_labels='shown' with train_resamples > 1 "
+          f"(here {self.train_resample_labels!r}, {self.train_resamples}) and picks the "
+          "rationale's genres under target_rationale=True (here False)")
     if self.train_resample_sampler is not None:
       from persoma.data import samplers  # pylint: disable=g-import-not-at-top
       try:
