@@ -136,6 +136,14 @@ def test_render_and_plot(tmp_path):
   table = md.split("## 7.")[1]
   assert table.index("| PERSOMA-MLP | shown, 2,500 steps (best 2,500) | 0.4500 |") < table.index(
       "| PERSOMA-MLP | shown, 7,500 steps (best 6,000); steps 1–2,500 are `mlp-shown`'s | 0.5000 |")
+  stopped = dict(longer, run_id="mlp-shown-x6", train_steps=15000, steps_trained=9000,
+                 warm_start={"from": "mlp-shown-x3", "step": 7500})
+  md = report.render(res + [stopped, dict(longer, steps_trained=7500)],
+                     meta={"dataset": "movielens_1m", "train_steps": 2500}, missing=[],
+                     plot_file=None)
+  assert ("| shown, 15,000 steps (best 6,000; stopped early at 9,000); steps 1–7,500 are "
+          "`mlp-shown-x3`'s | 0.5000 |") in md
+  assert "| shown, 7,500 steps (best 6,000); steps 1–2,500" in md  # trained to its budget
   pool = dict(short, run_id="pool-shown", method="persoma_pool", groups=["pool"], f1=0.6,
               label=plan_lib.METHOD_LABELS["persoma_pool"])
   md = report.render(res + [pool, dict(short, groups=["pool"]),

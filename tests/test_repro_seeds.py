@@ -32,10 +32,13 @@ def _seed_rows(method: str, f1s_by_seed: dict[int, tuple[float, ...]]) -> list[d
 def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offset(plan):
   by_id = {r.run_id: r for r in plan}
   group9 = [r for r in plan if "seeds" in r.groups]
-  added = [r for r in group9 if r.method == plan_lib.BEST_ADDED]
-  budgets = sum(map(len, plan_lib.BEST_ADDED_BUDGETS.values()))
+  methods = {m for m, _, _ in plan_lib.SEEDED_ADDITIONS}
+  added = [r for r in group9 if r.method in methods]
+  budgets = sum(len(f) for _, _, b in plan_lib.SEEDED_ADDITIONS for f in b.values())
   assert len(added) == len(plan_lib.SEED_OFFSETS) * budgets
   assert {r.history_size for r in added} == {50, 100}
+  assert {(r.method, r.resample_labels) for r in added} == {
+      (m, labels) for m, labels, _ in plan_lib.SEEDED_ADDITIONS}
   assert len(group9) - len(added) == (len(plan_lib.SEED_OFFSETS) * len(plan_lib.HISTORY_SIZES)
                                       * len(plan_lib.EMBEDDING_METHODS))
   for r in group9:
@@ -51,7 +54,7 @@ def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offs
             == dict(twin.bindings))
     assert r.gin_file == twin.gin_file and r.fingerprint() != twin.fingerprint()
   assert sum(bool(r.warm_from) for r in added) == len(plan_lib.SEED_OFFSETS) * (
-      budgets - len(plan_lib.BEST_ADDED_BUDGETS))
+      budgets - sum(len(b) for _, _, b in plan_lib.SEEDED_ADDITIONS))
   assert {dict(r.bindings)["SEED"] for r in group9} == set(plan_lib.SEED_OFFSETS)
   # a program run with --seed 3 keeps its own seed in group 1 and offsets it in group 9
   shifted = plan_lib.build_plan(settings(seed=3), fake_tokens)
@@ -144,11 +147,12 @@ def test_plot_draws_the_seed_range_where_seeds_finished(tmp_path):
                                               missing=[], plot_file="p.png")
 
 
-def _added_row(run_id: str, seed: int, f1: float, marginals: float | None, n: int = 50) -> dict:
-  """A result of plan.BEST_ADDED at N=n (for the program's seed group 7 at N=50, group 8 at
-  N=100; group 9 otherwise)."""
+def _added_row(run_id: str, seed: int, f1: float, marginals: float | None, n: int = 50,
+               method: str = plan_lib.BEST_ADDED) -> dict:
+  """A result of `method` (a seeded addition) at N=n (for the program's seed group 7 at N=50,
+  group 8 at N=100; group 9 otherwise)."""
   return {"run_id": run_id + (f"-seed{seed}" if seed else ""), "kind": "train",
-          "method": plan_lib.BEST_ADDED, "label": plan_lib.METHOD_LABELS[plan_lib.BEST_ADDED],
+          "method": method, "label": plan_lib.METHOD_LABELS[method],
           "history_size": n, "sampler": "recency", "fmt": "uem", "mode": "full",
           "resample_labels": plan_lib.BEST_ADDED_LABELS, "f1": f1, "precision": f1,
           "recall": f1, "users": 300,
@@ -199,3 +203,20 @@ def test_best_addition_at_n50_and_n100_is_set_against_the_rule_with_its_seed_mea
   section = seeds.added_seeds_table(fake_results() + rows)
   assert "the best persoma addition at N=100 with the program's seed" in section[0]
   assert section[-1].startswith(f"| `{r100}` | 100 | 0.6900 (0.7000) | 0.7100 (0.7200) | 0.6800 |")
+
+
+def test_each_seeded_addition_gets_its_row_and_the_best_one_its_seed_mean():
+  (m1, lab1, _), (m2, lab2, _) = plan_lib.SEEDED_ADDITIONS
+  r1, r2 = f"{m1}-h50-x3", f"{m2}-h50-x3"
+  rows = [_added_row(r1, 0, 0.52, None), _added_row(r1, 1, 0.53, None),
+          _added_row(r2, 0, 0.54, None, method=m2), _added_row(r2, 1, 0.50, None, method=m2)]
+  assert set(seeds.added_seed_runs(fake_results() + rows)) == {r1, r2}
+  section = seeds.added_seeds_table(fake_results() + rows)
+  assert (f"{plan_lib.METHOD_LABELS[m1]}, `{lab1}` labels and {plan_lib.METHOD_LABELS[m2]}, "
+          f"`{lab2}` labels (the best persoma addition at N=50") in section[0]
+  assert any(line.startswith(f"| `{r1}` | 50 | 0.5200 | 0.5300 |") for line in section)
+  assert any(line.startswith(f"| `{r2}` | 50 | 0.5400 | 0.5000 |") for line in section)
+  line = next(t for t in targets.check_targets(fake_results() + rows)
+              if t.startswith("- PERSOMA-MLP beats the rule baseline"))
+  mean, sd = seeds.mean_sd([0.54, 0.50])
+  assert f"N=50: 0.5400 ({mean:.4f} ± {sd:.4f} over 2 seeds) vs " in line and f"`{r2}`" in line

@@ -99,10 +99,15 @@ def _steps_cell(r: Mapping[str, Any], default_steps: int) -> str:
 
 
 def _budget_text(r: Mapping[str, Any], default_steps: int) -> str:
-  """'7,500 steps (best 6,000); steps 1–2,500 are `<shorter run>`'s' of a train result."""
-  text = f"{int(r.get('train_steps') or default_steps):,} steps"
-  if r.get("best_step"):
-    text += f" (best {int(r['best_step']):,})"
+  """'7,500 steps (best 6,000); steps 1–2,500 are `<shorter run>`'s' of a train result, with
+  'stopped early at 4,500' in the brackets where early stopping ended it before its budget."""
+  budget = int(r.get("train_steps") or default_steps)
+  text = f"{budget:,} steps"
+  notes = [f"best {int(r['best_step']):,}"] if r.get("best_step") else []
+  if r.get("steps_trained") and int(r["steps_trained"]) < budget:
+    notes.append(f"stopped early at {int(r['steps_trained']):,}")
+  if notes:
+    text += f" ({'; '.join(notes)})"
   warm = r.get("warm_start") or {}
   if warm.get("step"):
     text += f"; steps 1–{int(warm['step']):,} are `{warm['from']}`'s"

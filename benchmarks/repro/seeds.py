@@ -3,8 +3,8 @@
 Group 1 trains each embedding method once per history size N, with the program's seed. Group 9
 trains the same configurations with `plan.SEED_OFFSETS` added to it (SEED and DATA_SEED: the
 initialisation, the data order and the augmented train windows; the test users and their
-recency-sampled histories are the same), and likewise the best persoma addition at N=50 and
-N=100 (`plan.BEST_ADDED`, the runs of groups 7 and 8). This module collects the test F1 of every
+recency-sampled histories are the same), and likewise the best persoma additions at N=50 and
+N=100 (`plan.SEEDED_ADDITIONS`, runs of groups 7 and 8). This module collects the test F1 of every
 seed per (method, N) or per run, their mean and sample standard deviation, and renders them.
 Pure functions of the result dicts, used by the page and by the targets.
 """
@@ -35,10 +35,11 @@ def seed_f1s(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], dict
 
 def added_seed_runs(results: Sequence[Mapping[str, Any]]
                     ) -> dict[str, dict[int, Mapping[str, Any]]]:
-  """Program-seed run id -> {seed: result} of `plan.BEST_ADDED`'s runs that group 9 repeats
-  (only configurations with a group-9 result)."""
+  """Program-seed run id -> {seed: result} of the runs of `plan.SEEDED_ADDITIONS` that group 9
+  repeats (only configurations with a group-9 result)."""
+  methods = {m for m, _, _ in plan_lib.SEEDED_ADDITIONS}
   repeated = {plan_lib.program_seed_id(r["run_id"]) for r in results
-              if "seeds" in r["groups"] and r["method"] == plan_lib.BEST_ADDED}
+              if "seeds" in r["groups"] and r["method"] in methods}
   out: dict[str, dict[int, Mapping[str, Any]]] = {}
   for r in results:
     key = plan_lib.program_seed_id(r["run_id"])
@@ -105,17 +106,20 @@ def seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def added_seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
-  """The best addition's runs per seed: greedy test F1 and thresholded-marginal F1."""
+  """The seeded additions' runs per seed: greedy test F1 and thresholded-marginal F1."""
   runs = added_seed_runs(results)
   if not runs:
     return []
   seeds = sorted({s for by_seed in runs.values() for s in by_seed})
-  label = plan_lib.METHOD_LABELS.get(plan_lib.BEST_ADDED, plan_lib.BEST_ADDED)
-  size = {rid: next(iter(by_seed.values()))["history_size"] for rid, by_seed in runs.items()}
+  first = {rid: next(iter(by_seed.values())) for rid, by_seed in runs.items()}
+  size = {rid: r["history_size"] for rid, r in first.items()}
   sizes = " and ".join(f"N={n}" for n in sorted(set(size.values())))
-  out = [f"{label}, `{plan_lib.BEST_ADDED_LABELS}` labels (the best persoma addition at {sizes} "
-         "with the program's seed): test F1 with greedy decoding, and with thresholded marginals "
-         "(in brackets), per seed.", "",
+  kinds = sorted({(r["method"], r.get("resample_labels") or "history") for r in first.values()},
+                 key=lambda k: (plan_lib.method_order(k[0]), k))
+  names = " and ".join(f"{plan_lib.METHOD_LABELS.get(m, m)}, `{lab}` labels" for m, lab in kinds)
+  out = [f"{names} (the best persoma addition at {sizes} with the program's seed, when group 9 "
+         "planned it): test F1 with greedy decoding, and with thresholded marginals (in "
+         "brackets), per seed.", "",
          "| Run (program seed) | N | " + " | ".join(f"Seed {s}" for s in seeds)
          + " | Mean ± SD | Marginals mean ± SD |", "|---|---|" + "---|" * (len(seeds) + 2)]
   for rid in sorted(runs, key=lambda k: (size[k], len(k), k)):

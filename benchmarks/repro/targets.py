@@ -60,7 +60,8 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   if pairs:
     ok = all(a > b for _, a, b in pairs)
     vs_rule = []
-    for n in sorted(plan_lib.BEST_ADDED_BUDGETS):  # where group 9 gives the seed spread
+    for n in sorted({n for _, _, budgets in plan_lib.SEEDED_ADDITIONS for n in budgets}):
+      # the sizes where group 9 gives the best additions' seed spread
       top = best_added(results, n)
       if top is not None and ("rule", n) in f1:
         mean = seeds.spread_text(spread.get(top["run_id"], {}))
