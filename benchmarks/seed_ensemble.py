@@ -1,0 +1,164 @@
+"""Vote ensemble of several trained runs (seeds of one configuration) on their greedy answers.
+
+  python benchmarks/seed_ensemble.py --work_dir ~/persoma_repro --name NAME \
+      --run RUN_ID --run RUN_ID2 --run RUN_ID3 [--out benchmarks/repro/seed_ensemble.json]
+
+Each member's best checkpoint greedily decodes the validation and the test users
+(`persoma-eval --split S --predictions`; its `inferences_<split>_step<step>.jsonl` beside the
+checkpoint is reused when present). Each of the 38 liked/disliked classes gets a vote share, the
+fraction of members whose answer names it; a class is predicted when its share reaches a cut
+tuned on the validation users (`persoma.metrics.marginals.tune_threshold`: with 3 members the
+cut means "any", "a majority" or "all" of them) and the test users are scored at that cut. The
+members' own test scores, read back from their predictions, are printed beside the ensemble's;
+an ensemble of M members costs M trainings.
+
+The members must have decoded the same users with the same targets in the same order (the same
+data seed and split); otherwise the error names the two files that differ. The figures, metrics
+only, replace the row of the same --name in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from persoma import atomic_io
+from persoma.metrics import marginals, verbalizer
+from persoma.train import marginal_eval
+
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("validation", "test")
+KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
+
+
+def read_inferences(path: Path) -> tuple[list, list[str], list[str]]:
+  """`(user ids, targets, predictions)` of a `persoma-eval --predictions` JSONL file; a line
+  that is not such an object is an error naming the file and line."""
+  ids, targets, preds = [], [], []
+  with open(path, encoding="utf-8") as f:
+    for i, line in enumerate(f, 1):
+      try:
+        obj = json.loads(line)
+        ids.append(obj["user_id"])
+        targets.append(str(obj["target"]))
+        preds.append(str(obj["prediction"]))
+      except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}:{i}: not a persoma-eval inference line ({e})") from None
+  if not preds:
+    raise ValueError(f"{path}: no inference lines")
+  return ids, targets, preds
+
+
+def vote_shares(members: Sequence[np.ndarray]) -> np.ndarray:
+  """M member predictions `[U, C]` (0/1) -> `[U, C]` fraction of the members naming each class."""
+  if not members:
+    raise ValueError("no members to vote")
+  stack = np.stack([np.asarray(m, dtype=np.float64) for m in members])
+  if stack.ndim != 3:
+    raise ValueError(f"member predictions must each be [U, C], got {stack.shape[1:]}")
+  return stack.mean(axis=0)
+
+
+def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
+             test: Sequence[tuple[Path, list, list[str], list[str]]]) -> dict:
+  """Tunes the vote cut on `val` and scores `test`; each element is one member's
+  `(file, user ids, targets, predictions)`. Returns the ensemble's scores at the tuned cut
+  (`threshold`, `validation_f1`, the test `KEYS`), at the majority cut (`majority`) and each
+  member's own test scores (`members`)."""
+  ys, votes = [], []
+  for split in (val, test):
+    ref_path, ref_ids, ref_targets, _ = split[0]
+    for path, ids, targets, _ in split[1:]:
+      if ids != ref_ids or targets != ref_targets:
+        raise ValueError(f"{path} and {ref_path} hold different users or targets (members must "
+                         "share the data seed and split)")
+    ys.append(marginal_eval.truth(ref_targets, len(ref_targets)))
+    votes.append(vote_shares([verbalizer.parse_many(p)[0] for _, _, _, p in split]))
+  tau, curve = marginals.tune_threshold(votes[0], ys[0])
+  majority = 0.5 + 1e-9 if len(val) % 2 == 0 else 0.5
+  return {"threshold": tau, "validation_f1": curve[tau],
+          **_scores(marginal_eval.score(votes[1], ys[1], tau)),
+          "majority": _scores(marginal_eval.score(votes[1], ys[1], majority)),
+          "members": [_scores(marginal_eval.score_indicators(
+              verbalizer.parse_many(p)[0], ys[1])) for _, _, _, p in test]}
+
+
+def _scores(s: dict) -> dict:
+  return {k: float(s[k]) for k in KEYS}
+
+
+def best_step(model: Path) -> int:
+  """The step of the run's best checkpoint (`model/best/<step>`); errors name the folder."""
+  steps = [int(p.name) for p in (model / "best").glob("*") if p.is_dir() and p.name.isdigit()]
+  if len(steps) != 1:
+    raise SystemExit(f"error: {model}/best holds {len(steps)} step checkpoints, expected 1")
+  return steps[0]
+
+
+def member_inferences(model: Path, split: str) -> Path:
+  """The member's `inferences_<split>_step<best>.jsonl`, decoding it first when missing."""
+  path = model / "best" / f"inferences_{split}_step{best_step(model)}.jsonl"
+  if not path.exists():
+    print(f"  {model.parent.name}: greedy decoding of the {split} users ...", file=sys.stderr,
+          flush=True)
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "persoma.train.main_eval", f"--checkpoint={model}",
+                    f"--split={split}", "--predictions", "--json"], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL)
+    if not path.exists():
+      raise SystemExit(f"error: persoma-eval wrote no {path}")
+    print(f"  done in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+  return path
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--work_dir", required=True, help="the reproduce.py work dir")
+  p.add_argument("--run", action="append", required=True, help="member run id (repeatable)")
+  p.add_argument("--name", required=True, help="the ensemble's row name in --out")
+  p.add_argument("--out", default=str(REPO / "benchmarks" / "repro" / "seed_ensemble.json"))
+  a = p.parse_args(argv)
+  if len(a.run) < 2 or len(set(a.run)) != len(a.run):
+    raise SystemExit(f"error: an ensemble needs two or more distinct --run, got {a.run}")
+  try:
+    rows = atomic_io.read_json_to_extend(a.out, list)
+  except ValueError as e:
+    raise SystemExit(f"error: --out {e}") from None
+  models = [Path(a.work_dir).expanduser() / "runs" / r / "model" for r in a.run]
+  for m in models:
+    if not (m / "best").is_dir():
+      raise SystemExit(f"error: {m}/best does not exist (unknown run id or pruned checkpoint)")
+  t0 = time.time()
+  per_split = {s: [(f, *read_inferences(f)) for f in (member_inferences(m, s) for m in models)]
+               for s in SPLITS}
+  try:
+    res = ensemble(per_split["validation"], per_split["test"])
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
+  row = {"name": a.name, "runs": a.run, "steps": [best_step(m) for m in models],
+         "users": {s: len(per_split[s][0][1]) for s in SPLITS}, **res}
+  rows = [r for r in rows if r.get("name") != a.name] + [row]
+  atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
+  print("| member | best step | test F1 (P / R) |\n|---|---|---|")
+  for run, step, s in zip(a.run, row["steps"], res["members"]):
+    print(f"| `{run}` | {step} | {s['f1']:.4f} ({s['precision']:.4f} / {s['recall']:.4f}) |")
+  mean = np.mean([s["f1"] for s in res["members"]])
+  print(f"| members' mean | | {mean:.4f} |")
+  print(f"| vote, majority | | {res['majority']['f1']:.4f} ({res['majority']['precision']:.4f}"
+        f" / {res['majority']['recall']:.4f}) |")
+  print(f"| vote, cut {res['threshold']:.2f} tuned on validation (val F1 "
+        f"{res['validation_f1']:.4f}) | | {res['f1']:.4f} ({res['precision']:.4f} / "
+        f"{res['recall']:.4f}) |")
+  print(f"wrote {a.out} ({time.time() - t0:.0f} s)", file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
