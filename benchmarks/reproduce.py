@@ -19,7 +19,8 @@ of another decoding (they are replaced).
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
 skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a runner save first,
-so a long run can span several sessions); a longer-trained copy of a finished run (group 7)
+so a long run can span several sessions; SIGTERM to this driver acts as Ctrl-C: it passes the
+signal on, waits for the save and records the attempt's wall time); a longer-trained copy of a finished run (group 7)
 starts from that run's last checkpoint; results of an older configuration are moved to an
 archive folder, never deleted. Invocations on one work dir may run side by side (say, one per
 `--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see repro.lock)
@@ -37,6 +38,8 @@ they go under `<work_dir>/docs/` unless --docs_dir says).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import threading
 import time
@@ -329,6 +332,27 @@ class Program:
     return measure.run_cost(run, fp, self.settings, self.tokens, self.store, self.a.cost_steps)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+  """Within it, SIGTERM (a batch system's stop, a TPU VM's preemption notice, `kill PID`)
+  raises KeyboardInterrupt in the main thread as Ctrl-C does, so the running train run's
+  runner is asked to save and the attempt is recorded; later SIGTERMs are ignored while that
+  happens. Outside the main thread (no signal handlers there) it does nothing."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handler(signum, _frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+  old = signal.signal(signal.SIGTERM, handler)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, old)
+
+
 def main(argv=None) -> int:
   a = parse_args(argv)
   check_dirs(a)
@@ -345,7 +369,8 @@ def main(argv=None) -> int:
     return 0
   if a.budget:
     return budget_lib.project(prog)
-  return prog.run_all()
+  with sigterm_as_interrupt():
+    return prog.run_all()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ runners (no training)."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import pytest
@@ -91,6 +92,40 @@ def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypat
   assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 4
   assert state_lib.result_problem(res, run.run_id, fp) is None
   assert "===== attempt" in store.log_path(run.run_id).read_text()
+
+
+SIGTERM_RUNNER = r"""
+import json, os, signal, sys, time
+def saved(signum, frame):
+    print(json.dumps({"preempted": True, "step": 3}), flush=True)
+    sys.exit(143)
+signal.signal(signal.SIGTERM, saved)
+print("00:00:01 I step 3/6 loss 1.0 | 1 steps/s", flush=True)
+os.kill(os.getppid(), signal.SIGTERM)  # the batch system stops the driver
+time.sleep(60)
+sys.exit(9)  # never reached when the driver passes the signal on
+"""
+
+
+def test_sigterm_to_the_driver_saves_the_runner_and_records_the_attempt(tmp_path, monkeypatch,
+                                                                         plan):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  store = state_lib.Store(tmp_path)
+  run = next(r for r in plan if r.run_id == "persoma_mlp-h5-recency-uem-full")
+  fp = run.fingerprint()
+  script = tmp_path / "sigterm_runner.py"
+  script.write_text(SIGTERM_RUNNER)
+  monkeypatch.setattr(execute, "train_command", lambda r, d, init=None: [
+      sys.executable, str(script)])
+  before = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(KeyboardInterrupt):
+    with reproduce.sigterm_as_interrupt():
+      execute.run_train(run, store, fp, echo=lambda _: None)
+  assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+  prog = store.progress(run.run_id)
+  assert prog["attempts"] == 1 and prog["wall_secs"] > 0 and prog.get("interrupted") is True
+  assert prog["wall_secs"] < 30  # the runner saved on the passed-on signal, no 60 s sleep
+  assert '"preempted": true' in store.log_path(run.run_id).read_text()
 
 
 FAKE_EVAL = r"""

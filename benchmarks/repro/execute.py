@@ -223,17 +223,23 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
     proc = subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env,
                             preexec_fn=preexec)
+    show = lambda l: verbose or bool(ECHO_RE.search(l) and not NOISE_RE.search(l))
     try:
-      _pump(proc, log, lines, echo, run.run_id,
-            lambda l: verbose or bool(ECHO_RE.search(l) and not NOISE_RE.search(l)))
+      _pump(proc, log, lines, echo, run.run_id, show)
       rc = proc.wait()
     except KeyboardInterrupt:
       echo(f"  [{run.run_id}] interrupted: asking the runner to save (SIGTERM) ...")
       proc.send_signal(signal.SIGTERM)
-      try:
-        proc.wait(timeout=300)
-      except subprocess.TimeoutExpired:
+      # its last lines (the save) still go to the log; a runner that does not exit in 300 s
+      # is killed
+      drain = threading.Thread(target=_pump, args=(proc, log, lines, echo, run.run_id, show),
+                               daemon=True)
+      drain.start()
+      drain.join(timeout=300)
+      if drain.is_alive():
         proc.kill()
+        drain.join(timeout=10)
+      proc.wait()
       store.record_attempt(run.run_id, fingerprint, time.time() - t0, error=None,
                            interrupted=True)
       raise
