@@ -218,3 +218,31 @@ def test_mlp_item_heads_supervise_its_tokens_without_changing_them():
                            PersomaModel(net).loss_fn(p, batch, None)[0]))(params)
   for name in ("item_genre_head", "item_star_head", "layers_2", "layers_0"):
     assert np.abs(np.asarray(grads["adapter"][name]["kernel"])).sum() > 0, name
+
+
+def test_length_features_count_the_shown_items_and_flag_a_whole_history():
+  mask = jnp.asarray([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 0, 0, 0, 0]], jnp.int32)
+  f = np.asarray(jax.jit(genre_stats.length_features, static_argnums=1)(mask, G))
+  assert f.shape == (3, G, 2)
+  np.testing.assert_allclose(f[:, 0, 0], np.log1p([5, 3, 0]), rtol=1e-6)
+  np.testing.assert_array_equal(f[:, 0, 1], [0, 1, 1])  # full window: 0; fewer than N: 1
+  np.testing.assert_array_equal(f, np.broadcast_to(f[:, :1], f.shape))  # same for every genre
+
+
+def test_length_features_let_the_tokens_tell_a_whole_history_from_a_full_window():
+  """The same 3 items give the same tokens whether padded to N=5 (a whole history shorter than
+  N) or filling N=3 (a full window) without the flag, and different tokens with it."""
+  x5 = np.zeros((1, N, D), np.float32)
+  x5[0, :3] = np.random.default_rng(3).normal(size=(3, D))
+  mask5 = np.asarray([[1, 1, 1, 0, 0]], np.int32)
+  x3, mask3 = x5[:, :3], mask5[:, :3]
+  for flag in (False, True):
+    adapter = get_adapter("genre_stats", input_dim=D, hidden_dim=16, num_genres=G,
+                          genre_embed_dim=4, d_model=8, length_features=flag)
+    params = jax.jit(adapter.init)(jax.random.PRNGKey(0), x5, mask5)
+    width = np.asarray(nn.unbox(params)["params"]["genre_hidden_0"]["kernel"]).shape[0]
+    assert width == 5 + 2 + 4 + (2 if flag else 0)  # counts, total, mean, genre emb (+ length)
+    apply = jax.jit(adapter.apply)
+    gap = np.abs(np.asarray(apply(params, x5, mask5)[0]) -
+                 np.asarray(apply(params, x3, mask3)[0])).max()
+    assert (gap > 1e-4) if flag else (gap < 1e-6), (flag, gap)

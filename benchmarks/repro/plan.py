@@ -73,6 +73,7 @@ LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp_rationale_ranked": {"shown": (6,)},
     "persoma_genre_names_rationale": {"shown": (3,)},
     "persoma_genre_names_tuned": {"shown": (3, 6)},
+    "persoma_genre_names_tuned_len": {"shown": (3,)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
@@ -98,6 +99,7 @@ GIN_FILES: dict[str, str] = {
     "persoma_mlp_rationale_ranked": "persoma_mlp_rationale_ranked.gin",
     "persoma_genre_names_rationale": "persoma_genre_names_rationale.gin",
     "persoma_genre_names_tuned": "persoma_genre_names_tuned.gin",
+    "persoma_genre_names_tuned_len": "persoma_genre_names_tuned_len.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the issue's target. The
@@ -113,14 +115,16 @@ POOL_LONG_FACTOR = 3  # the N=100 rationale runs again for this multiple of the 
 # short (persoma-train refuses a rationale target that fills it). Measured in session 26: the
 # longest ml-1m train target (EOS included) is 118 tokens at N=50, 135 at N=100.
 RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked",
-                     "persoma_genre_names_rationale", "persoma_genre_names_tuned")
+                     "persoma_genre_names_rationale", "persoma_genre_names_tuned",
+                     "persoma_genre_names_tuned_len")
 RATIONALE_TARGETS_LENGTH = {100: 160}
 # The after-run marginals decode beams, or samples for the rationale methods (reproduce.py
 # --num_decodes, --num_samples): persoma-eval's --decode_method -> its plural noun.
 DECODES_NOUN = {"beam": "beams", "sample": "samples"}
 # The adapters and targets persoma adds (groups 7 and 8), for the targets' "best addition".
 ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
-                                "persoma_genre_names_rationale", "persoma_genre_names_tuned")
+                                "persoma_genre_names_rationale", "persoma_genre_names_tuned",
+                     "persoma_genre_names_tuned_len")
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).

@@ -41,6 +41,8 @@ METHOD_LABELS: dict[str, str] = {
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
     "persoma_genre_names_tuned":
         "PERSOMA-GenreStats, genre-name anchors, rationale, tuned-rule labels (persoma)",
+    "persoma_genre_names_tuned_len":
+        "PERSOMA-GenreStats, anchors, rationale, tuned-rule labels, length features (persoma)",
 }
 
 

@@ -11,6 +11,11 @@ rating statistics of the user's history, so this adapter computes their soft for
    ``[G, E]``, go through a per-genre MLP that also sees the mean over genres (so genres can be
    ranked against each other), and a dense layer to ``H``: prompt tokens ``[B, G, H]``.
 
+With ``length_features`` every genre's features also hold ``log1p`` of the number of items
+shown and whether it is under ``N`` (:func:`length_features`): a sampler shows the whole
+history of a user with fewer than ``N`` ratings, where the label rule applies exactly, while a
+longer history's labels can only be estimated from its ``N`` shown items.
+
 With ``genre_token_ids`` (the vocabulary ids of each genre's name, as the LM writes it) the
 mean input embedding of genre ``g``'s name pieces (``token_embedding [V, H]``, the T5's shared
 embedder, passed by ``PersomaNetwork``) is added to token ``g``, so the LM sees which genre a
@@ -44,6 +49,7 @@ class GenreStatsAdapter(adapters.Adapter):
   hidden_dim: int = 512      # width of the item MLP and of the per-genre MLP
   genre_embed_dim: int = 32  # E
   genre_token_ids: Optional[tuple[tuple[int, ...], ...]] = None  # per genre, its name's ids
+  length_features: bool = False  # add the shown-item count and "fewer than N" to each genre
 
   @property
   def uses_token_embedding(self) -> bool:
@@ -86,7 +92,10 @@ class GenreStatsAdapter(adapters.Adapter):
     self.sow("intermediates", STAR_LOGITS, star_logits)
     hist = jnp.einsum("bng,bns,bn->bgs", jax.nn.sigmoid(genre_logits),
                       jax.nn.softmax(star_logits), mask)  # [B, G, S]
-    feats = genre_features(hist).astype(self.dtype)  # [B, G, S + 2]
+    feats = genre_features(hist)  # [B, G, S + 2]
+    if self.length_features:
+      feats = jnp.concatenate([feats, length_features(mask, self.num_genres)], axis=-1)
+    feats = feats.astype(self.dtype)  # [B, G, S + 2 (+ 2)]
     genre_emb = self.param(
         "genre_embedding",
         nn.with_logical_partitioning(nn.initializers.normal(0.1), ("genres", "genre_embed")),
@@ -127,6 +136,14 @@ def genre_features(hist: Array) -> Array:
   stars = jnp.arange(1, s + 1, dtype=hist.dtype)
   mean = (hist * stars).sum(axis=-1, keepdims=True) / jnp.maximum(total, 1e-6)
   return jnp.concatenate([jnp.log1p(hist), jnp.log1p(total), mean / s], axis=-1)
+
+
+def length_features(mask: Array, num_genres: int) -> Array:
+  """``[B, N]`` item mask -> ``[B, G, 2]``: ``log1p`` of the number of items shown, and 1 where
+  fewer than ``N`` are (the user's whole history), the same for every genre."""
+  n = mask.astype(jnp.float32).sum(axis=1)  # [B]
+  f = jnp.stack([jnp.log1p(n), (n < mask.shape[1]).astype(jnp.float32)], axis=-1)  # [B, 2]
+  return jnp.broadcast_to(f[:, None, :], (f.shape[0], num_genres, 2))
 
 
 def find_item_logits(intermediates: Mapping) -> tuple[Array, Array] | None:
