@@ -110,6 +110,10 @@ def test_experiment_files_mean_what_they_say():
   tuned = exp.task.data_config.shown_label_config
   assert (tuned.like_threshold, tuned.dislike_threshold, tuned.max_liked, tuned.max_disliked,
           tuned.min_genre_count, tuned.source) == (3.65, 2.75, 3, 5, 2, "history")
+  assert not exp.model.adapter_fields["genre_stats"].get("length_features")
+  exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
+  assert exp.task.data_config.shown_label_config.like_threshold == 3.65
+  assert exp.model.adapter_fields["genre_stats"] == {"hidden_dim": 512, "length_features": True}
   gin.clear_config(clear_constants=True)
 
 
