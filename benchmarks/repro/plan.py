@@ -140,10 +140,12 @@ BEST_ADDED_BUDGETS: dict[int, tuple[int | None, ...]] = {
 # Every (method, labels, {N: step factors}) group 9 repeats with SEED_OFFSETS: the above, and
 # (session 34) the same adapter on the tuned rule's labels, the best at N=50 since session 33
 # (test F1 0.5443 at 3x the steps with the program's seed; its 6x run stopped early at the same
-# best checkpoint), whose validation F1 was level with the rule-label run's.
+# best checkpoint), whose validation F1 was level with the rule-label run's; and (session 35) that
+# run with the adapter's length features (test F1 0.5361 at 2,500 steps with the program's seed).
 SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...] = (
     (BEST_ADDED, BEST_ADDED_LABELS, BEST_ADDED_BUDGETS),
-    ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}))
+    ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}),
+    ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}))
 
 
 def inputs_length_for(max_tokens: int) -> int:

@@ -116,7 +116,8 @@ def added_seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
   sizes = " and ".join(f"N={n}" for n in sorted(set(size.values())))
   kinds = sorted({(r["method"], r.get("resample_labels") or "history") for r in first.values()},
                  key=lambda k: (plan_lib.method_order(k[0]), k))
-  names = " and ".join(f"{plan_lib.METHOD_LABELS.get(m, m)}, `{lab}` labels" for m, lab in kinds)
+  names = [f"{plan_lib.METHOD_LABELS.get(m, m)}, `{lab}` labels" for m, lab in kinds]
+  names = " and ".join(filter(None, ("; ".join(names[:-1]), names[-1])))
   out = [f"{names} (the best persoma addition at {sizes} with the program's seed, when group 9 "
          "planned it): test F1 with greedy decoding, and with thresholded marginals (in "
          "brackets), per seed.", "",
