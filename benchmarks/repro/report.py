@@ -312,7 +312,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "addition run in this group only) train PERSOMA-GenreStats with anchors and rationale "
         "targets on `shown` labels from the rule fitted on the train users at N=50 (the "
         "`rule_tuned` baseline, `persoma/tuned_rule.py`) instead of the label rule; its "
-        "rationale lists the genres with at least that rule's 2 shown movies.", ""]
+        "rationale lists the genres with at least that rule's 2 shown movies. With length "
+        "features (`gin/experiments/persoma_genre_names_tuned_len.gin`, a persoma addition) "
+        "the adapter's genre tokens also see how many items are shown and whether fewer than "
+        "N are, i.e. the user's whole history, whose labels the label rule gives exactly.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",
