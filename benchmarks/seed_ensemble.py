@@ -94,6 +94,10 @@ def _scores(s: dict) -> dict:
   return {k: float(s[k]) for k in KEYS}
 
 
+def _prf(s: dict) -> str:
+  return f"{s['f1']:.4f} ({s['precision']:.4f} / {s['recall']:.4f})"
+
+
 def best_step(model: Path) -> int:
   """The step of the run's best checkpoint (`model/best/<step>`); errors name the folder."""
   steps = [int(p.name) for p in (model / "best").glob("*") if p.is_dir() and p.name.isdigit()]
@@ -148,14 +152,11 @@ def main(argv: list[str] | None = None) -> int:
   atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
   print("| member | best step | test F1 (P / R) |\n|---|---|---|")
   for run, step, s in zip(a.run, row["steps"], res["members"]):
-    print(f"| `{run}` | {step} | {s['f1']:.4f} ({s['precision']:.4f} / {s['recall']:.4f}) |")
-  mean = np.mean([s["f1"] for s in res["members"]])
-  print(f"| members' mean | | {mean:.4f} |")
-  print(f"| vote, majority | | {res['majority']['f1']:.4f} ({res['majority']['precision']:.4f}"
-        f" / {res['majority']['recall']:.4f}) |")
+    print(f"| `{run}` | {step} | {_prf(s)} |")
+  print(f"| members' mean | | {np.mean([s['f1'] for s in res['members']]):.4f} |")
+  print(f"| vote, majority | | {_prf(res['majority'])} |")
   print(f"| vote, cut {res['threshold']:.2f} tuned on validation (val F1 "
-        f"{res['validation_f1']:.4f}) | | {res['f1']:.4f} ({res['precision']:.4f} / "
-        f"{res['recall']:.4f}) |")
+        f"{res['validation_f1']:.4f}) | | {_prf(res)} |")
   print(f"wrote {a.out} ({time.time() - t0:.0f} s)", file=sys.stderr)
   return 0
 
