@@ -124,7 +124,7 @@ DECODES_NOUN = {"beam": "beams", "sample": "samples"}
 # The adapters and targets persoma adds (groups 7 and 8), for the targets' "best addition".
 ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
                                 "persoma_genre_names_rationale", "persoma_genre_names_tuned",
-                     "persoma_genre_names_tuned_len")
+                                "persoma_genre_names_tuned_len")
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).
