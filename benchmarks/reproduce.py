@@ -22,8 +22,8 @@ skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a run
 so a long run can span several sessions; SIGTERM to this driver acts as Ctrl-C: it passes the
 signal on, waits for the save and records the attempt's wall time); a longer-trained copy of a
 finished run (group 7) starts from that run's last checkpoint; results of an older
-configuration are moved to an archive folder, never deleted. Invocations on one work dir may run side by side (say, one per
-`--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see repro.lock)
+configuration are moved to an archive folder, never deleted. Invocations on one work dir may
+run side by side (say, one per `--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see repro.lock)
 and leaves a run another live process holds, and the runs that start from it, to that process
 (`--list` shows such a run as running, with the holder). Each finished run's figures are also
 kept in the repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics
