@@ -21,18 +21,19 @@ Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a s
 skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a runner save first,
 so a long run can span several sessions; SIGTERM to this driver acts as Ctrl-C: it passes the
 signal on, waits for the save and records the attempt's wall time); a longer-trained copy of a
-finished run (group 7) starts from that run's last checkpoint; results of an older
-configuration are moved to an archive folder, never deleted. Invocations on one work dir may
-run side by side (say, one per `--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see repro.lock)
-and leaves a run another live process holds, and the runs that start from it, to that process
-(`--list` shows such a run as running, with the holder). Each finished run's figures are also
-kept in the repository's ledger (`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics
-only), so a fresh clone on another machine skips what has been run and regenerates the page from
-it; an unfinished train run leaves the step and validation F1s it reached in `ledger/progress/`,
-which the page's Not finished table shows after the work dir is gone. Every result is collected
-into `<work_dir>/results.json`, and `docs/RESULTS.md` + `docs/results_f1_vs_history.png` are
-written from them (for other data, another seed, size or step count, or `--ledger_dir none`,
-they go under `<work_dir>/docs/` unless --docs_dir says).
+finished run (group 7) starts from that run's last checkpoint; results of an older configuration
+are moved to an archive folder, never deleted. Invocations on one work dir may run side by side
+(say, one per `--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see
+repro.lock) and leaves a run another live process holds, and the runs that start from it, to
+that process (`--list` shows such a run as running, with the holder). Each finished run's
+figures are also kept in the repository's ledger
+(`benchmarks/repro/ledger/<run_id>.<fingerprint>.json`, metrics only), so a fresh clone on
+another machine skips what has been run and regenerates the page from it; an unfinished train
+run leaves the step and validation F1s it reached in `ledger/progress/`, which the page's Not
+finished table shows after the work dir is gone. Every result is collected into
+`<work_dir>/results.json`, and `docs/RESULTS.md` + `docs/results_f1_vs_history.png` are written
+from them (for other data, another seed, size or step count, or `--ledger_dir none`, they go
+under `<work_dir>/docs/` unless --docs_dir says).
 """
 
 from __future__ import annotations
