@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import embedding_probe  # noqa: E402  (data flags)
+import rationale_check  # noqa: E402
 import seed_ensemble  # noqa: E402
 
 SPLITS = ("validation", "test")
@@ -54,17 +55,15 @@ def group_scores(truth: np.ndarray, preds: dict[str, np.ndarray], exact: np.ndar
                  for g, m in groups.items()} for name, p in preds.items()}
 
 
-def rationale_check(predictions: list[str], targets: list[str]) -> dict | None:
-  """Share of users whose generated rationale names the target rationale's genres, and the mean
-  absolute error of the means of the genres both name; None without rationale targets."""
+def rationale_figures(path: Path, targets: list[str]) -> dict | None:
+  """`rationale_check.check`'s share of users whose generated rationale names the target
+  rationale's genres and mean error of the means both name; None without rationale targets."""
   from persoma.data import formats  # pylint: disable=g-import-not-at-top
-  pairs = [(formats.parse_rationale(p) or {}, formats.parse_rationale(t))
-           for p, t in zip(predictions, targets)]
-  if any(t is None for _, t in pairs):
+  if any(formats.parse_rationale(t) is None for t in targets):
     return None
-  errs = [abs(p[g] - t[g]) for p, t in pairs for g in t if g in p]
-  return {"same_genres": float(np.mean([set(p) == set(t) for p, t in pairs])),
-          "mean_abs_error": float(np.mean(errs)) if errs else None}
+  figures = rationale_check.check(str(path))
+  return {"same_genres": figures["genre_set_exact"],
+          "mean_abs_error": figures["mean_abs_error"]}
 
 
 def probe_run(data, model: Path, split: str) -> dict:
@@ -100,7 +99,7 @@ def probe_run(data, model: Path, split: str) -> dict:
           "same_as_tuned_rule": {g: float((preds["run"][m] == preds["tuned rule"][m]).all(1)
                                           .mean()) for g, m in
                                  (("whole_history", exact), ("window", ~exact)) if m.any()},
-          "rationale": rationale_check(predictions, targets)}
+          "rationale": rationale_figures(path, targets)}
 
 
 def main(argv: list[str] | None = None) -> int:

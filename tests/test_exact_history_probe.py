@@ -3,6 +3,8 @@ rationale check and the run's macros. Synthetic inputs, no decoding."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -26,16 +28,18 @@ def test_group_scores_split_users_by_whole_history():
   assert none["run"]["whole_history"] is None
 
 
-def test_rationale_check_compares_genres_and_means():
+def test_rationale_figures_come_from_rationale_check(tmp_path):
   targets = ["Shown: Action 4.00, Drama 3.50. Liked Genres: Action. Not Liked Genres: None",
              "Shown: Comedy 2.00. Liked Genres: None. Not Liked Genres: Comedy"]
   preds = ["Shown: Action 4.10, Drama 3.50. Liked Genres: Action. Not Liked Genres: None",
            "Shown: Comedy 2.20, War 3.00. Liked Genres: None. Not Liked Genres: Comedy"]
-  r = probe.rationale_check(preds, targets)
+  path = tmp_path / "inferences_test_step1.jsonl"
+  path.write_text("".join(json.dumps({"user_id": i, "target": t, "prediction": p}) + "\n"
+                          for i, (t, p) in enumerate(zip(targets, preds))))
+  r = probe.rationale_figures(path, targets)
   assert r["same_genres"] == pytest.approx(0.5)
   assert r["mean_abs_error"] == pytest.approx((0.1 + 0.0 + 0.2) / 3)
-  assert probe.rationale_check(["Liked Genres: A. Not Liked Genres: None"],
-                               ["Liked Genres: A. Not Liked Genres: None"]) is None
+  assert probe.rationale_figures(path, ["Liked Genres: Action. Not Liked Genres: None"]) is None
 
 
 def test_run_macros_reads_config_gin_and_names_a_missing_file(tmp_path):
