@@ -111,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
   a = p.parse_args(argv)
   if embedding_probe.data_dir_missing(a):
     return 2
-  models = [Path(a.work_dir).expanduser() / "runs" / r / "model" for r in a.run]
-  for m in models:
-    if not (m / "best").is_dir():
-      raise SystemExit(f"error: {m}/best does not exist (unknown run id or pruned checkpoint)")
+  models = seed_ensemble.run_models(a.work_dir, a.run)
   t0 = time.time()
   from persoma.seqio_tasks import config, tasks  # pylint: disable=g-import-not-at-top
   config.configure(data_dir=a.data_dir)

@@ -72,7 +72,7 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   `(file, user ids, targets, predictions)`. Returns the ensemble's scores at the tuned cut
   (`threshold`, `validation_f1`, the test `KEYS`), at the majority cut (`majority`) and each
   member's own test scores (`members`)."""
-  ys, votes = [], []
+  ys, answers = [], []
   for split in (val, test):
     ref_path, ref_ids, ref_targets, _ = split[0]
     for path, ids, targets, _ in split[1:]:
@@ -80,14 +80,14 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
         raise ValueError(f"{path} and {ref_path} hold different users or targets (members must "
                          "share the data seed and split)")
     ys.append(marginal_eval.truth(ref_targets, len(ref_targets)))
-    votes.append(vote_shares([verbalizer.parse_many(p)[0] for _, _, _, p in split]))
+    answers.append([verbalizer.parse_many(p)[0] for _, _, _, p in split])  # per member [U, C]
+  votes = [vote_shares(a) for a in answers]
   tau, curve = marginals.tune_threshold(votes[0], ys[0])
   majority = 0.5 + 1e-9 if len(val) % 2 == 0 else 0.5
   return {"threshold": tau, "validation_f1": curve[tau],
           **_scores(marginal_eval.score(votes[1], ys[1], tau)),
           "majority": _scores(marginal_eval.score(votes[1], ys[1], majority)),
-          "members": [_scores(marginal_eval.score_indicators(
-              verbalizer.parse_many(p)[0], ys[1])) for _, _, _, p in test]}
+          "members": [_scores(marginal_eval.score_indicators(a, ys[1])) for a in answers[1]]}
 
 
 def _scores(s: dict) -> dict:
@@ -104,6 +104,16 @@ def best_step(model: Path) -> int:
   if len(steps) != 1:
     raise SystemExit(f"error: {model}/best holds {len(steps)} step checkpoints, expected 1")
   return steps[0]
+
+
+def run_models(work_dir: str, run_ids: Sequence[str]) -> list[Path]:
+  """The model dirs of `run_ids` in a reproduce.py work dir; one without a best checkpoint is an
+  error naming it."""
+  models = [Path(work_dir).expanduser() / "runs" / r / "model" for r in run_ids]
+  for m in models:
+    if not (m / "best").is_dir():
+      raise SystemExit(f"error: {m}/best does not exist (unknown run id or pruned checkpoint)")
+  return models
 
 
 def member_inferences(model: Path, split: str) -> Path:
@@ -135,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = atomic_io.read_json_to_extend(a.out, list)
   except ValueError as e:
     raise SystemExit(f"error: --out {e}") from None
-  models = [Path(a.work_dir).expanduser() / "runs" / r / "model" for r in a.run]
-  for m in models:
-    if not (m / "best").is_dir():
-      raise SystemExit(f"error: {m}/best does not exist (unknown run id or pruned checkpoint)")
+  models = run_models(a.work_dir, a.run)
   t0 = time.time()
   per_split = {s: [(f, *read_inferences(f)) for f in (member_inferences(m, s) for m in models)]
                for s in SPLITS}
