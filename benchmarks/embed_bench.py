@@ -35,7 +35,6 @@ def main(argv=None) -> int:
   p.add_argument("--cache_dir", default=None)
   args = p.parse_args(argv)
 
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import persoma.data as data_lib  # pylint: disable=g-import-not-at-top
   from persoma.embeddings import EmbeddingStore, HashingEncoder, get_encoder  # pylint: disable=g-import-not-at-top
   from persoma.embeddings import store as store_lib  # pylint: disable=g-import-not-at-top

@@ -70,6 +70,7 @@ def probe_run(data, model: Path, split: str) -> dict:
   from persoma import tuned_rule  # pylint: disable=g-import-not-at-top
   from persoma.data import LabelConfig, build_examples  # pylint: disable=g-import-not-at-top
   from persoma.metrics import verbalizer  # pylint: disable=g-import-not-at-top
+  from persoma.train import main_eval  # pylint: disable=g-import-not-at-top
   macros = run_macros(model)
   try:
     n, sampler = int(macros["HISTORY_SIZE"]), macros["SAMPLER"].strip("'\"")
@@ -83,7 +84,10 @@ def probe_run(data, model: Path, split: str) -> dict:
     raise SystemExit(f"error: {model}/config.gin has no {e.args[0]} binding (not a tuned-rule "
                      "label run?)") from None
   path = seed_ensemble.member_inferences(model, split)
-  ids, targets, predictions = seed_ensemble.read_inferences(path)
+  try:
+    ids, targets, predictions = main_eval.read_inferences(str(path))
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
   examples = build_examples(data, split=split, history_size=n, sampler=sampler, seed=seed)
   if [ex.user_id for ex in examples] != ids:
     raise SystemExit(f"error: {path} does not hold the {split} users of {data.name} at N={n} "

@@ -31,6 +31,7 @@ import numpy as np
 from persoma import atomic_io
 from persoma.data import formats, genres as genres_lib, labels as labels_lib
 from persoma.metrics import verbalizer, weighted
+from persoma.train import main_eval
 
 _CFG = labels_lib.LabelConfig()
 
@@ -66,18 +67,11 @@ def _side(mean: float) -> int:
 
 def check(path: str) -> dict[str, float]:
   """The figures above for one predictions JSONL file."""
-  rows = []
-  with open(os.path.expanduser(path), encoding="utf-8") as f:
-    for line_no, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        row = json.loads(line)
-        rows.append((str(row["target"]), str(row["prediction"])))
-      except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise SystemExit(f"error: {path}:{line_no}: not a predictions line ({e})") from None
-  if not rows:
-    raise SystemExit(f"error: {path}: no predictions")
+  try:
+    _, targets, preds = main_eval.read_inferences(os.path.expanduser(path))
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
+  rows = list(zip(targets, preds))
   true_pairs, model_pairs, written_rule, shown_rule, must_rank = [], [], [], [], []
   tp = n_written = n_true = exact = missing = 0
   errs, flips = [], 0

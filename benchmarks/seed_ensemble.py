@@ -31,29 +31,11 @@ import numpy as np
 
 from persoma import atomic_io
 from persoma.metrics import marginals, verbalizer
-from persoma.train import marginal_eval
+from persoma.train import main_eval, marginal_eval
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("validation", "test")
 KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
-
-
-def read_inferences(path: Path) -> tuple[list, list[str], list[str]]:
-  """`(user ids, targets, predictions)` of a `persoma-eval --predictions` JSONL file; a line
-  that is not such an object is an error naming the file and line."""
-  ids, targets, preds = [], [], []
-  with open(path, encoding="utf-8") as f:
-    for i, line in enumerate(f, 1):
-      try:
-        obj = json.loads(line)
-        ids.append(obj["user_id"])
-        targets.append(str(obj["target"]))
-        preds.append(str(obj["prediction"]))
-      except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}:{i}: not a persoma-eval inference line ({e})") from None
-  if not preds:
-    raise ValueError(f"{path}: no inference lines")
-  return ids, targets, preds
 
 
 def vote_shares(members: Sequence[np.ndarray]) -> np.ndarray:
@@ -147,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     raise SystemExit(f"error: --out {e}") from None
   models = run_models(a.work_dir, a.run)
   t0 = time.time()
-  per_split = {s: [(f, *read_inferences(f)) for f in (member_inferences(m, s) for m in models)]
-               for s in SPLITS}
   try:
+    per_split = {s: [(f, *main_eval.read_inferences(str(f)))
+                     for f in (member_inferences(m, s) for m in models)] for s in SPLITS}
     res = ensemble(per_split["validation"], per_split["test"])
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None

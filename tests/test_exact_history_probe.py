@@ -49,3 +49,15 @@ def test_run_macros_reads_config_gin_and_names_a_missing_file(tmp_path):
                                         "SHOWN_LIKE_THRESHOLD": "3.65"}
   with pytest.raises(SystemExit, match=r"nope/config.gin does not exist"):
     probe.run_macros(tmp_path / "nope")
+
+
+def test_a_malformed_inference_file_is_an_error_naming_its_line(tmp_path, monkeypatch):
+  (tmp_path / "config.gin").write_text(
+      "HISTORY_SIZE = 50\nSAMPLER = 'recency'\nSHOWN_LIKE_THRESHOLD = 3.65\n"
+      "SHOWN_DISLIKE_THRESHOLD = 3.0\nSHOWN_MAX_LIKED = 3\nSHOWN_MAX_DISLIKED = 3\n"
+      "SHOWN_MIN_GENRE_COUNT = 3\n")
+  bad = tmp_path / "inferences_test_step5.jsonl"
+  bad.write_text('{"user_id": 1, "target": "x", "prediction": "y"}\n{"user_id": 2\n')
+  monkeypatch.setattr(probe.seed_ensemble, "member_inferences", lambda model, split: bad)
+  with pytest.raises(SystemExit, match=r"error: .*step5\.jsonl:2: not a persoma-eval inference"):
+    probe.probe_run(None, tmp_path, "test")

@@ -74,7 +74,7 @@ def test_liked_labels_where_the_rule_must_rank_more_than_three_genres(tmp_path):
 def test_bad_files_are_one_error_naming_the_file_and_line(tmp_path):
   bad = tmp_path / "bad.jsonl"
   bad.write_text(_line({"War": 2.0}, ((), ("War",)), {}, ((), ())) + "\n{not json\n")
-  with pytest.raises(SystemExit, match=r"bad.jsonl:2: not a predictions line"):
+  with pytest.raises(SystemExit, match=r"bad.jsonl:2: not a persoma-eval inference line"):
     rationale_check.main([str(bad)])
   plain = tmp_path / "plain.jsonl"
   plain.write_text(json.dumps({"target": "Liked Genres: War. Not Liked Genres: None",

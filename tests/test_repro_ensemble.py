@@ -10,7 +10,7 @@ import pytest
 
 from repro_support import REPO  # first: puts benchmarks/ on sys.path  # noqa: F401
 import seed_ensemble
-from persoma.train import marginal_eval
+from persoma.train import main_eval, marginal_eval
 
 C = 38
 
@@ -38,7 +38,7 @@ def _member(tmp_path, name: str, y: np.ndarray, pred: np.ndarray, ids=None):
   path.write_text("".join(json.dumps({"user_id": i, "target": t, "prediction": p}) + "\n"
                           for i, t, p in zip(ids, marginal_eval.texts_of(y),
                                              marginal_eval.texts_of(pred))))
-  return (path, *seed_ensemble.read_inferences(path))
+  return (path, *main_eval.read_inferences(str(path)))
 
 
 def test_vote_shares_is_the_fraction_of_members_naming_each_class():
@@ -76,16 +76,6 @@ def test_members_of_other_users_or_targets_are_refused_naming_both_files(tmp_pat
   c = _member(tmp_path, "c", y2, y2)
   with pytest.raises(ValueError, match="different users or targets"):
     seed_ensemble.ensemble([a, a], [a, c])
-
-
-def test_read_inferences_names_the_file_and_line_of_a_bad_line(tmp_path):
-  path = tmp_path / "inf.jsonl"
-  path.write_text('{"user_id": 1, "target": "x", "prediction": "y"}\n{"user_id": 2}\n')
-  with pytest.raises(ValueError, match=r"inf\.jsonl:2: not a persoma-eval inference line"):
-    seed_ensemble.read_inferences(path)
-  path.write_text("")
-  with pytest.raises(ValueError, match="no inference lines"):
-    seed_ensemble.read_inferences(path)
 
 
 def _work_dir(tmp_path, rng, runs: int) -> tuple:

@@ -317,3 +317,19 @@ def test_frozen_or_lora_without_checkpoint_warns_loudly(mode, caplog):
   with caplog.at_level(logging.WARNING):
     experiment_lib.Experiment(training_mode="full").initial_params_loader()
   assert not caplog.records
+
+
+def test_inference_files_read_back_and_bad_lines_name_file_and_line(tmp_path):
+  path = str(tmp_path / "inferences_test_step5.jsonl")
+  main_eval.write_inferences(path, ["Liked Genres: War.", "x"], ["t1", "t2"], [7, 9])
+  assert main_eval.read_inferences(path) == ([7, 9], ["t1", "t2"], ["Liked Genres: War.", "x"])
+  main_eval.write_inferences(path, ["p"], ["t"], None)
+  assert main_eval.read_inferences(path) == ([None], ["t"], ["p"])
+  with open(path, "w", encoding="utf-8") as f:
+    f.write('{"user_id": 1, "target": "x", "prediction": "y"}\n\n{"user_id": 2}\n')
+  with pytest.raises(ValueError, match=r"step5\.jsonl:3: not a persoma-eval inference line"):
+    main_eval.read_inferences(path)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n")
+  with pytest.raises(ValueError, match="no inference lines"):
+    main_eval.read_inferences(path)

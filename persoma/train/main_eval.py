@@ -196,6 +196,27 @@ def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[st
   return path
 
 
+def read_inferences(path: str) -> tuple[list, list[str], list[str]]:
+  """`(user ids, targets, predictions)` of a file `write_inferences` wrote (blank lines
+  skipped; a missing `user_id` reads as None). A line that is not such an object, or a file
+  with none, is a ValueError naming the file and line."""
+  ids, targets, preds = [], [], []
+  with fileio.open(path) as f:
+    for i, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        obj = json.loads(line)
+        targets.append(str(obj["target"]))
+        preds.append(str(obj["prediction"]))
+        ids.append(obj.get("user_id"))
+      except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}:{i}: not a persoma-eval inference line ({e})") from None
+  if not preds:
+    raise ValueError(f"{path}: no inference lines")
+  return ids, targets, preds
+
+
 def _model_dir_of(path: str) -> str:
   path = fileio.absolute(path.rstrip("/"))
   for _ in range(3):
