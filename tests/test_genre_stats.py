@@ -246,3 +246,53 @@ def test_length_features_let_the_tokens_tell_a_whole_history_from_a_full_window(
     gap = np.abs(np.asarray(apply(params, x5, mask5)[0]) -
                  np.asarray(apply(params, x3, mask3)[0])).max()
     assert (gap > 1e-4) if flag else (gap < 1e-6), (flag, gap)
+
+
+@pytest.mark.parametrize("min_count", [1, 2, 3])
+def test_rank_features_pick_the_label_rules_top_and_bottom_genres(min_count):
+  """With exact star counts, 'fewer than m ranked above and mean over the threshold' is the
+  rule's liked set for max_liked = m (ties included), and likewise below for disliked."""
+  from persoma.data import genres as genres_lib, labels as labels_lib
+  rng = np.random.default_rng(min_count)
+  g = genres_lib.NUM_GENRES
+  hist = rng.poisson(0.5, size=(64, g, 5)).astype(np.float32)  # small counts: many ties
+  hist[:, :, 3] += rng.poisson(0.4, size=(64, g))  # more 4-star movies: many liked candidates
+  f = np.asarray(jax.jit(genre_stats.rank_features, static_argnums=1)(jnp.asarray(hist),
+                                                                      min_count))
+  cap = genre_stats.RANK_CAP
+  assert f.shape == (64, g, 1 + 2 * (cap + 1))
+  above, below = f[..., 1:cap + 2].argmax(-1), f[..., cap + 2:].argmax(-1)
+  counts = hist.sum(-1)
+  sums = (hist * np.arange(1, 6)).sum(-1)
+  np.testing.assert_array_equal(f[..., 0], counts >= min_count)
+  np.testing.assert_array_equal(f[..., 1:].sum(-1), 2 * (counts >= min_count))
+  means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+  checked = 0
+  for b in range(64):
+    for m in (1, 2, 3, 4):
+      cfg = labels_lib.LabelConfig(min_genre_count=min_count, max_liked=m, max_disliked=m)
+      lab = labels_lib.labels_from_stats(sums[b], counts[b], cfg)
+      ok = counts[b] >= min_count
+      liked = {genres_lib.GENRES[i] for i in np.flatnonzero(
+          ok & (means[b] > cfg.like_threshold) & (above[b] < m))}
+      disliked = {genres_lib.GENRES[i] for i in np.flatnonzero(
+          ok & (means[b] < cfg.dislike_threshold) & (below[b] < m))}
+      assert liked == set(lab.liked) and disliked == set(lab.disliked), (b, m)
+      checked += len(lab.liked) == m
+  assert checked > 20  # the cut at m genres was exercised, not just short lists
+
+
+def test_rank_features_widen_the_genre_tokens_and_reject_a_zero_count():
+  x = np.random.default_rng(0).normal(size=(B, N, D)).astype(np.float32)
+  mask = np.ones((B, N), np.int32)
+  adapter = get_adapter("genre_stats", input_dim=D, hidden_dim=16, num_genres=G,
+                        genre_embed_dim=4, d_model=8, rank_min_counts=(2, 3))
+  params = jax.jit(adapter.init)(jax.random.PRNGKey(0), x, mask)
+  width = np.asarray(nn.unbox(params)["params"]["genre_hidden_0"]["kernel"]).shape[0]
+  assert width == 5 + 2 + 4 + 2 * (1 + 2 * (genre_stats.RANK_CAP + 1))
+  tokens, out_mask = jax.jit(adapter.apply)(params, x, mask)
+  assert tokens.shape == (B, G, 8) and np.isfinite(np.asarray(tokens)).all()
+  bad = get_adapter("genre_stats", input_dim=D, hidden_dim=16, num_genres=G,
+                    genre_embed_dim=4, d_model=8, rank_min_counts=(0,))
+  with pytest.raises(ValueError, match="rank_min_counts must be >= 1"):
+    bad.init(jax.random.PRNGKey(0), x, mask)

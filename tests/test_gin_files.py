@@ -114,6 +114,10 @@ def test_experiment_files_mean_what_they_say():
   exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.shown_label_config.like_threshold == 3.65
   assert exp.model.adapter_fields["genre_stats"] == {"hidden_dim": 512, "length_features": True}
+  exp = _parse(["experiments/persoma_genre_names_tuned_rank.gin"], ["MODEL_DIR=None"])
+  assert exp.task.data_config.shown_label_config.min_genre_count == 2
+  assert exp.model.adapter_fields["genre_stats"] == {
+      "hidden_dim": 512, "length_features": True, "rank_min_counts": (2, 3)}
   gin.clear_config(clear_constants=True)
 
 

@@ -315,7 +315,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "rationale lists the genres with at least that rule's 2 shown movies. With length "
         "features (`gin/experiments/persoma_genre_names_tuned_len.gin`, a persoma addition) "
         "the adapter's genre tokens also see how many items are shown and whether fewer than "
-        "N are, i.e. the user's whole history, whose labels the label rule gives exactly.", ""]
+        "N are, i.e. the user's whole history, whose labels the label rule gives exactly. With "
+        "rank features as well (`gin/experiments/persoma_genre_names_tuned_rank.gin`, a "
+        "persoma addition) they also see, among the genres with at least 2 and at least 3 "
+        "shown movies, how many rank above and below them by mean, so the top 3 liked and "
+        "bottom disliked genres need no ranking by the LM.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",

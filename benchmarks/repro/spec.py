@@ -43,6 +43,9 @@ METHOD_LABELS: dict[str, str] = {
         "PERSOMA-GenreStats, genre-name anchors, rationale, tuned-rule labels (persoma)",
     "persoma_genre_names_tuned_len":
         "PERSOMA-GenreStats, anchors, rationale, tuned-rule labels, length features (persoma)",
+    "persoma_genre_names_tuned_rank":
+        "PERSOMA-GenreStats, anchors, rationale, tuned-rule labels, length and rank features "
+        "(persoma)",
 }
 
 

@@ -16,6 +16,13 @@ shown and whether it is under ``N`` (:func:`length_features`): a sampler shows t
 history of a user with fewer than ``N`` ratings, where the label rule applies exactly, while a
 longer history's labels can only be estimated from its ``N`` shown items.
 
+With ``rank_min_counts`` (e.g. ``(2, 3)``) every genre's features also hold, per minimum count
+``k``, whether it has at least ``k`` movies and, if so, how many genres with at least ``k`` rank
+above it by mean, best first, and how many below it, worst first (one-hot 0..4, 5+;
+:func:`rank_features`), with the label rule's tie-breaks. The rule names the top 3 liked and
+bottom 3 disliked genres among many candidates; a short history often has more than 3 over the
+threshold, and the per-genre MLP sees one genre (and the mean over genres) at a time.
+
 With ``genre_token_ids`` (the vocabulary ids of each genre's name, as the LM writes it) the
 mean input embedding of genre ``g``'s name pieces (``token_embedding [V, H]``, the T5's shared
 embedder, passed by ``PersomaNetwork``) is added to token ``g``, so the LM sees which genre a
@@ -50,6 +57,7 @@ class GenreStatsAdapter(adapters.Adapter):
   genre_embed_dim: int = 32  # E
   genre_token_ids: Optional[tuple[tuple[int, ...], ...]] = None  # per genre, its name's ids
   length_features: bool = False  # add the shown-item count and "fewer than N" to each genre
+  rank_min_counts: tuple[int, ...] = ()  # add each genre's rank among genres with >= k movies
 
   @property
   def uses_token_embedding(self) -> bool:
@@ -95,7 +103,14 @@ class GenreStatsAdapter(adapters.Adapter):
     feats = genre_features(hist)  # [B, G, S + 2]
     if self.length_features:
       feats = jnp.concatenate([feats, length_features(mask, self.num_genres)], axis=-1)
-    feats = feats.astype(self.dtype)  # [B, G, S + 2 (+ 2)]
+    if self.rank_min_counts:
+      if min(self.rank_min_counts) < 1:
+        raise ValueError("GenreStatsAdapter.rank_min_counts must be >= 1, got "
+                         f"{self.rank_min_counts}")
+      feats = jnp.concatenate(
+          [feats] + [rank_features(jax.lax.stop_gradient(hist), k)
+                     for k in self.rank_min_counts], axis=-1)
+    feats = feats.astype(self.dtype)  # [B, G, S + 2 (+ 2) (+ 13 per rank count)]
     genre_emb = self.param(
         "genre_embedding",
         nn.with_logical_partitioning(nn.initializers.normal(0.1), ("genres", "genre_embed")),
@@ -144,6 +159,41 @@ def length_features(mask: Array, num_genres: int) -> Array:
   n = mask.astype(jnp.float32).sum(axis=1)  # [B]
   f = jnp.stack([jnp.log1p(n), (n < mask.shape[1]).astype(jnp.float32)], axis=-1)  # [B, 2]
   return jnp.broadcast_to(f[:, None, :], (f.shape[0], num_genres, 2))
+
+
+RANK_CAP = 5  # rank_features counts the genres above (below) a genre up to this, then "5+"
+
+
+def rank_features(hist: Array, min_count: int) -> Array:
+  """``[B, G, S]`` soft star counts -> ``[B, G, 1 + 2 * (RANK_CAP + 1)]``: 1 where a genre has
+  at least ``min_count`` movies, then (for such genres; zeros otherwise) one-hot how many such
+  genres rank above it best first (higher mean; ties: more movies, then genre order) and how
+  many rank below it worst first (lower mean; ties: more movies, then genre order), ``0 ..
+  RANK_CAP - 1`` or ``RANK_CAP`` for more, as ``persoma.data.labels.labels_from_stats`` ranks
+  the liked and disliked genres. Means are compared to 1e-3 stars and counts rounded, so the
+  soft counts of trained item heads rank as their exact counts do. Not differentiable."""
+  s = hist.shape[-1]
+  total = hist.sum(axis=-1)  # [B, G]
+  stars = jnp.arange(1, s + 1, dtype=hist.dtype)
+  mean = jnp.round((hist * stars).sum(axis=-1) / jnp.maximum(total, 1e-6) * 1000.0)
+  count = jnp.round(total)
+  ok = count >= min_count  # [B, G]
+  g = hist.shape[1]
+  idx = jnp.arange(g)
+  # [B, G (this genre), G (other genre)]: the other genre counts as ranked before this one.
+  same_mean = mean[:, None, :] == mean[:, :, None]
+  tie_first = (count[:, None, :] > count[:, :, None]) | (
+      (count[:, None, :] == count[:, :, None]) & (idx[None, :] < idx[:, None])[None])
+  others = ok[:, None, :] & ~jnp.eye(g, dtype=bool)[None]
+
+  def ahead(better: Array) -> Array:  # [B, G, G] -> [B, G, RANK_CAP + 1] one-hot
+    n = jnp.sum(others & (better | (same_mean & tie_first)), axis=-1)
+    return jax.nn.one_hot(jnp.minimum(n, RANK_CAP), RANK_CAP + 1) * ok[..., None]
+
+  above = ahead(mean[:, None, :] > mean[:, :, None])
+  below = ahead(mean[:, None, :] < mean[:, :, None])
+  return jnp.concatenate([ok[..., None].astype(hist.dtype), above.astype(hist.dtype),
+                          below.astype(hist.dtype)], axis=-1)
 
 
 def find_item_logits(intermediates: Mapping) -> tuple[Array, Array] | None:
