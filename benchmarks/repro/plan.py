@@ -121,6 +121,14 @@ RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked",
                      "persoma_genre_names_rationale", "persoma_genre_names_tuned",
                      "persoma_genre_names_tuned_len", "persoma_genre_names_tuned_rank")
 RATIONALE_TARGETS_LENGTH = {100: 160}
+# The tuned-rule label methods: their gin files hold the rule benchmarks/rule_probe.py fits at
+# N=50; at another N a run binds that N's fit (benchmarks/repro/rule_probe.json, recency, seed 0;
+# its "gin" entry), so the rule labels the windows it was fitted on.
+TUNED_METHODS = ("persoma_genre_names_tuned", "persoma_genre_names_tuned_len",
+                 "persoma_genre_names_tuned_rank")
+TUNED_RULE_BINDINGS: dict[int, dict[str, float | int]] = {
+    100: {"SHOWN_LIKE_THRESHOLD": 3.65, "SHOWN_DISLIKE_THRESHOLD": 2.7, "SHOWN_MAX_LIKED": 3,
+          "SHOWN_MAX_DISLIKED": 3, "SHOWN_MIN_GENRE_COUNT": 2}}
 # The after-run marginals decode beams, or samples for the rationale methods (reproduce.py
 # --num_decodes, --num_samples): persoma-eval's --decode_method -> its plural noun.
 DECODES_NOUN = {"beam": "beams", "sample": "samples"}
@@ -145,11 +153,13 @@ BEST_ADDED_BUDGETS: dict[int, tuple[int | None, ...]] = {
 # (session 34) the same adapter on the tuned rule's labels, the best at N=50 since session 33
 # (test F1 0.5443 at 3x the steps with the program's seed; its 6x run stopped early at the same
 # best checkpoint), whose validation F1 was level with the rule-label run's; and (session 35) that
-# run with the adapter's length features (test F1 0.5361 at 2,500 steps with the program's seed).
+# run with the adapter's length features (test F1 0.5361 at 2,500 steps with the program's seed);
+# and (session 36) with its rank features too (test F1 0.5721 at 2,500 steps).
 SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...] = (
     (BEST_ADDED, BEST_ADDED_LABELS, BEST_ADDED_BUDGETS),
     ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}),
-    ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}))
+    ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}),
+    ("persoma_genre_names_tuned_rank", "shown", {POOL_SHOWN_N: (None, 3)}))
 
 
 def inputs_length_for(max_tokens: int) -> int:
@@ -245,6 +255,10 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
       b["TRAIN_RESAMPLES"] = train_resamples
     if method in RATIONALE_METHODS and n in RATIONALE_TARGETS_LENGTH:
       b["TARGETS_LENGTH"] = RATIONALE_TARGETS_LENGTH[n]
+    if method in TUNED_METHODS and n != POOL_SHOWN_N:
+      if n not in TUNED_RULE_BINDINGS:
+        raise ValueError(f"{method} at N={n}: no tuned rule in plan.TUNED_RULE_BINDINGS")
+      b.update(TUNED_RULE_BINDINGS[n])
     skip = None
     if method == "textprompt":
       tokens = int(text_tokens(n, fmt))
@@ -346,6 +360,8 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   train("persoma_genre_names_rationale", "pool", 100, resample_labels="shown",
         steps_factor=POOL_LONG_FACTOR)
   train("persoma_mlp_rationale", "pool", 100, resample_labels="shown")
+  # session 36: the rank features at N=100 too, with the rule tuned there
+  train("persoma_genre_names_tuned_rank", "pool", 100, resample_labels="shown")
   train("persoma_mlp_rationale", "pool", 100, resample_labels="shown",
         steps_factor=POOL_LONG_FACTOR)
   # its validation F1 was best at its last step: twice as long again, from that run
