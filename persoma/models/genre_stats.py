@@ -146,11 +146,17 @@ def genre_name_embeddings(token_embedding: Array,
 def genre_features(hist: Array) -> Array:
   """``[B, G, S]`` soft star counts -> ``[B, G, S + 2]``: ``log1p`` counts, ``log1p`` total and
   mean star / S (0 for a genre with no movie)."""
-  s = hist.shape[-1]
-  total = hist.sum(axis=-1, keepdims=True)
-  stars = jnp.arange(1, s + 1, dtype=hist.dtype)
-  mean = (hist * stars).sum(axis=-1, keepdims=True) / jnp.maximum(total, 1e-6)
-  return jnp.concatenate([jnp.log1p(hist), jnp.log1p(total), mean / s], axis=-1)
+  total, mean = _total_and_mean(hist)
+  return jnp.concatenate([jnp.log1p(hist), jnp.log1p(total[..., None]),
+                          mean[..., None] / hist.shape[-1]], axis=-1)
+
+
+def _total_and_mean(hist: Array) -> tuple[Array, Array]:
+  """``[B, G, S]`` soft star counts -> per genre ``[B, G]`` movie count and mean star (1..S;
+  0 for a genre with no movie)."""
+  total = hist.sum(axis=-1)
+  stars = jnp.arange(1, hist.shape[-1] + 1, dtype=hist.dtype)
+  return total, (hist * stars).sum(axis=-1) / jnp.maximum(total, 1e-6)
 
 
 def length_features(mask: Array, num_genres: int) -> Array:
@@ -172,10 +178,8 @@ def rank_features(hist: Array, min_count: int) -> Array:
   RANK_CAP - 1`` or ``RANK_CAP`` for more, as ``persoma.data.labels.labels_from_stats`` ranks
   the liked and disliked genres. Means are compared to 1e-3 stars and counts rounded, so the
   soft counts of trained item heads rank as their exact counts do. Not differentiable."""
-  s = hist.shape[-1]
-  total = hist.sum(axis=-1)  # [B, G]
-  stars = jnp.arange(1, s + 1, dtype=hist.dtype)
-  mean = jnp.round((hist * stars).sum(axis=-1) / jnp.maximum(total, 1e-6) * 1000.0)
+  total, mean = _total_and_mean(hist)  # [B, G] each
+  mean = jnp.round(mean * 1000.0)
   count = jnp.round(total)
   ok = count >= min_count  # [B, G]
   g = hist.shape[1]
