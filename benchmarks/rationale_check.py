@@ -14,9 +14,21 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
     target's rationale (the rule on the shown items), all against the target labels; and how
     often the model's labels equal the rule on its own rationale (as sets, order aside), in
     all, per side, and for the liked side where the rule must rank (more than 3 written
-    genres over 3.5, so the labels are the top 3 of them).
+    genres over the like threshold, so the labels are the top max_liked of them).
 
-  python benchmarks/rationale_check.py FILE.jsonl [FILE2.jsonl ...] [--json OUT]
+"The rule" is the one the run trained with, read from the `config.gin` of the model dir above
+the file (`<model dir>/best/inferences_...jsonl`): its `PersomaDataConfig.shown_label_config`,
+which writes the rationale (e.g. the tuned rule of `gin/experiments/*tuned*.gin`), else its
+`label_config`, else the defaults (3 movies, like > 3.5, dislike < 3.0, 3 per side). A file with
+no `config.gin` above it, or `--rule default`, uses the defaults; the rule used is printed and
+written to --json as `rule`. The rule is applied to every user: a tuned-rule run's labels
+estimate the whole-history target, which for a user whose whole history is shown is the default
+rule on it (as `persoma.tuned_rule.predict` does); this file cannot tell those users apart, so
+for such runs `benchmarks/exact_history_probe.py` (`same_as_tuned_rule`, per group) is the
+closer measure of how far the labels follow the tuned rule.
+
+  python benchmarks/rationale_check.py FILE.jsonl [FILE2.jsonl ...] [--rule {run,default}]
+      [--json OUT]
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from persoma.data import formats, genres as genres_lib, labels as labels_lib
 from persoma.metrics import verbalizer, weighted
 from persoma.train import main_eval
 
-_CFG = labels_lib.LabelConfig()
+RULES = ("run", "default")
 
 
 def _canonical(rationale: dict[str, float]) -> dict[str, float]:
@@ -45,15 +57,44 @@ def _canonical(rationale: dict[str, float]) -> dict[str, float]:
   return out
 
 
-def _rule(rationale: dict[str, float]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def run_label_config(path: str, rule: str = "run") -> tuple[labels_lib.LabelConfig, str]:
+  """The label rule of the run that wrote `path` (see the module docstring) and where it was
+  read from. A config.gin that does not parse is a SystemExit naming it."""
+  if rule not in RULES:
+    raise ValueError(f"rule={rule!r}: use one of {RULES}")
+  model_dir = main_eval.model_dir_of(os.path.dirname(os.path.abspath(os.path.expanduser(path))))
+  if rule == "default" or not model_dir:
+    why = "--rule default" if rule == "default" else "no config.gin above the file"
+    return labels_lib.LabelConfig(), f"defaults ({why})"
+  import gin  # pylint: disable=g-import-not-at-top
+  from persoma.seqio_tasks import config as config_lib  # pylint: disable=g-import-not-at-top
+  from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
+  gin_file = os.path.join(model_dir, "config.gin")
+  gin.clear_config()
+  try:
+    gin_cli.parse([gin_file], [], "")
+    data = gin.get_configurable(config_lib.PersomaDataConfig)()
+  except Exception as e:  # gin's own errors name the binding, not always the file
+    raise SystemExit(f"error: {gin_file}: cannot read the run's label rule: {e}") from None
+  finally:
+    gin.clear_config()
+  if data.shown_label_config is not None:
+    return data.shown_label_config, f"{file_key(gin_file)}: shown_label_config"
+  if data.label_config is not None:
+    return data.label_config, f"{file_key(gin_file)}: label_config"
+  return labels_lib.LabelConfig(), f"defaults ({file_key(gin_file)} binds no label config)"
+
+
+def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig
+          ) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """The label rule on written means, every written genre qualifying (count = the minimum)."""
   counts = np.zeros(genres_lib.NUM_GENRES)
   sums = np.zeros(genres_lib.NUM_GENRES)
   for g, mean in rationale.items():
     i = genres_lib.GENRE_INDEX[g]
-    counts[i] = _CFG.min_genre_count
-    sums[i] = mean * _CFG.min_genre_count
-  lab = labels_lib.labels_from_stats(sums, counts, _CFG)
+    counts[i] = cfg.min_genre_count
+    sums[i] = mean * cfg.min_genre_count
+  lab = labels_lib.labels_from_stats(sums, counts, cfg)
   return lab.liked, lab.disliked
 
 
@@ -61,12 +102,13 @@ def _as_sets(pair) -> tuple[frozenset[str], frozenset[str]]:
   return frozenset(pair[0]), frozenset(pair[1])
 
 
-def _side(mean: float) -> int:
-  return int(mean > _CFG.like_threshold) - int(mean < _CFG.dislike_threshold)
+def _side(mean: float, cfg: labels_lib.LabelConfig) -> int:
+  return int(mean > cfg.like_threshold) - int(mean < cfg.dislike_threshold)
 
 
-def check(path: str) -> dict[str, float]:
-  """The figures above for one predictions JSONL file."""
+def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig()
+          ) -> dict[str, float]:
+  """The figures above for one predictions JSONL file, with `cfg` as the label rule."""
   try:
     _, targets, preds = main_eval.read_inferences(os.path.expanduser(path))
   except ValueError as e:
@@ -87,9 +129,9 @@ def check(path: str) -> dict[str, float]:
     t, p = verbalizer.parse(target), verbalizer.parse(pred)
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))
-    written_rule.append(_rule(p_rat))
-    must_rank.append(sum(m > _CFG.like_threshold for m in p_rat.values()) > _CFG.max_liked)
-    shown_rule.append(_rule(t_rat))
+    written_rule.append(_rule(p_rat, cfg))
+    must_rank.append(sum(m > cfg.like_threshold for m in p_rat.values()) > cfg.max_liked)
+    shown_rule.append(_rule(t_rat, cfg))
     common = set(t_rat) & set(p_rat)
     tp += len(common)
     n_written += len(p_rat)
@@ -97,7 +139,7 @@ def check(path: str) -> dict[str, float]:
     exact += set(t_rat) == set(p_rat)
     for g in common:
       errs.append(abs(t_rat[g] - p_rat[g]))
-      flips += _side(t_rat[g]) != _side(p_rat[g])
+      flips += _side(t_rat[g], cfg) != _side(p_rat[g], cfg)
   n = len(rows)
   liked_ok = np.array([set(m[0]) == set(w[0]) for m, w in zip(model_pairs, written_rule)])
   must_rank = np.array(must_rank, dtype=bool)
@@ -129,9 +171,17 @@ def file_key(path: str) -> str:
   return "~" + full[len(home):] if full.startswith(home + os.sep) else full
 
 
+def _describe(cfg: labels_lib.LabelConfig) -> str:
+  return (f"min {cfg.min_genre_count} movies, liked > {cfg.like_threshold:g} (at most "
+          f"{cfg.max_liked}), disliked < {cfg.dislike_threshold:g} (at most {cfg.max_disliked})")
+
+
 def main(argv: list[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("files", nargs="+", help="inferences_<split>_step<step>.jsonl files")
+  ap.add_argument("--rule", choices=RULES, default="run",
+                  help="the label rule: the run's (from the config.gin above each file; the "
+                  "default) or the default LabelConfig")
   ap.add_argument("--json", help="also write the figures here, keyed by file (its absolute "
                   "path, the home directory as ~; added to the file's other entries, which are "
                   "kept)")
@@ -142,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     raise SystemExit(f"error: --json {e}") from None
   out = {}
   for path in args.files:
+    cfg, source = run_label_config(path, args.rule)
     try:
-      figures = check(path)
+      figures = check(path, cfg)
     except OSError as e:
       raise SystemExit(f"error: {path}: {e.strerror or e}") from None
     key = file_key(path)
-    out[key] = figures
+    out[key] = {**figures, "rule": f"{_describe(cfg)} from {source}"}
     print(key)
+    print(f"  rule: {_describe(cfg)} ({source})")
     for k, v in figures.items():
       print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
   if args.json:

@@ -113,3 +113,56 @@ def test_json_keys_one_entry_per_file_with_home_as_tilde(tmp_path, monkeypatch):
   got = json.loads(out.read_text())
   assert sorted(got) == ["other", "~/runs/inferences_test_step5.jsonl"]
   assert got["~/runs/inferences_test_step5.jsonl"]["users"] == 1
+
+
+_TUNED_CONFIG = """\
+from __gin__ import dynamic_registration
+from persoma.data import labels
+from persoma.seqio_tasks import config as data_config
+
+data_config.PersomaDataConfig.target_rationale = True
+data_config.PersomaDataConfig.shown_label_config = @shown/labels.LabelConfig()
+shown/labels.LabelConfig.min_genre_count = 2
+shown/labels.LabelConfig.like_threshold = 3.65
+shown/labels.LabelConfig.dislike_threshold = 2.7
+shown/labels.LabelConfig.max_disliked = 2
+"""
+
+
+def test_the_rule_is_the_runs_own_from_its_config_gin(tmp_path, capsys):
+  """Under the run's tuned rule (like > 3.65, at most 2 disliked) the model follows its
+  rationale; under the default rule (like > 3.5, 3 disliked) the same file does not."""
+  best = tmp_path / "model" / "best"
+  best.mkdir(parents=True)
+  (tmp_path / "model" / "config.gin").write_text(_TUNED_CONFIG)
+  rat = {"Action": 3.6, "Drama": 4.5, "War": 2.0, "Horror": 2.2, "Crime": 2.6}
+  path = best / "inferences_test_step5.jsonl"
+  path.write_text(_line(rat, (("Drama",), ("War", "Horror")),
+                        rat, (("Drama",), ("War", "Horror"))) + "\n")
+  cfg, source = rationale_check.run_label_config(str(path))
+  assert (cfg.min_genre_count, cfg.like_threshold, cfg.max_disliked) == (2, 3.65, 2)
+  assert "config.gin: shown_label_config" in source
+  out = tmp_path / "o.json"
+  assert rationale_check.main([str(path), "--json", str(out)]) == 0
+  run = json.loads(out.read_text())[str(path)]
+  assert run["labels_follow_own_rationale"] == 1.0 and run["f1_rule_on_shown"] == 1.0
+  assert "liked > 3.65" in run["rule"] and "config.gin" in run["rule"]
+  assert "rule: min 2 movies, liked > 3.65" in capsys.readouterr().out
+  assert rationale_check.main([str(path), "--rule", "default", "--json", str(out)]) == 0
+  default = json.loads(out.read_text())[str(path)]
+  assert default["labels_follow_own_rationale"] == 0.0  # Action liked, Crime disliked too
+  assert default["rule"].startswith("min 3 movies, liked > 3.5") and "--rule default" in (
+      default["rule"])
+
+
+def test_a_run_config_that_does_not_parse_is_one_error_naming_it(tmp_path):
+  (tmp_path / "config.gin").write_text("data_config.PersomaDataConfig.nope = 1\n")
+  path = tmp_path / "inferences_test_step5.jsonl"
+  path.write_text(_line({"Drama": 4.5}, (("Drama",), ()), {"Drama": 4.5}, (("Drama",), ())))
+  with pytest.raises(SystemExit, match="bad gin configuration"):
+    rationale_check.main([str(path)])
+  (tmp_path / "config.gin").write_text("from __gin__ import dynamic_registration\n"
+                                       "from persoma.seqio_tasks import config as data_config\n"
+                                       "data_config.PersomaDataConfig.nope = 1\n")
+  with pytest.raises(SystemExit, match=r"config.gin"):
+    rationale_check.main([str(path)])

@@ -217,7 +217,8 @@ def read_inferences(path: str) -> tuple[list, list[str], list[str]]:
   return ids, targets, preds
 
 
-def _model_dir_of(path: str) -> str:
+def model_dir_of(path: str) -> str:
+  """The nearest of `path` and its two parents that holds a `config.gin` (absolute), or ""."""
   path = fileio.absolute(path.rstrip("/"))
   for _ in range(3):
     if fileio.exists(os.path.join(path, "config.gin")):
@@ -262,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   import gin  # pylint: disable=g-import-not-at-top
   files = list(a.gin_file)
   if not files:
-    md = _model_dir_of(a.checkpoint)
+    md = model_dir_of(a.checkpoint)
     if not md:
       raise SystemExit(f"error: no --gin_file and no config.gin found above {a.checkpoint}")
     files = [os.path.join(md, "config.gin")]
