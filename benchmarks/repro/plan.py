@@ -154,12 +154,13 @@ BEST_ADDED_BUDGETS: dict[int, tuple[int | None, ...]] = {
 # (test F1 0.5443 at 3x the steps with the program's seed; its 6x run stopped early at the same
 # best checkpoint), whose validation F1 was level with the rule-label run's; and (session 35) that
 # run with the adapter's length features (test F1 0.5361 at 2,500 steps with the program's seed);
-# and (session 36) with its rank features too (test F1 0.5721 at 2,500 steps).
+# and (session 36) with its rank features too (test F1 0.5721 at 2,500 steps), also at N=100
+# (session 37), where its 3x run (0.7431) is the only learned run over the rule (0.7387).
 SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...] = (
     (BEST_ADDED, BEST_ADDED_LABELS, BEST_ADDED_BUDGETS),
     ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}),
     ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}),
-    ("persoma_genre_names_tuned_rank", "shown", {POOL_SHOWN_N: (None, 3)}))
+    ("persoma_genre_names_tuned_rank", "shown", {POOL_SHOWN_N: (None, 3), 100: (None, 3)}))
 
 
 def inputs_length_for(max_tokens: int) -> int:
