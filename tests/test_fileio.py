@@ -135,9 +135,9 @@ def test_model_dir_config_check_under_a_url(ram_dir):
 def test_eval_finds_the_model_dir_above_a_url_step_dir(ram_dir):
   atomic_io.write_text(f"{ram_dir}/run/config.gin", "A = 1\n")
   _fake_step(ram_dir, "run", "best", "500")
-  assert main_eval._model_dir_of(f"{ram_dir}/run/best/500") == f"{ram_dir}/run"
-  assert main_eval._model_dir_of(f"{ram_dir}/run") == f"{ram_dir}/run"
-  assert main_eval._model_dir_of(f"{ram_dir}/other") == ""
+  assert main_eval.model_dir_of(f"{ram_dir}/run/best/500") == f"{ram_dir}/run"
+  assert main_eval.model_dir_of(f"{ram_dir}/run") == f"{ram_dir}/run"
+  assert main_eval.model_dir_of(f"{ram_dir}/other") == ""
 
 
 def test_gin_reads_a_config_file_from_a_url(ram_dir):
