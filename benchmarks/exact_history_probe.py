@@ -75,14 +75,13 @@ def probe_run(data, model: Path, split: str) -> dict:
   try:
     n, sampler = int(macros["HISTORY_SIZE"]), macros["SAMPLER"].strip("'\"")
     seed = int(macros.get("DATA_SEED", "0"))
-    tuned = tuned_rule.TunedRule.from_label_config(LabelConfig(
-        like_threshold=float(macros["SHOWN_LIKE_THRESHOLD"]),
-        dislike_threshold=float(macros["SHOWN_DISLIKE_THRESHOLD"]),
-        max_liked=int(macros["SHOWN_MAX_LIKED"]), max_disliked=int(macros["SHOWN_MAX_DISLIKED"]),
-        min_genre_count=int(macros["SHOWN_MIN_GENRE_COUNT"])))
   except KeyError as e:
-    raise SystemExit(f"error: {model}/config.gin has no {e.args[0]} binding (not a tuned-rule "
-                     "label run?)") from None
+    raise SystemExit(f"error: {model}/config.gin has no {e.args[0]} binding") from None
+  shown, source = rationale_check.run_label_config(str(model / "config.gin"))
+  if not source.endswith(": shown_label_config"):
+    raise SystemExit(f"error: {model}/config.gin binds no PersomaDataConfig.shown_label_config "
+                     "(not a tuned-rule label run?)")
+  tuned = tuned_rule.TunedRule.from_label_config(shown)
   path = seed_ensemble.member_inferences(model, split)
   try:
     ids, targets, predictions = main_eval.read_inferences(str(path))

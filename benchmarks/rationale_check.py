@@ -73,14 +73,18 @@ def run_label_config(path: str, rule: str = "run") -> tuple[labels_lib.LabelConf
   gin.clear_config()
   try:
     gin_cli.parse([gin_file], [], "")
-    data = gin.get_configurable(config_lib.PersomaDataConfig)()
+    try:
+      configurable = gin.get_configurable(config_lib.PersomaDataConfig)
+    except ValueError:  # the file never imports the data config, so binds none of it
+      configurable = None
+    data = configurable() if configurable is not None else None
   except Exception as e:  # gin's own errors name the binding, not always the file
     raise SystemExit(f"error: {gin_file}: cannot read the run's label rule: {e}") from None
   finally:
     gin.clear_config()
-  if data.shown_label_config is not None:
+  if data is not None and data.shown_label_config is not None:
     return data.shown_label_config, f"{file_key(gin_file)}: shown_label_config"
-  if data.label_config is not None:
+  if data is not None and data.label_config is not None:
     return data.label_config, f"{file_key(gin_file)}: label_config"
   return labels_lib.LabelConfig(), f"defaults ({file_key(gin_file)} binds no label config)"
 

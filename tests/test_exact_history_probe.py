@@ -51,11 +51,27 @@ def test_run_macros_reads_config_gin_and_names_a_missing_file(tmp_path):
     probe.run_macros(tmp_path / "nope")
 
 
+_TUNED_RUN_CONFIG = """\
+from __gin__ import dynamic_registration
+from persoma.data import labels
+from persoma.seqio_tasks import config as data_config
+
+HISTORY_SIZE = 50
+SAMPLER = 'recency'
+data_config.PersomaDataConfig.target_rationale = True
+data_config.PersomaDataConfig.shown_label_config = @shown/labels.LabelConfig()
+shown/labels.LabelConfig.like_threshold = 3.65
+"""
+
+
+def test_a_run_without_a_shown_label_rule_is_an_error_naming_its_config(tmp_path):
+  (tmp_path / "config.gin").write_text("HISTORY_SIZE = 50\nSAMPLER = 'recency'\n")
+  with pytest.raises(SystemExit, match=r"config.gin binds no PersomaDataConfig.shown_label_config"):
+    probe.probe_run(None, tmp_path, "test")
+
+
 def test_a_malformed_inference_file_is_an_error_naming_its_line(tmp_path, monkeypatch):
-  (tmp_path / "config.gin").write_text(
-      "HISTORY_SIZE = 50\nSAMPLER = 'recency'\nSHOWN_LIKE_THRESHOLD = 3.65\n"
-      "SHOWN_DISLIKE_THRESHOLD = 3.0\nSHOWN_MAX_LIKED = 3\nSHOWN_MAX_DISLIKED = 3\n"
-      "SHOWN_MIN_GENRE_COUNT = 3\n")
+  (tmp_path / "config.gin").write_text(_TUNED_RUN_CONFIG)
   bad = tmp_path / "inferences_test_step5.jsonl"
   bad.write_text('{"user_id": 1, "target": "x", "prediction": "y"}\n{"user_id": 2\n')
   monkeypatch.setattr(probe.seed_ensemble, "member_inferences", lambda model, split: bad)
