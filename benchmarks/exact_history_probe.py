@@ -8,7 +8,7 @@ on the whole history) is the label rule on the shown items, which the tuned rule
 (`persoma.tuned_rule.predict`) then applies exactly; for the other users every method only
 estimates it. Per run and split (validation, test) this prints the weighted F1 of the run's
 greedy answers (`persoma-eval --predictions`, decoded first when missing, as
-`benchmarks/seed_ensemble.py` does), of the tuned rule (the run's SHOWN_* bindings) and of the
+`benchmarks/seed_ensemble.py` does), of the tuned rule (the run's shown_label_config) and of the
 label rule, on all users, on those whose whole history is shown and on the rest; how often the
 run's labels equal the tuned rule's; and, for rationale targets, how often the run's
 `Shown: ...` rationale names the same genres as the shown items' and the mean error of its
