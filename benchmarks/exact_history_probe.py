@@ -77,11 +77,11 @@ def probe_run(data, model: Path, split: str) -> dict:
     seed = int(macros.get("DATA_SEED", "0"))
   except KeyError as e:
     raise SystemExit(f"error: {model}/config.gin has no {e.args[0]} binding") from None
-  shown, source = rationale_check.run_label_config(str(model / "config.gin"))
-  if not source.endswith(": shown_label_config"):
+  data_config = rationale_check.run_data_config(str(model / "config.gin"))
+  if data_config is None or data_config.shown_label_config is None:
     raise SystemExit(f"error: {model}/config.gin binds no PersomaDataConfig.shown_label_config "
                      "(not a tuned-rule label run?)")
-  tuned = tuned_rule.TunedRule.from_label_config(shown)
+  tuned = tuned_rule.TunedRule.from_label_config(data_config.shown_label_config)
   path = seed_ensemble.member_inferences(model, split)
   try:
     ids, targets, predictions = main_eval.read_inferences(str(path))

@@ -57,6 +57,26 @@ def _canonical(rationale: dict[str, float]) -> dict[str, float]:
   return out
 
 
+def run_data_config(gin_file: str):
+  """The `PersomaDataConfig` a run's `config.gin` binds (None if it never imports it). A file
+  that does not parse is a SystemExit naming it."""
+  import gin  # pylint: disable=g-import-not-at-top
+  from persoma.seqio_tasks import config as config_lib  # pylint: disable=g-import-not-at-top
+  from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  try:
+    gin_cli.parse([gin_file], [], "")
+    try:
+      configurable = gin.get_configurable(config_lib.PersomaDataConfig)
+    except ValueError:  # the file never imports the data config, so binds none of it
+      return None
+    return configurable()
+  except Exception as e:  # gin's own errors name the binding, not always the file
+    raise SystemExit(f"error: {gin_file}: cannot read the run's label rule: {e}") from None
+  finally:
+    gin.clear_config()
+
+
 def run_label_config(path: str, rule: str = "run") -> tuple[labels_lib.LabelConfig, str]:
   """The label rule of the run that wrote `path` (see the module docstring) and where it was
   read from. A config.gin that does not parse is a SystemExit naming it."""
@@ -66,22 +86,8 @@ def run_label_config(path: str, rule: str = "run") -> tuple[labels_lib.LabelConf
   if rule == "default" or not model_dir:
     why = "--rule default" if rule == "default" else "no config.gin above the file"
     return labels_lib.LabelConfig(), f"defaults ({why})"
-  import gin  # pylint: disable=g-import-not-at-top
-  from persoma.seqio_tasks import config as config_lib  # pylint: disable=g-import-not-at-top
-  from persoma.train import gin_cli  # pylint: disable=g-import-not-at-top
   gin_file = os.path.join(model_dir, "config.gin")
-  gin.clear_config()
-  try:
-    gin_cli.parse([gin_file], [], "")
-    try:
-      configurable = gin.get_configurable(config_lib.PersomaDataConfig)
-    except ValueError:  # the file never imports the data config, so binds none of it
-      configurable = None
-    data = configurable() if configurable is not None else None
-  except Exception as e:  # gin's own errors name the binding, not always the file
-    raise SystemExit(f"error: {gin_file}: cannot read the run's label rule: {e}") from None
-  finally:
-    gin.clear_config()
+  data = run_data_config(gin_file)
   if data is not None and data.shown_label_config is not None:
     return data.shown_label_config, f"{file_key(gin_file)}: shown_label_config"
   if data is not None and data.label_config is not None:
