@@ -169,22 +169,52 @@ def _side_score(truth: np.ndarray, pred: np.ndarray) -> float:
   return float(support @ f1)
 
 
+def _best_side(stats, side: str, points: Sequence[SideRule], start: SideRule | None,
+               exact_rule: TunedRule) -> tuple[SideRule | None, float]:
+  """Of ``start`` (which wins ties; None: no start) and ``points``, the rule scoring best on
+  one side of ``stats``, and its score (-inf where there is neither)."""
+  g = genres_lib.NUM_GENRES
+  j = SIDES.index(side)
+  truth = stats["truth"][:, j * g:(j + 1) * g]
+  exact = side_predictions(stats, side, exact_rule.side(side))
+  candidates = ([start] if start is not None else []) + list(points)
+  rankings = {k: _ranking(stats, side, k) for k in {p.shrink for p in candidates}}
+  top, top_score = None, -np.inf
+  for point in candidates:  # the rankings are shared by the grid points
+    score = _side_score(truth, _side_pred(stats, side, point, exact, rankings[point.shrink]))
+    if score > top_score + 1e-9:
+      top, top_score = point, score
+  return top, top_score
+
+
 def fit(stats: dict[str, np.ndarray], exact_rule: TunedRule, grid: Grid = Grid()) -> TunedRule:
   """Per side, the grid point scoring best on ``stats`` (``exact_rule`` wins ties)."""
-  g = genres_lib.NUM_GENRES
-  best = {}
-  for j, side in enumerate(SIDES):
-    truth = stats["truth"][:, j * g:(j + 1) * g]
-    top = exact_rule.side(side)
-    exact = side_predictions(stats, side, top)
-    top_score = _side_score(truth, exact)
-    rankings = {k: _ranking(stats, side, k) for k in grid.shrinks}  # shared by the grid points
-    for point in grid.points(side):
-      score = _side_score(truth, _side_pred(stats, side, point, exact, rankings[point.shrink]))
-      if score > top_score + 1e-9:
-        top, top_score = point, score
-    best[side] = top
-  return TunedRule(**best)
+  return TunedRule(**{side: _best_side(stats, side, grid.points(side), exact_rule.side(side),
+                                       exact_rule)[0] for side in SIDES})
+
+
+def fit_label_config(stats: dict[str, np.ndarray], exact_rule: TunedRule,
+                     grid: Grid = Grid()) -> TunedRule:
+  """The best rule a ``LabelConfig`` can hold (no shrinkage, one minimum genre count for both
+  sides, a disliked threshold not above the liked one): train labels for a model where
+  :func:`fit`'s rule needs more than that. The sides are fitted apart for each minimum count;
+  the count whose sides score best in sum wins (``exact_rule`` wins ties)."""
+  best, best_score = exact_rule, -np.inf
+  own_count = exact_rule.liked.min_count
+  for count in [own_count] + sorted(set(grid.min_counts) - {own_count}):
+    sides, total = {}, 0.0
+    for side in SIDES:
+      own = exact_rule.side(side)
+      start = own if own.shrink == 0 and own.min_count == count else None
+      points = [p for p in grid.points(side) if p.shrink == 0 and p.min_count == count]
+      sides[side], score = _best_side(stats, side, points, start, exact_rule)
+      total += score
+    if any(r is None for r in sides.values()) or (
+        sides["disliked"].threshold > sides["liked"].threshold):
+      continue
+    if total > best_score + 1e-9:
+      best, best_score = TunedRule(**sides), total
+  return best
 
 
 def fit_on_train(data: MovieLensData, *, history_size: int, sampler: str, seed: int = 0,

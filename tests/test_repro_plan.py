@@ -25,7 +25,7 @@ def test_plan_ids_unique_and_groups_merged(plan):
   # genre-name anchors, which also get window labels at N=50), beside the same MLP runs; the
   # MLP with item heads (with and without rationale targets) like the pool adapter; the
   # genre-name anchors with rationale targets and shown labels at N=50 and 100; the MLP with
-  # rationale targets also with shown labels at N=100; the rank features at N=100
+  # rationale targets also with shown labels at N=100; the rank features at N=5, 10, 100
   pool = [r for r in plan if "pool" in r.groups]
   methods = ("persoma_pool", "persoma_pool_ratio", "persoma_genre_stats", "persoma_genre_names",
              "persoma_mlp_items", "persoma_mlp_rationale", "persoma_mlp")
@@ -36,7 +36,8 @@ def test_plan_ids_unique_and_groups_merged(plan):
       ("persoma_genre_names", n, "shown") for n in (5, 10, 50, 100)} | {
       ("persoma_genre_names", 50, "window")} | {
       ("persoma_genre_names_rationale", n, "shown") for n in (50, 100)} | {
-      ("persoma_mlp_rationale", 100, "shown"), ("persoma_genre_names_tuned_rank", 100, "shown")}
+      ("persoma_mlp_rationale", 100, "shown")} | {
+      ("persoma_genre_names_tuned_rank", n, "shown") for n in (5, 10, 100)}
   base_steps = int(plan_lib.gin_default("TRAIN_STEPS"))
   for method in ("persoma_genre_names_rationale", "persoma_mlp_rationale"):
     by_n = {(r.history_size, r.train_steps): r for r in pool
@@ -285,9 +286,10 @@ def test_tuned_label_runs_bind_the_rule_fitted_at_their_n(plan):
   runs = {r.run_id: r for r in plan}
   at_50 = dict(runs["persoma_genre_names_tuned_rank-h50-recency-uem-full-relabel_shown"].bindings)
   assert not any(k.startswith("SHOWN_") for k in at_50)  # the gin file's N=50 fit
-  at_100 = dict(runs["persoma_genre_names_tuned_rank-h100-recency-uem-full-relabel_shown"]
-                .bindings)
   probe = json.loads((REPO / "benchmarks" / "repro" / "rule_probe.json").read_text())
-  fit = probe["sizes"]["100"]["gin"]
-  assert {k: v for k, v in at_100.items() if k.startswith("SHOWN_")} == fit
-  assert at_100["TARGETS_LENGTH"] == plan_lib.RATIONALE_TARGETS_LENGTH[100]
+  for n in (5, 10, 100):
+    at_n = dict(runs[f"persoma_genre_names_tuned_rank-h{n}-recency-uem-full-relabel_shown"]
+                .bindings)
+    assert {k: v for k, v in at_n.items() if k.startswith("SHOWN_")} == probe["sizes"][str(n)][
+        "gin"], n
+  assert at_n["TARGETS_LENGTH"] == plan_lib.RATIONALE_TARGETS_LENGTH[100]

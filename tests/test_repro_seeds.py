@@ -150,13 +150,13 @@ def test_plot_draws_the_seed_range_where_seeds_finished(tmp_path):
 def _added_row(run_id: str, seed: int, f1: float, marginals: float | None, n: int = 50,
                method: str = plan_lib.BEST_ADDED) -> dict:
   """A result of `method` (a seeded addition) at N=n (for the program's seed group 7 at N=50,
-  group 8 at N=100; group 9 otherwise)."""
+  group 8 at other N; group 9 otherwise)."""
   return {"run_id": run_id + (f"-seed{seed}" if seed else ""), "kind": "train",
           "method": method, "label": plan_lib.METHOD_LABELS[method],
           "history_size": n, "sampler": "recency", "fmt": "uem", "mode": "full",
           "resample_labels": plan_lib.BEST_ADDED_LABELS, "f1": f1, "precision": f1,
           "recall": f1, "users": 300,
-          "groups": ["seeds"] if seed else [{50: "steps", 100: "pool"}[n]],
+          "groups": ["seeds"] if seed else ["steps" if n == 50 else "pool"],
           "bindings": {"SEED": str(seed), "DATA_SEED": str(seed)} if seed else {},
           **({"marginals": {"f1": marginals, "precision": marginals, "recall": marginals,
                             "threshold": 0.3, "num_decodes": 64, "decode_method": "sample"}}
@@ -187,18 +187,21 @@ def test_best_addition_is_picked_on_the_program_seed_and_reported_with_its_seed_
           f"over 3 seeds | {m_mean:.4f} ± {m_sd:.4f} over 2 seeds |") in section
 
 
-def test_best_addition_at_n50_and_n100_is_set_against_the_rule_with_its_seed_mean():
+def test_best_addition_at_every_n_is_set_against_the_rule_with_its_seed_mean():
   rules = {r["history_size"]: r["f1"] for r in fake_results()
            if r["method"] == "rule" and "history" in r["groups"]}
-  r50, r100 = "persoma_genre_names_rationale-h50-x3", "persoma_genre_names_rationale-h100-x3"
-  rows = [_added_row(r50, 0, 0.52, None), _added_row(r100, 0, 0.69, 0.70, n=100),
-          _added_row(r100, 1, 0.71, 0.72, n=100), _added_row(r100, 2, 0.68, None, n=100)]
+  r10, r50 = "persoma_genre_names_rationale-h10", "persoma_genre_names_rationale-h50-x3"
+  r100 = "persoma_genre_names_rationale-h100-x3"
+  rows = [_added_row(r10, 0, 0.31, None, n=10), _added_row(r50, 0, 0.52, None),
+          _added_row(r100, 0, 0.69, 0.70, n=100), _added_row(r100, 1, 0.71, 0.72, n=100),
+          _added_row(r100, 2, 0.68, None, n=100)]
   line = next(t for t in targets.check_targets(fake_results() + rows)
               if t.startswith("- PERSOMA-MLP beats the rule baseline"))
   mean, sd = seeds.mean_sd([0.69, 0.71, 0.68])
-  assert (f"best persoma-addition adapter (groups 7-8), N=50: 0.5200 vs {rules[50]:.4f}, `{r50}`; "
-          f"N=100: 0.6900 ({mean:.4f} ± {sd:.4f} over 3 seeds) vs {rules[100]:.4f}, `{r100}`"
-          ) in line
+  assert (f"best persoma-addition adapter (groups 7-8), N=10: 0.3100 vs {rules[10]:.4f}, "
+          f"`{r10}`; N=50: 0.5200 vs {rules[50]:.4f}, `{r50}`; N=100: 0.6900 ({mean:.4f} ± "
+          f"{sd:.4f} over 3 seeds) vs {rules[100]:.4f}, `{r100}`") in line
+  assert line.split("groups 7-8), ")[1].startswith("N=10: ")  # no addition ran at N=5
   assert "0.7100" not in line  # a seed run is never the best one
   section = seeds.added_seeds_table(fake_results() + rows)
   assert "the best persoma addition at N=100 with the program's seed" in section[0]

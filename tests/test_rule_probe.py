@@ -42,6 +42,12 @@ def test_probe_runs_on_synthetic_data_and_scores_the_rule_as_the_baseline(clean_
   assert row["tuned_test"]["f1"] == pytest.approx(tuned["f1"], abs=1e-4)
   assert row["fitted"] == tuned["fitted"]
   assert any(line.startswith("N=10 recency: test F1 rule") for line in out)
+  # the gin bindings hold a rule a LabelConfig can: the fit's, or the best such rule beside it
+  fit = row.get("label_config_fit", row)["fitted"]
+  assert fit["liked"]["shrink"] == fit["disliked"]["shrink"] == 0
+  assert row["gin"]["SHOWN_MIN_GENRE_COUNT"] == fit["liked"]["min_count"] == fit["disliked"][
+      "min_count"]
+  assert row["gin"]["SHOWN_LIKE_THRESHOLD"] == fit["liked"]["threshold"]
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):

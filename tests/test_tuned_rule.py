@@ -93,6 +93,30 @@ def test_fit_keeps_the_rule_when_the_truth_is_the_rule_and_users_with_whole_hist
                                 tuned_rule.predict(st, rule, rule))
 
 
+def test_fit_label_config_gives_the_best_rule_a_label_config_holds():
+  st = _stats(2, users=200)
+  rule = TunedRule.from_label_config(LabelConfig())
+  def score(params):
+    return weighted.weighted_prf(st["truth"], tuned_rule.predict(st, params, rule))["f1"]
+  st["truth"] = tuned_rule.predict(st, rule, rule)
+  assert tuned_rule.fit_label_config(st, rule) == rule  # the rule is its own best fit
+  # a truth made with shrinkage and a different minimum count per side: fit() reproduces it,
+  # fit_label_config() finds the best rule without those, which still beats the label rule
+  made = TunedRule(SideRule(3.2, 4, 1, 2.0), SideRule(2.9, 3, 2, 1.0))
+  st["truth"] = tuned_rule.predict(st, made, made)
+  full = tuned_rule.fit(st, rule)
+  assert score(full) == pytest.approx(1.0)
+  plain = tuned_rule.fit_label_config(st, rule)
+  assert plain.to_label_config() is not None  # expressible: no ValueError
+  assert score(rule) < score(plain) < score(full)
+  small = tuned_rule.Grid(liked_thresholds=(3.2,), disliked_thresholds=(2.9,), max_counts=(3, 4),
+                          min_counts=(1, 2), shrinks=(0.0,))
+  shared = [TunedRule(SideRule(3.2, k, c), SideRule(2.9, m, c)) for k in (3, 4) for m in (3, 4)
+            for c in (1, 2)] + [rule]
+  assert score(tuned_rule.fit_label_config(st, rule, small)) == pytest.approx(
+      max(score(r) for r in shared))
+
+
 def test_rule_tuned_baseline_fits_on_train_users_and_scores_like_the_rest(tiny_data):
   res = baselines.evaluate_baseline("rule_tuned", tiny_data, split="test", history_size=8)
   rule = baselines.evaluate_baseline("rule", tiny_data, split="test", history_size=8)

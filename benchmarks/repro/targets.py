@@ -60,8 +60,7 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   if pairs:
     ok = all(a > b for _, a, b in pairs)
     vs_rule = []
-    for n in sorted({n for _, _, budgets in plan_lib.SEEDED_ADDITIONS for n in budgets}):
-      # the sizes where group 9 gives the best additions' seed spread
+    for n in plan_lib.HISTORY_SIZES:  # with group 9's seed spread where it has one
       top = best_added(results, n)
       if top is not None and ("rule", n) in f1:
         mean = seeds.spread_text(spread.get(top["run_id"], {}))
