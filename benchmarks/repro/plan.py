@@ -376,6 +376,9 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
   # addition runs at every N
   for n in (10, 5):
     train("persoma_genre_names_tuned_rank", "pool", n, resample_labels="shown")
+  # ... and 3x the steps at N=10, whose validation F1 still rose at the last step
+  train("persoma_genre_names_tuned_rank", "pool", 10, resample_labels="shown",
+        steps_factor=POOL_LONG_FACTOR)
   train("persoma_mlp_rationale", "pool", 100, resample_labels="shown",
         steps_factor=POOL_LONG_FACTOR)
   # its validation F1 was best at its last step: twice as long again, from that run
