@@ -352,8 +352,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         f"{plan_lib.POOL_LONG_FACTOR}x the steps, from the shorter run's last checkpoint); "
         "PERSOMA-MLP with item heads and rationale targets runs with `shown` labels at N=50 "
         f"and 100, there also for {plan_lib.POOL_LONG_FACTOR}x and "
-        f"{2 * plan_lib.POOL_LONG_FACTOR}x the steps. PERSOMA-MLP rows of the same "
-        "configuration are repeated for comparison.", ""]
+        f"{2 * plan_lib.POOL_LONG_FACTOR}x the steps. Group 7's PERSOMA-GenreStats with "
+        "length and rank features runs at N=5, 10 and 100 on `shown` labels from the rule "
+        "tuned at that N (`plan.TUNED_RULE_BINDINGS`; at N=5 the best rule a `LabelConfig` "
+        f"can hold), at N=10 and 100 also for {plan_lib.POOL_LONG_FACTOR}x the steps. "
+        "PERSOMA-MLP rows of the same configuration are repeated for comparison.", ""]
   pairs = sorted(by_group["pool"], key=lambda r: (  # each pool row below its MLP twin
       r["history_size"], _index(plan_lib.RESAMPLE_LABELS, r.get("resample_labels") or "history"),
       plan_lib.method_order(r["method"])))
