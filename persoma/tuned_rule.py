@@ -178,9 +178,10 @@ def _best_side(stats, side: str, points: Sequence[SideRule], start: SideRule | N
   truth = stats["truth"][:, j * g:(j + 1) * g]
   exact = side_predictions(stats, side, exact_rule.side(side))
   candidates = ([start] if start is not None else []) + list(points)
+  # one ranking per shrinkage, shared by the points
   rankings = {k: _ranking(stats, side, k) for k in {p.shrink for p in candidates}}
   top, top_score = None, -np.inf
-  for point in candidates:  # the rankings are shared by the grid points
+  for point in candidates:
     score = _side_score(truth, _side_pred(stats, side, point, exact, rankings[point.shrink]))
     if score > top_score + 1e-9:
       top, top_score = point, score
@@ -198,7 +199,9 @@ def fit_label_config(stats: dict[str, np.ndarray], exact_rule: TunedRule,
   """The best rule a ``LabelConfig`` can hold (no shrinkage, one minimum genre count for both
   sides, a disliked threshold not above the liked one): train labels for a model where
   :func:`fit`'s rule needs more than that. The sides are fitted apart for each minimum count;
-  the count whose sides score best in sum wins (``exact_rule`` wins ties)."""
+  the count whose sides score best in sum wins (``exact_rule`` wins ties). A count whose best
+  sides cross (disliked threshold above the liked one) is passed over, not searched for the
+  best pair that does not cross."""
   best, best_score = exact_rule, -np.inf
   own_count = exact_rule.liked.min_count
   for count in [own_count] + sorted(set(grid.min_counts) - {own_count}):
