@@ -20,7 +20,8 @@ Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a s
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
 skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a runner save first,
 so a long run can span several sessions; SIGTERM to this driver acts as Ctrl-C: it passes the
-signal on, waits for the save and records the attempt's wall time); a longer-trained copy of a
+signal on, waits for the save and records the attempt's wall time; a marginal decoding in
+progress is stopped, to run again in full next time); a longer-trained copy of a
 finished run (group 7) starts from that run's last checkpoint; results of an older configuration
 are moved to an archive folder, never deleted. Invocations on one work dir may run side by side
 (say, one per `--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see

@@ -5,8 +5,10 @@ runners (no training)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -188,6 +190,39 @@ def test_run_marginals_records_reuses_and_never_breaks_a_finished_run(tmp_path, 
   assert execute.run_marginals(run, store, 4, 4, decode_method="sample")["wall_secs"] is None
   with pytest.raises(ValueError, match="decode_method"):
     execute.run_marginals(run, store, 4, 4, decode_method="greedy")
+
+
+def test_an_interrupted_driver_stops_its_marginal_decoding(tmp_path, monkeypatch, plan):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  store = state_lib.Store(tmp_path)
+  run = next(r for r in plan if r.run_id == "persoma_mlp-h5-recency-uem-full")
+  (store.model_dir(run.run_id) / "best").mkdir(parents=True)
+  pid_file = tmp_path / "pid"
+  script = tmp_path / "slow_eval.py"
+  script.write_text("import os, sys, time\n"
+                    f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                    "print('beam x4 validation: 1/10 examples', flush=True)\n"
+                    "time.sleep(120)\n")
+  monkeypatch.setattr(execute, "marginals_command",
+                      lambda model_dir, k, method: [sys.executable, str(script)])
+  def pump_then_interrupt(proc, *args, **kwargs):  # SIGTERM reaches the driver mid-decoding
+    while not pid_file.exists():
+      time.sleep(0.05)
+    raise KeyboardInterrupt("signal 15")
+
+  monkeypatch.setattr(execute, "_pump", pump_then_interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    execute.run_marginals(run, store, 4, 4, echo=lambda _: None)
+  pid = int(pid_file.read_text())
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    left_running = False  # terminated and reaped
+  else:
+    left_running = True
+    os.kill(pid, signal.SIGKILL)
+  assert not left_running
+  assert "marginal decoding stopped (driver interrupted)" in store.log_path(run.run_id).read_text()
 
 
 def test_marginals_command_asks_persoma_eval_for_the_decoding(tmp_path):

@@ -181,7 +181,14 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
     with subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env,
                           preexec_fn=preexec) as proc:
-      _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
+      try:
+        _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
+      except BaseException:  # Ctrl-C or SIGTERM to the driver: a decoding has nothing to save,
+        proc.terminate()     # and left running it would slow whatever the machine does next
+        proc.wait()
+        log.write(f"===== marginal decoding stopped (driver interrupted) at "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        raise
     rc = proc.returncode
   out = _last_json(lines[-20:])
   if rc != 0 or out is None or "threshold" not in out or f"{decode_method}_top1" not in out:
