@@ -171,6 +171,15 @@ def test_render_and_plot(tmp_path):
   # group-8 adapters dotted, with the program's labels only (the shown-label pool row is not
   # a point of its line)
   assert series["PERSOMA-Pool (persoma)"] == (":", [(10, 0.6)])
+  # the best addition's line: its own (shown) labels, program budget and seed only
+  method, labels = plot.BEST_ADDITION_LINE
+  rank = dict(pool, run_id="rank-50", method=method, resample_labels=labels, groups=["steps"],
+              f1=0.57, train_steps=None)
+  rank_rows = [rank, dict(rank, run_id="rank-10", history_size=10, groups=["pool"], f1=0.31),
+               dict(rank, run_id="rank-50-x3", train_steps=7500, f1=0.58),
+               dict(rank, run_id="rank-50-seed1", groups=["seeds"], f1=0.55)]
+  series = {label: (style, pts) for label, style, pts in plot.plot_series(res + rank_rows)}
+  assert series[plan_lib.METHOD_LABELS[method]] == (":", [(10, 0.31), (50, 0.57)])
   out = tmp_path / "p.png"
   assert plot.plot(res, str(out))
   assert out.stat().st_size > 1000

@@ -9,15 +9,22 @@ from repro import seeds
 from repro.report import PAPER_F1
 
 PLOT_NAME = "results_f1_vs_history.png"
+# The best persoma addition, which runs at every N on its own labels (the rule tuned at that N):
+# plotted too, dotted, at the program's step budget and seed.
+BEST_ADDITION_LINE = ("persoma_genre_names_tuned_rank", "shown")
 
 
 def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, list]]:
   """`(label, line style, [(N, F1), ...])` per plotted method: group 1 (baselines dashed), then
-  the group-8 adapters (dotted; runs with the program's labels)."""
+  the group-8 adapters (dotted; runs with the program's labels) and `BEST_ADDITION_LINE`."""
   rows = [r for r in results if "history" in r["groups"] and r["kind"] != "cost"]
   added = [r for r in results if "pool" in r["groups"] and r["kind"] == "train"
            and r["method"] in plan_lib.POOL_METHODS
            and (r.get("resample_labels") or "history") == "history"]
+  method, labels = BEST_ADDITION_LINE
+  added += [r for r in results if r["kind"] == "train" and r["method"] == method
+            and r.get("resample_labels") == labels and not r.get("train_steps")
+            and "seeds" not in r["groups"] and r.get("sampler", "recency") == "recency"]
   out = []
   for subset, style_of in ((rows, lambda m: "--" if m in plan_lib.BASELINES else "-"),
                            (added, lambda m: ":")):
@@ -47,7 +54,7 @@ def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bo
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(7, 4.5))
+  fig, ax = plt.subplots(figsize=(11, 4.8))
   ranges = seed_ranges(results)
   for label, style, pts in plot_series(results):
     (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], style,
@@ -64,7 +71,7 @@ def plot(results: Sequence[Mapping[str, Any]], path: str, title: str = "") -> bo
   ax.set_ylabel("weighted F1 (test users)" + ("; bars: range over seeds" if ranges else ""))
   ax.set_title(title or "F1 against history size")
   ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=7, loc="best")
+  ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

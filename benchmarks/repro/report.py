@@ -256,8 +256,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   if plot_file:
     L += [f"![F1 against history size]({plot_file})", ""]
     if any(len(v) > 1 for v in seeds.seed_f1s(results).values()):
-      L += ["Lines: the program's seed (the table below); vertical bars: lowest to highest test "
-            "F1 over the seeds that finished (group 9).", ""]
+      L += ["Lines: the program's seed (the table below; dotted: group 8's adapters with the "
+            "program's labels, and the rank-feature adapter of groups 7-8 on the rule tuned at "
+            "each N, 2,500 steps); vertical bars: lowest to highest test F1 over the seeds that "
+            "finished (group 9).", ""]
   L += _prf_rows([r for r in by_group["history"]], "history_size", "N", paper=True) + [""]
   L += _f1_matrix(by_group["history"]) + [""]
   L += [f"## {plan_lib.GROUPS['samplers']}", ""]
