@@ -205,8 +205,9 @@ def test_an_interrupted_driver_stops_its_marginal_decoding(tmp_path, monkeypatch
                     "time.sleep(120)\n")
   monkeypatch.setattr(execute, "marginals_command",
                       lambda model_dir, k, method: [sys.executable, str(script)])
+
   def pump_then_interrupt(proc, *args, **kwargs):  # SIGTERM reaches the driver mid-decoding
-    while not pid_file.exists():
+    while not (pid_file.exists() and pid_file.read_text()):  # the child has started
       time.sleep(0.05)
     raise KeyboardInterrupt("signal 15")
 
