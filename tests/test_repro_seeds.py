@@ -36,7 +36,8 @@ def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offs
   added = [r for r in group9 if r.method in methods]
   budgets = sum(len(f) for _, _, b in plan_lib.SEEDED_ADDITIONS for f in b.values())
   assert len(added) == len(plan_lib.SEED_OFFSETS) * budgets
-  assert {r.history_size for r in added} == {50, 100}
+  assert {r.history_size for r in added} == {
+      n for _, _, b in plan_lib.SEEDED_ADDITIONS for n in b} == {5, 10, 50, 100}
   assert {(r.method, r.resample_labels) for r in added} == {
       (m, labels) for m, labels, _ in plan_lib.SEEDED_ADDITIONS}
   assert len(group9) - len(added) == (len(plan_lib.SEED_OFFSETS) * len(plan_lib.HISTORY_SIZES)
@@ -45,7 +46,7 @@ def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offs
     seed = dict(r.bindings)["SEED"]
     assert r.run_id.endswith(f"-seed{seed}") and dict(r.bindings)["DATA_SEED"] == seed
     twin = by_id[plan_lib.program_seed_id(r.run_id)]  # the program-seed run of the config
-    assert ({50: "steps", 100: "pool"}[r.history_size] if r in added else "history") \
+    assert ({50: "steps"}.get(r.history_size, "pool") if r in added else "history") \
         in twin.groups
     assert "SEED" not in dict(twin.bindings) and r.train_steps == twin.train_steps
     if r.warm_from:  # a longer run continues the shorter run of its own seed

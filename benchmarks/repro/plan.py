@@ -166,7 +166,8 @@ SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...]
     (BEST_ADDED, BEST_ADDED_LABELS, BEST_ADDED_BUDGETS),
     ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}),
     ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}),
-    ("persoma_genre_names_tuned_rank", "shown", {POOL_SHOWN_N: (None, 3), 100: (None, 3)}))
+    ("persoma_genre_names_tuned_rank", "shown",
+     {5: (None,), 10: (None,), POOL_SHOWN_N: (None, 3), 100: (None, 3)}))
 
 
 def inputs_length_for(max_tokens: int) -> int:
