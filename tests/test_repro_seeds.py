@@ -164,6 +164,25 @@ def _added_row(run_id: str, seed: int, f1: float, marginals: float | None, n: in
              if marginals is not None else {})}
 
 
+def test_plot_draws_the_best_addition_lines_seed_range_at_its_plotted_budget():
+  from repro import plot  # pylint: disable=g-import-not-at-top
+  method, labels = plot.BEST_ADDITION_LINE
+  rows = []
+  for n, f1s in ((5, (0.24, 0.25, 0.26)), (50, (0.57, 0.55, 0.56))):
+    rid = f"{method}-h{n}-recency-uem-full-relabel_{labels}"
+    rows += [dict(_added_row(rid, s, f, None, n=n, method=method), resample_labels=labels)
+             for s, f in enumerate(f1s)]
+    # its longer runs are not on the line, so their seeds draw no bar
+    rows += [dict(_added_row(rid + "-steps_x3", s, f + 0.1, None, n=n, method=method),
+                  resample_labels=labels, train_steps=7500) for s, f in enumerate(f1s)]
+  line = plan_lib.METHOD_LABELS[method]
+  assert [p for lab, _, p in plot.plot_series(fake_results() + rows) if lab == line] == [
+      [(5, 0.24), (50, 0.57)]]
+  assert plot.seed_ranges(fake_results() + rows)[line] == [(5, 0.24, 0.26), (50, 0.55, 0.57)]
+  one_seed = [r for r in rows if not r["run_id"].endswith(("-seed1", "-seed2"))]
+  assert line not in plot.seed_ranges(fake_results() + one_seed)
+
+
 def test_best_addition_is_picked_on_the_program_seed_and_reported_with_its_seed_mean():
   rid = "persoma_genre_names_rationale-h50-x3"
   rows = [_added_row(rid, 0, 0.52, 0.53), _added_row(rid, 1, 0.60, 0.61),

@@ -41,7 +41,7 @@ GROUPS: dict[str, str] = {
              "genre-name anchors and PERSOMA-MLP with item heads, N = 50)",
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
     "seeds": ("9. Seed spread (a persoma addition): group 1's embedding runs, and the best "
-              "addition at N=50 and N=100, with other seeds"),
+              "additions (at every N for the rank-feature adapter), with other seeds"),
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)

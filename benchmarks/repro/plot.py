@@ -37,12 +37,24 @@ def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, li
 def seed_ranges(results: Sequence[Mapping[str, Any]]
                 ) -> dict[str, list[tuple[int, float, float]]]:
   """Method label -> [(N, lowest F1, highest F1)] over the seeds of groups 1 and 9, at each N
-  where more than one seed has finished."""
+  where more than one seed has finished; for `BEST_ADDITION_LINE`, over its plotted runs'
+  seeds."""
   out: dict[str, list[tuple[int, float, float]]] = {}
   for (m, n), by_seed in sorted(seeds.seed_f1s(results).items()):
     if len(by_seed) > 1:
       out.setdefault(plan_lib.METHOD_LABELS.get(m, m), []).append(
           (n, min(by_seed.values()), max(by_seed.values())))
+  method, labels = BEST_ADDITION_LINE  # its plotted (program-step) runs that group 9 repeats
+  for by_seed in seeds.added_seed_runs(results).values():
+    runs = list(by_seed.values())
+    if (len(runs) > 1 and runs[0]["method"] == method and not runs[0].get("train_steps")
+        and runs[0].get("resample_labels") == labels
+        and runs[0].get("sampler", "recency") == "recency"):
+      f1s = [float(r["f1"]) for r in runs]
+      out.setdefault(plan_lib.METHOD_LABELS.get(method, method), []).append(
+          (runs[0]["history_size"], min(f1s), max(f1s)))
+  for ranges in out.values():
+    ranges.sort()
   return out
 
 
