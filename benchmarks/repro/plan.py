@@ -167,7 +167,7 @@ SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...]
     ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}),
     ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}),
     ("persoma_genre_names_tuned_rank", "shown",
-     {5: (None,), 10: (None,), POOL_SHOWN_N: (None, 3), 100: (None, 3)}))
+     {5: (None,), 10: (None, 3), POOL_SHOWN_N: (None, 3), 100: (None, 3)}))
 
 
 def inputs_length_for(max_tokens: int) -> int:
