@@ -21,10 +21,7 @@ def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, li
   added = [r for r in results if "pool" in r["groups"] and r["kind"] == "train"
            and r["method"] in plan_lib.POOL_METHODS
            and (r.get("resample_labels") or "history") == "history"]
-  method, labels = BEST_ADDITION_LINE
-  added += [r for r in results if r["kind"] == "train" and r["method"] == method
-            and r.get("resample_labels") == labels and not r.get("train_steps")
-            and "seeds" not in r["groups"] and r.get("sampler", "recency") == "recency"]
+  added += [r for r in results if _on_best_addition_line(r) and "seeds" not in r["groups"]]
   out = []
   for subset, style_of in ((rows, lambda m: "--" if m in plan_lib.BASELINES else "-"),
                            (added, lambda m: ":")):
@@ -32,6 +29,13 @@ def plot_series(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, li
       pts = sorted((r["history_size"], r["f1"]) for r in subset if r["method"] == m)
       out.append((plan_lib.METHOD_LABELS.get(m, m), style_of(m), pts))
   return out
+
+
+def _on_best_addition_line(r: Mapping[str, Any]) -> bool:
+  """Whether `r` is a `BEST_ADDITION_LINE` run at the program's step budget (any seed)."""
+  method, labels = BEST_ADDITION_LINE
+  return (r["kind"] == "train" and r["method"] == method and r.get("resample_labels") == labels
+          and not r.get("train_steps") and r.get("sampler", "recency") == "recency")
 
 
 def seed_ranges(results: Sequence[Mapping[str, Any]]
@@ -44,15 +48,12 @@ def seed_ranges(results: Sequence[Mapping[str, Any]]
     if len(by_seed) > 1:
       out.setdefault(plan_lib.METHOD_LABELS.get(m, m), []).append(
           (n, min(by_seed.values()), max(by_seed.values())))
-  method, labels = BEST_ADDITION_LINE  # its plotted (program-step) runs that group 9 repeats
-  for by_seed in seeds.added_seed_runs(results).values():
+  for by_seed in seeds.added_seed_runs(results).values():  # the line's runs group 9 repeats
     runs = list(by_seed.values())
-    if (len(runs) > 1 and runs[0]["method"] == method and not runs[0].get("train_steps")
-        and runs[0].get("resample_labels") == labels
-        and runs[0].get("sampler", "recency") == "recency"):
+    if len(runs) > 1 and _on_best_addition_line(runs[0]):
       f1s = [float(r["f1"]) for r in runs]
-      out.setdefault(plan_lib.METHOD_LABELS.get(method, method), []).append(
-          (runs[0]["history_size"], min(f1s), max(f1s)))
+      out.setdefault(plan_lib.METHOD_LABELS.get(runs[0]["method"], runs[0]["method"]),
+                     []).append((runs[0]["history_size"], min(f1s), max(f1s)))
   for ranges in out.values():
     ranges.sort()
   return out
