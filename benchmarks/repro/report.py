@@ -388,7 +388,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
           "runs (checkpoints, logs, result JSONs) was lost with its machine before the ledger "
           "(`benchmarks/repro/ledger/`) existed. Their figures are those the page printed then, "
           "to its rounding (4 decimals for F1 / precision / recall, 3 for step seconds, whole "
-          "minutes for wall times over an hour); per-side F1 is not available for them.", ""]
+          "minutes for wall times over an hour); per-side F1 is not available for them. For "
+          "re-runs of these configurations on a later machine see Notes, \"Re-running the "
+          "recovered runs\".", ""]
   notes = Path(__file__).with_name("NOTES.md")
   if notes.exists():
     L += ["## Notes (hand-written, benchmarks/repro/NOTES.md)", "", notes.read_text().strip(), ""]
