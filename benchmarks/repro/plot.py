@@ -43,19 +43,15 @@ def seed_ranges(results: Sequence[Mapping[str, Any]]
   """Method label -> [(N, lowest F1, highest F1)] over the seeds of groups 1 and 9, at each N
   where more than one seed has finished; for `BEST_ADDITION_LINE`, over its plotted runs'
   seeds."""
-  out: dict[str, list[tuple[int, float, float]]] = {}
-  for (m, n), by_seed in sorted(seeds.seed_f1s(results).items()):
-    if len(by_seed) > 1:
-      out.setdefault(plan_lib.METHOD_LABELS.get(m, m), []).append(
-          (n, min(by_seed.values()), max(by_seed.values())))
+  f1s = {key: list(by_seed.values()) for key, by_seed in seeds.seed_f1s(results).items()}
   for by_seed in seeds.added_seed_runs(results).values():  # the line's runs group 9 repeats
     runs = list(by_seed.values())
-    if len(runs) > 1 and _on_best_addition_line(runs[0]):
-      f1s = [float(r["f1"]) for r in runs]
-      out.setdefault(plan_lib.METHOD_LABELS.get(runs[0]["method"], runs[0]["method"]),
-                     []).append((runs[0]["history_size"], min(f1s), max(f1s)))
-  for ranges in out.values():
-    ranges.sort()
+    if _on_best_addition_line(runs[0]):
+      f1s[(runs[0]["method"], runs[0]["history_size"])] = [float(r["f1"]) for r in runs]
+  out: dict[str, list[tuple[int, float, float]]] = {}
+  for (m, n), values in sorted(f1s.items()):
+    if len(values) > 1:
+      out.setdefault(plan_lib.METHOD_LABELS.get(m, m), []).append((n, min(values), max(values)))
   return out
 
 
