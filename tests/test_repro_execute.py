@@ -60,6 +60,8 @@ if sys.argv[2] == "preempt":
 res = {"f1": 0.61, "precision": 0.7, "recall": 0.6, "split": "test", "step": 4, "users": 280,
        "f1_liked": 0.66, "f1_disliked": 0.52}
 json.dump(res, open(os.path.join(model_dir, "eval_test.json"), "w"))
+with open(os.path.join(model_dir, "environment.json"), "w") as f:
+    f.write('{"bad": ' if sys.argv[2] == "bad_env" else '[{"step": 0, "cpu": "Fake CPU"}]')
 print("Test results on persoma_x (x), 280 users, best step 4:")
 print(json.dumps(res))
 """
@@ -92,8 +94,13 @@ def test_run_train_parses_runner_output_and_records_attempts(tmp_path, monkeypat
   assert (res["f1_liked"], res["f1_disliked"]) == (0.66, 0.52)  # per side, from eval_test.json
   assert res["params_trainable"] == 1234 and res["params_total"] == 5678
   assert res["model_size"] == "small" and res["steps_trained"] == 6 and res["attempts"] == 4
+  assert res["environment"] == [{"step": 0, "cpu": "Fake CPU"}]  # the runner's record
   assert state_lib.result_problem(res, run.run_id, fp) is None
   assert "===== attempt" in store.log_path(run.run_id).read_text()
+  mode["v"] = "bad_env"  # an unreadable record costs the result nothing but the record
+  res = execute.run_train(run, store, fp, echo=echoed.append)
+  assert res["environment"] is None and res["f1"] == 0.61
+  assert any("environment.json: not readable as JSON" in e for e in echoed)
 
 
 SIGTERM_RUNNER = r"""

@@ -41,7 +41,8 @@ def trained(tmp_path_factory):
 @pytest.mark.slow  # real T5 compile: ~65 s CPU
 def test_train_writes_config_checkpoints_events_and_test_json(trained):
   files = os.listdir(trained)
-  assert {"config.gin", "checkpoints", "best", "eval_test.json", "tensorboard"} <= set(files)
+  assert {"config.gin", "checkpoints", "best", "eval_test.json", "tensorboard",
+          "environment.json"} <= set(files)
   assert "MODEL_SIZE = 'tiny'" in open(os.path.join(trained, "config.gin")).read()
   assert any(f.startswith("events.out.tfevents")
              for f in os.listdir(os.path.join(trained, "tensorboard")))
@@ -51,6 +52,9 @@ def test_train_writes_config_checkpoints_events_and_test_json(trained):
   assert res["split"] == "test" and res["users"] > 0 and res["step"] == 2
   assert sorted(int(s) for s in os.listdir(os.path.join(trained, "checkpoints"))
                 if s.isdigit()) == [1, 2]
+  env = json.load(open(os.path.join(trained, "environment.json")))  # where it ran
+  assert len(env) == 1 and env[0]["step"] == 0 and env[0]["mesh"]["data"] >= 1
+  assert len(env[0]["embeddings"]["sha256"]) == 16
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ from repro import plan as plan_lib
 from repro import state as state_lib
 
 ECHO_RE = re.compile(r"( step \d+/\d+ | validation step |Resuming|Early stopping|Parameters:|"
-                     r"Traceback|Error|error:|WARNING: training mode|Test results|preempted)")
+                     r"Traceback|Error|error:|WARNING: training mode|Test results|preempted|"
+                     r"Environment:|another environment)")
 NOISE_RE = re.compile(r"(cuInit|cuda_platform|cudart_stub)")
 PARAMS_RE = re.compile(r"Parameters: ([\d,]+) trainable of ([\d,]+) total")
 BEST_RE = re.compile(r"best step (\d+|None)")
@@ -289,7 +290,18 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
       "dataset": (settings.dataset if settings else None),
       "synthetic": bool(settings and settings.dataset == "synthetic"),
       "command": " ".join(cmd), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+      "environment": _environment(model_dir, run.run_id, echo),
   }
+
+
+def _environment(model_dir: Path, run_id: str, echo: Echo) -> list[dict[str, Any]] | None:
+  """The runner's record of where each start of the run ran (None when it is unreadable)."""
+  from persoma.train import environment  # pylint: disable=g-import-not-at-top
+  try:
+    return environment.read(str(model_dir))
+  except ValueError as e:
+    echo(f"  [{run_id}] {e}; the result is recorded without it")
+    return None
 
 
 def run_parallel(items: list, fn: Callable[[Any, int | None], bool], jobs: int):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -133,6 +134,21 @@ class TaskData:
   def dataset_object(self):
     from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
     return tasks.load_data(self.spec().dataset_name)
+
+  def embeddings_identity(self) -> dict[str, Any] | None:
+    """What identifies the item-embedding table this task reads (None for text prompting):
+    encoder, cache file name, whether it is standardized and the sha256 of the `[V, D]` table
+    as the model sees it (`persoma.train.environment.table_digest`). Two hosts whose encoder
+    gives other last bits get other digests."""
+    if self.text_prompt:
+      return None
+    from persoma.seqio_tasks import tasks  # pylint: disable=g-import-not-at-top
+    from persoma.train import environment  # pylint: disable=g-import-not-at-top
+    spec = self.spec()
+    store = tasks.get_store(spec.dataset_name, spec.fmt)
+    return {"encoder": store.encoder_name, "cache_file": os.path.basename(store.stats.cache_path),
+            "standardized": store.slot_stats is not None, "shape": list(store.table.shape),
+            "sha256": environment.table_digest(store.table)}
 
 
 def make_decoder(vocabulary):

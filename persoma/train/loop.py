@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
 
 from persoma.train import checkpointing as ckpt_lib
 from persoma.train import data as data_lib
+from persoma.train import environment as env_lib
 from persoma.train import trainer as trainer_lib
 
 # Train steps dispatched ahead of the host (JAX dispatch is asynchronous). Two keep the device
@@ -26,11 +27,14 @@ MAX_STEPS_IN_FLIGHT = 2
 def fit(trainer: trainer_lib.Trainer, train: trainer_lib.SplitData,
         validation: trainer_lib.SplitData | None, test: trainer_lib.SplitData | None = None,
         checkpoint_config: ckpt_lib.CheckpointConfig = ckpt_lib.CheckpointConfig(),
-        writer: Any | None = None) -> dict[str, Any]:
+        writer: Any | None = None,
+        environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
   """Trains (resuming from the newest readable checkpoint in `trainer.model_dir`), validates
   every `eval_every_steps` with early stopping and best-checkpoint selection, then evaluates
   the best checkpoint on `test`. Returns a summary dict (with `'test'` metrics if given).
 
+  `environment` (`persoma.train.environment.describe`) is recorded in the model dir with the
+  step this start begins at; a resume on another environment logs a warning naming what changed.
   On SIGTERM it saves the current step and returns `{'preempted': True, ...}`.
   """
   cfg = trainer.config
@@ -44,6 +48,8 @@ def fit(trainer: trainer_lib.Trainer, train: trainer_lib.SplitData,
       raise ValueError(f"checkpoint in {trainer.model_dir} was trained with seed "
                        f"{meta.get('seed')}, this run has seed {cfg.seed}")
     logging.info("Resuming from step %d (%s)", step0, ckpt.latest.directory)
+  if environment is not None and jax.process_index() == 0:
+    _record_environment(trainer.model_dir, environment, trainer.step)
   batcher = data_lib.TrainBatcher(train.arrays, cfg.batch_size, cfg.seed,
                                   jax.process_index(), jax.process_count(), train.name,
                                   history_table=train.history_table)
@@ -130,3 +136,18 @@ def fit(trainer: trainer_lib.Trainer, train: trainer_lib.SplitData,
           os.path.join(ckpt.best.directory, f"eval_{test.name}_step{best[2]}.json"), res)
   ckpt.close()
   return summary
+
+
+def _record_environment(model_dir: str, environment: Mapping[str, Any], step: int) -> None:
+  """Records this start; an unreadable record is left as it is and training goes on."""
+  logging.info("Environment: %s", env_lib.summary_line(environment))
+  try:
+    entries, changed = env_lib.record(model_dir, environment, step)
+  except ValueError as e:
+    logging.warning("%s; this start is not recorded", e)
+    return
+  if changed:
+    logging.warning(
+        "Step %d starts in another environment than step %d ran in (%s differ; see %s): the "
+        "numbers may differ from an uninterrupted run's", step, entries[-2]["step"],
+        ", ".join(changed), os.path.join(model_dir, env_lib.FILENAME))
