@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro import budget as budget_lib  # noqa: E402
 from repro import cli  # noqa: E402
-from repro import execute, measure, plot, report  # noqa: E402
+from repro import base_export, execute, measure, plot, report  # noqa: E402
 from repro import lock as lock_lib  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
 from repro import state as state_lib  # noqa: E402
@@ -265,8 +265,8 @@ class Program:
       return self.run_cost(run, fp)
     init = None
     if run.init_from:
-      init = str(execute.export_base(self.store.model_dir(run.init_from),
-                                     self.store.run_dir(run.init_from) / "t5x_export"))
+      init = str(base_export.export_base(self.store.model_dir(run.init_from),
+                                         self.store.run_dir(run.init_from) / "t5x_export"))
     if run.warm_from:
       self._maybe_warm_start(run)
     result = execute.run_train(run, self.store, fp, initial_checkpoint=init,

@@ -86,7 +86,7 @@ def test_dependants_started_together_share_one_base_export(tmp_path, monkeypatch
 
   def export(_):
     barrier.wait()
-    return reproduce.execute.export_base(tmp_path / "model", tmp_path / "export")
+    return reproduce.base_export.export_base(tmp_path / "model", tmp_path / "export")
 
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
     outs = list(pool.map(export, range(2)))
