@@ -15,6 +15,9 @@ from persoma.train import gin_cli
 GIN_DIR = Path(__file__).resolve().parents[1] / "gin"
 ALL_FILES = sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob("*.gin"))
 COMPLETE = [f for f in ALL_FILES if "/" not in f and f != "experiment.gin"]
+# Mix-ins whose settings only mean something on top of a run file (persoma refuses a setting
+# nothing reads): parsed after that file.
+AFTER = {"experiments/tuned_rule_labels.gin": "experiments/persoma_mlp_rationale.gin"}
 
 
 def _parse(files, bindings=()):
@@ -73,6 +76,8 @@ def test_every_file_parses_and_builds(name):
   assert "Provides:" in text and "Requires:" in text, f"{name}: header lacks Provides/Requires"
   assert "@gin.configurable" not in text
   files = [name] if name in COMPLETE else ["experiment.gin", name]
+  if name in AFTER:
+    files = [AFTER[name], name]
   exp = _parse(files, ["MODEL_DIR='/tmp/unused'"])
   exp.validate()  # persoma-train's pre-data checks accept every shipped file
   _build(exp)
@@ -111,6 +116,10 @@ def test_experiment_files_mean_what_they_say():
   assert (tuned.like_threshold, tuned.dislike_threshold, tuned.max_liked, tuned.max_disliked,
           tuned.min_genre_count, tuned.source) == (3.65, 2.75, 3, 5, 2, "history")
   assert not exp.model.adapter_fields["genre_stats"].get("length_features")
+  exp = _parse(["experiments/persoma_mlp_rationale_tuned.gin"], ["MODEL_DIR=None"])
+  assert exp.model.adapter == "mlp" and exp.task.data_config.target_rationale
+  assert exp.task.data_config.item_targets and exp.task.data_config.label_config is None
+  assert exp.task.data_config.shown_label_config == dataclasses.replace(tuned, max_disliked=4)
   exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.shown_label_config.like_threshold == 3.65
   assert exp.model.adapter_fields["genre_stats"] == {"hidden_dim": 512, "length_features": True}

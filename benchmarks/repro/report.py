@@ -321,7 +321,10 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "rank features as well (`gin/experiments/persoma_genre_names_tuned_rank.gin`, a "
         "persoma addition) they also see, among the genres with at least 2 and at least 3 "
         "shown movies, how many rank above and below them by mean, so the top 3 liked and "
-        "bottom disliked genres need no ranking by the LM.", ""]
+        "bottom disliked genres need no ranking by the LM. PERSOMA-MLP with item heads and "
+        "rationale targets on the same tuned-rule labels "
+        "(`gin/experiments/persoma_mlp_rationale_tuned.gin`, a persoma addition) is the plain "
+        "MLP adapter's counterpart of these runs.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",

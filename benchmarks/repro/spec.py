@@ -37,6 +37,8 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_mlp_items": "PERSOMA-MLP, item heads (persoma)",
     "persoma_mlp_rationale": "PERSOMA-MLP, item heads, rationale targets (persoma)",
     "persoma_mlp_rationale_ranked": "PERSOMA-MLP, item heads, ranked rationale targets (persoma)",
+    "persoma_mlp_rationale_tuned":
+        "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels (persoma)",
     "persoma_genre_names_rationale":
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
     "persoma_genre_names_tuned":
