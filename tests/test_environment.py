@@ -46,7 +46,7 @@ def test_describe_names_the_devices_mesh_and_versions():
   assert env["affinity"] and set(env["affinity"]) <= set(range(env["cpus"]))
   json.dumps(env)  # the record is plain JSON
   line = environment.summary_line(env)
-  assert env["cpu"] in line and "abababababababab" in line and "mesh data=" in line
+  assert env["cpu"] in line and "abababababababab" in line and f"mesh data {jax.device_count()} x model 1" in line
 
 
 def test_record_appends_only_a_changed_environment(tmp_path):

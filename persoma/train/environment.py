@@ -143,7 +143,7 @@ def record(model_dir: str, env: Mapping[str, Any], step: int) -> tuple[list[dict
 def summary_line(env: Mapping[str, Any]) -> str:
   """One log line: CPU, devices and mesh, embeddings digest."""
   emb = env.get("embeddings") or {}
-  mesh = "x".join(f"{k}={v}" for k, v in (env.get("mesh") or {}).items()) or "-"
+  mesh = " x ".join(f"{k} {v}" for k, v in (env.get("mesh") or {}).items()) or "-"
   isa = ",".join(env.get("isa") or []) or "-"
   cores = env.get("affinity") or []
   cores_text = (f"all {len(cores)}" if len(cores) == env.get("cpus")
