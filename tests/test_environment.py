@@ -43,27 +43,39 @@ def test_describe_names_the_devices_mesh_and_versions():
   assert env["devices"] == jax.device_count() and env["backend"] == jax.default_backend()
   assert env["mesh"] == {"data": jax.device_count(), "model": 1}
   assert env["versions"]["jax"] == jax.__version__ and env["embeddings"] == {"sha256": "ab" * 8}
-  assert env["affinity"] and set(env["affinity"]) <= set(range(env["cpus"]))
+  assert 1 <= env["cores"] == len(env["affinity"]) <= env["cpus"]
   json.dumps(env)  # the record is plain JSON
   line = environment.summary_line(env)
-  assert env["cpu"] in line and "abababababababab" in line and f"mesh data {jax.device_count()} x model 1" in line
+  assert env["cpu"] in line and "abababababababab" in line
+  assert f"mesh data {jax.device_count()} x model 1" in line
 
 
 def test_record_appends_only_a_changed_environment(tmp_path):
-  env = {"cpu": "A", "mesh": {"data": 2, "model": 1}, "embeddings": {"sha256": "x"}}
+  env = {"cpu": "A", "cores": 1, "affinity": [0], "mesh": {"data": 2, "model": 1},
+         "embeddings": {"sha256": "x"}}
   entries, changed = environment.record(str(tmp_path), env, 0)
   assert changed == [] and len(entries) == 1 and entries[0]["step"] == 0
-  entries, changed = environment.record(str(tmp_path), dict(env), 300)  # same host resumes
-  assert changed == [] and len(entries) == 1
+  path = tmp_path / environment.FILENAME
+  written = path.stat().st_mtime_ns
+  # the same host resumes, pinned to another core: the same environment, the file untouched
+  entries, changed = environment.record(str(tmp_path), {**env, "affinity": [1]}, 300)
+  assert changed == [] and len(entries) == 1 and path.stat().st_mtime_ns == written
   moved = {**env, "cpu": "B", "mesh": {"data": 1, "model": 1}}
   entries, changed = environment.record(str(tmp_path), moved, 600)
   assert changed == ["cpu", "mesh"] and [e["step"] for e in entries] == [0, 600]
   assert environment.read(str(tmp_path)) == entries  # what is on disk
+  # B stopped before its next checkpoint; the run restarts from step 600 on a third host: B's
+  # entry goes (nothing it ran was kept) and the new one is compared with A's
+  entries, changed = environment.record(str(tmp_path), {**env, "cores": 4}, 600)
+  assert changed == ["cores"] and [(e["step"], e["cores"]) for e in entries] == [(0, 1), (600, 4)]
+  entries, changed = environment.record(str(tmp_path), env, 0)  # a restart from scratch
+  assert changed == [] and len(entries) == 1 and environment.read(str(tmp_path)) == entries
 
 
 @pytest.mark.parametrize("text, match", [("[{", "not readable as JSON"),
-                                         ('{"cpu": "A"}', "expected a JSON list"),
-                                         ("[1, 2]", "expected a JSON list")])
+                                         ('{"cpu": "A"}', "expected a JSON list of entries"),
+                                         ("[1, 2]", "entry 0 is not an object"),
+                                         ('[{"cpu": "A"}]', "entry 0 is not an object with")])
 def test_a_bad_record_is_refused_naming_the_file_and_left_as_it_was(tmp_path, text, match):
   path = tmp_path / environment.FILENAME
   path.write_text(text)
@@ -116,6 +128,18 @@ def test_fit_records_each_start_and_warns_when_a_resume_runs_elsewhere(tmp_path,
   warned = [r.getMessage() for r in caplog.records if "another environment" in r.getMessage()]
   assert len(warned) == 1 and "Step 4" in warned[0] and "step 0" in warned[0]
   assert "(cpu differ" in warned[0]
+
+
+def test_fit_goes_on_when_the_record_cannot_be_written(tmp_path, caplog, monkeypatch):
+  def unwritable(path, text):
+    raise OSError(f"{path}: No space left on device")
+
+  monkeypatch.setattr(environment.atomic_io, "write_text", unwritable)
+  with caplog.at_level(logging.WARNING):
+    summary = _fit(tmp_path, 2, environment.describe({"data": 1, "model": 1}, None))
+  assert summary["step"] == 2 and not (tmp_path / environment.FILENAME).exists()
+  assert any("No space left" in r.getMessage() and "not recorded" in r.getMessage()
+             for r in caplog.records)
 
 
 def test_fit_goes_on_past_an_unreadable_record_and_leaves_it_as_it_was(tmp_path, caplog):

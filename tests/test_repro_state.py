@@ -95,8 +95,10 @@ def test_warm_start_copies_the_last_checkpoint_and_never_overwrites(tmp_path):
   for d in ("checkpoints/4", "checkpoints/8", "best/8"):
     (src / d).mkdir(parents=True)
     (src / d / "state").write_text(d)
+  (src / "environment.json").write_text('[{"step": 0, "cpu": "A"}]')
   dst = tmp_path / "dst" / "model"
   rec = execute.warm_start(src, dst, "src-run", 8)
+  assert (dst / "environment.json").read_text() == '[{"step": 0, "cpu": "A"}]'  # steps 0..8
   assert sorted(p.name for p in (dst / "checkpoints").iterdir()) == ["8"]
   assert (dst / "checkpoints/8/state").read_text() == "checkpoints/8"
   assert (dst / "best/8/state").read_text() == "best/8"

@@ -1,4 +1,4 @@
-"""Running one planned run: `persoma-train` subprocesses, baselines, the base-checkpoint export.
+"""Running one planned run: `persoma-train` subprocesses, their marginal decoding, baselines.
 
 A train run is `python -m persoma.train.main_train <gin file> <bindings> --gin.MODEL_DIR=...`
 in a subprocess (its own gin state and memory), its output appended to `runs/<id>/log.txt` and
@@ -60,8 +60,8 @@ WARM_START_FILE = "warm_start.json"
 def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
                step: int) -> dict[str, Any]:
   """Copies the checkpoints (`checkpoints/`, `best/`) of `source_run`, which trained to its
-  last step `step`, into the empty `dst_model_dir`, and records that in `warm_start.json`
-  beside it. Returns the record. Raises FileExistsError if `dst_model_dir` holds checkpoints
+  last step `step`, and its record of where it ran (`environment.json`) into the empty
+  `dst_model_dir`, and records that in `warm_start.json` beside it. Returns the record. Raises FileExistsError if `dst_model_dir` holds checkpoints
   and FileNotFoundError if the source has no checkpoint at `step`.
 
   Only valid when the two runs differ in TRAIN_STEPS alone and the learning-rate schedule does
@@ -81,9 +81,13 @@ def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
   shutil.copytree(src_ck, tmp / "checkpoints" / str(step))
   if (src_model_dir / "best").is_dir():
     shutil.copytree(src_model_dir / "best", tmp / "best")
+  from persoma.train import environment  # pylint: disable=g-import-not-at-top
+  if (src_model_dir / environment.FILENAME).is_file():  # the trajectory's steps 0..step
+    shutil.copy2(src_model_dir / environment.FILENAME, tmp / environment.FILENAME)
   record = {"from": source_run, "step": step, "copied_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
   state_lib.write_json(tmp / WARM_START_FILE, record)
-  for name in ("best", WARM_START_FILE, "checkpoints"):  # checkpoints last: they mark it done
+  for name in ("best", environment.FILENAME, WARM_START_FILE, "checkpoints"):
+    # checkpoints last: they mark it done
     if (tmp / name).exists():
       os.replace(tmp / name, dst_model_dir / name)
   shutil.rmtree(tmp, ignore_errors=True)
@@ -295,7 +299,8 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
 
 
 def _environment(model_dir: Path, run_id: str, echo: Echo) -> list[dict[str, Any]] | None:
-  """The runner's record of where each start of the run ran (None when it is unreadable)."""
+  """The runner's record of where the run ran (`persoma.train.environment.read`: [] when the
+  runner wrote none; None, echoed, when it is unreadable)."""
   from persoma.train import environment  # pylint: disable=g-import-not-at-top
   try:
     return environment.read(str(model_dir))

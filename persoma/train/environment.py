@@ -4,16 +4,20 @@ Two runs of one configuration and seed give the same numbers only on the same ki
 the same device layout and the same item embeddings: XLA compiles its CPU kernels for the host's
 instruction set, the sentence encoder's embeddings are computed once per machine into the
 embedding cache, and the mesh decides how a batch is reduced. None of these is part of the run's
-configuration, so `persoma-train` writes them to ``MODEL_DIR/environment.json``: one entry per
-start (a fresh start or a resume) whose environment differs from the previous entry's, with the
-step it started from. A run resumed on another host logs which fields changed.
+configuration, so `persoma-train` writes them to ``MODEL_DIR/environment.json``, the record of
+the trajectory that leads to the run's checkpoint: an entry with the step it started from for the
+first start and for each resume whose environment differs from the last entry's. A start at
+step s first drops the entries from step s on (nothing they ran was kept: a restart before the
+first checkpoint, or a fallback to an older one). A resume on another host logs which fields
+changed. On a multi-host slice the entry is the lead host's.
 
 Fields of an entry (`describe`): ``cpu`` (model name), ``isa`` (the vector extensions XLA can
-use), ``cpus`` (logical CPUs) and ``affinity`` (the cores this process may run on), ``backend``,
+use), ``cpus`` (logical CPUs), ``cores`` (how many this process may run on) and ``affinity``
+(which: informational, not compared, as a pinned run may resume on another core), ``backend``,
 ``device_kind``, ``devices``, ``processes``, ``mesh`` (``{"data": d, "model": m}``),
-``xla_flags``, ``versions`` (python, jax, jaxlib, flax, optax, numpy) and ``embeddings``
-(the embedding table the task reads: cache file name and the sha256 of its array, or None for a
-text-prompting task).
+``xla_flags``, ``versions`` (python, jax, jaxlib, flax, optax, numpy) and ``embeddings`` (the
+embedding table the task reads: encoder, cache file name, whether standardized, shape and the
+sha256 of the array; None for a text-prompting task).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ FILENAME = "environment.json"
 # Vector extensions that change which kernels XLA:CPU emits (from /proc/cpuinfo's flags).
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16",
              "avx512_vnni", "amx_bf16", "amx_tile", "asimd", "sve")
-# Entry keys that describe when, not what: ignored when comparing two entries.
-VOLATILE = ("started_at", "step")
+# Entry keys ignored when comparing two entries: when, not what, and which cores (their count
+# is compared).
+VOLATILE = ("started_at", "step", "affinity")
 
 
 def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
@@ -58,12 +63,13 @@ def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
 
 
 def table_digest(table: np.ndarray) -> str:
-  """sha256 hex (first 16 digits) of a float32 `[V, D]` table's bytes."""
+  """sha256 hex of a float32 `[V, D]` table's bytes."""
   arr = np.ascontiguousarray(table, np.float32)
-  return hashlib.sha256(arr.tobytes()).hexdigest()[:16]
+  return hashlib.sha256(arr.tobytes()).hexdigest()
 
 
 def _versions() -> dict[str, str]:
+  """Installed versions of python and the libraries the numbers depend on."""
   from importlib import metadata  # pylint: disable=g-import-not-at-top
   out = {"python": platform.python_version()}
   for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
@@ -88,7 +94,8 @@ def describe(mesh_shape: Mapping[str, int] | None = None,
   affinity = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
               else list(range(os.cpu_count() or 1)))
   return {
-      "cpu": model, "isa": isa, "cpus": os.cpu_count(), "affinity": affinity,
+      "cpu": model, "isa": isa, "cpus": os.cpu_count(), "cores": len(affinity),
+      "affinity": affinity,
       "backend": jax.default_backend(), "device_kind": devices[0].device_kind,
       "devices": len(devices), "processes": jax.process_count(),
       "mesh": {str(k): int(v) for k, v in (mesh_shape or {}).items()},
@@ -117,31 +124,42 @@ def read(model_dir: str) -> list[dict[str, Any]]:
   except (OSError, ValueError) as e:
     raise ValueError(f"{path}: not readable as JSON ({e}); move it aside to continue "
                      "(it only records where the run ran)") from None
-  if not isinstance(obj, list) or not all(isinstance(e, dict) for e in obj):
-    raise ValueError(f"{path}: expected a JSON list of objects, got {type(obj).__name__}; "
+  if not isinstance(obj, list):
+    raise ValueError(f"{path}: expected a JSON list of entries, got a {type(obj).__name__}; "
                      "move it aside to continue")
+  for i, e in enumerate(obj):
+    if not isinstance(e, dict) or not isinstance(e.get("step"), int):
+      raise ValueError(f"{path}: entry {i} is not an object with an integer 'step' "
+                       f"({json.dumps(e)[:80]}); move the file aside to continue")
   return obj
 
 
-def record(model_dir: str, env: Mapping[str, Any], step: int) -> tuple[list[dict[str, Any]],
-                                                                         list[str]]:
-  """Appends `env` (started at `step`) to `model_dir`'s environment file unless it equals the
-  last entry; returns (all entries, the keys that differ from the last earlier entry).
+Entries = list[dict[str, Any]]
 
+
+def record(model_dir: str, env: Mapping[str, Any], step: int) -> tuple[Entries, list[str]]:
+  """Records that the run starts at `step` in `env`; returns (the entries now on disk, the keys
+  in which `env` differs from the entry it follows: [] for the first entry or an unchanged one).
+
+  Entries from `step` on are dropped first (their steps were not kept); `env` is appended
+  unless it equals the last remaining entry. The file is rewritten only when that changes it.
   Call it from the lead process only (the file is shared on a multi-host slice).
+  Raises ValueError (unreadable file) or OSError (unwritable).
   """
-  entries = read(model_dir)
+  old = read(model_dir)
+  entries = [e for e in old if e["step"] < int(step)]
   changed = differences(entries[-1], env) if entries else []
   if not entries or changed:
-    entry = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "step": int(step), **env}
-    entries = entries + [entry]
+    entries.append({"started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "step": int(step), **env})
+  if entries != old:
     atomic_io.write_text(os.path.join(model_dir, FILENAME),
                          json.dumps(entries, indent=2, sort_keys=True) + "\n")
   return entries, changed
 
 
 def summary_line(env: Mapping[str, Any]) -> str:
-  """One log line: CPU, devices and mesh, embeddings digest."""
+  """One log line: CPU and its vector extensions, devices and mesh, cores, the first 16 hex
+  digits of the embedding table's sha256."""
   emb = env.get("embeddings") or {}
   mesh = " x ".join(f"{k} {v}" for k, v in (env.get("mesh") or {}).items()) or "-"
   isa = ",".join(env.get("isa") or []) or "-"
@@ -149,4 +167,4 @@ def summary_line(env: Mapping[str, Any]) -> str:
   cores_text = (f"all {len(cores)}" if len(cores) == env.get("cpus")
                 else ",".join(str(c) for c in cores))
   return (f"{env.get('cpu')} [{isa}], {env.get('devices')} {env.get('backend')} device(s), "
-          f"mesh {mesh}, cores {cores_text}, embeddings {emb.get('sha256', '-')}")
+          f"mesh {mesh}, cores {cores_text}, embeddings {emb.get('sha256', '-')[:16]}")

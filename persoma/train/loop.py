@@ -139,11 +139,12 @@ def fit(trainer: trainer_lib.Trainer, train: trainer_lib.SplitData,
 
 
 def _record_environment(model_dir: str, environment: Mapping[str, Any], step: int) -> None:
-  """Records this start; an unreadable record is left as it is and training goes on."""
+  """Records this start; a record that cannot be read or written is left as it is and training
+  goes on (it only says where the run ran)."""
   logging.info("Environment: %s", env_lib.summary_line(environment))
   try:
     entries, changed = env_lib.record(model_dir, environment, step)
-  except ValueError as e:
+  except (OSError, ValueError) as e:
     logging.warning("%s; this start is not recorded", e)
     return
   if changed:

@@ -7,9 +7,10 @@ Writes into MODEL_DIR: `config.gin` (the resolved configuration, written once th
 loaded and the model built; a dir holding a different one is refused), `checkpoints/`, `best/`,
 TensorBoard events, `eval_test.json` (F1, precision, recall, and `f1_liked` / `f1_disliked` per
 side of the 38 classes), `environment.json` (CPU, devices and mesh, library versions and the
-embedding table's digest at each start; `persoma.train.environment`). Restarting the same
-command resumes from the newest readable checkpoint with the same data order. On SIGTERM (TPU
-preemption) it saves the current step, prints `{"preempted": true, ...}` and exits 143.
+embedding table's sha256 of the first start and of each resume that runs elsewhere;
+`persoma.train.environment`). Restarting the same command resumes from the newest readable
+checkpoint with the same data order. On SIGTERM (TPU preemption) it saves the current step,
+prints `{"preempted": true, ...}` and exits 143.
 A value persoma's validation refuses (`--gin.ADAPTER="'mlpp'"`, `--gin.HISTORY_SIZE=0`, ...)
 is reported as one `error: ...` line, before any data is read, and nothing is written.
 """
@@ -82,10 +83,8 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
     mw = metric_writers.create_default_writer(
         os.path.join(model_dir, "tensorboard"), just_logging=jax.process_index() > 0,
         asynchronous=False)
-  from persoma.train import environment  # pylint: disable=g-import-not-at-top
-  env = environment.describe(dict(partitioner.mesh.shape), task.embeddings_identity())
   summary = loop.fit(tr, splits["train"], splits["validation"], splits["test"],
-                     checkpoint, writer=mw, environment=env)
+                     checkpoint, writer=mw, environment=_environment(task, partitioner))
   if mw is not None:
     mw.flush()
   if summary.get("preempted"):
@@ -111,6 +110,18 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
   lines.append(f"  wall time {time.time() - t0:.1f}s")
   summary["table"] = "\n".join(lines)
   return summary
+
+
+def _environment(task: Any, partitioner: Any) -> dict[str, Any] | None:
+  """`persoma.train.environment.describe` of this run (None, logged, where it fails: the record
+  is informational and never stops a run)."""
+  from persoma.train import environment  # pylint: disable=g-import-not-at-top
+  try:
+    return environment.describe(dict(partitioner.mesh.shape), task.embeddings_identity())
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("Could not describe the run's environment (%s: %s); not recording it",
+                    type(e).__name__, e)
+    return None
 
 
 def _validate(experiment: Any, partitioner: Any, trainer_cfg: Any, baselines: Sequence[str],
