@@ -172,7 +172,10 @@ SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...]
     ("persoma_genre_names_tuned", "shown", {POOL_SHOWN_N: (None, 3)}),
     ("persoma_genre_names_tuned_len", "shown", {POOL_SHOWN_N: (None, 3)}),
     ("persoma_genre_names_tuned_rank", "shown",
-     {5: (None,), 10: (None, 3), POOL_SHOWN_N: (None, 3), 100: (None, 3)}))
+     {5: (None,), 10: (None, 3), POOL_SHOWN_N: (None, 3), 100: (None, 3)}),
+    # session 42: PERSOMA-MLP's best family on the tuned rule's labels (0.4798 at 2,500 steps,
+    # its 6x run early-stopping at the same checkpoint)
+    ("persoma_mlp_rationale_tuned", "shown", {POOL_SHOWN_N: (None,)}))
 
 
 def inputs_length_for(max_tokens: int) -> int:
