@@ -48,6 +48,10 @@ def test_describe_names_the_devices_mesh_and_versions():
   line = environment.summary_line(env)
   assert env["cpu"] in line and "abababababababab" in line
   assert f"mesh data {jax.device_count()} x model 1" in line
+  pinned = dict(env, cpus=8, affinity=[3])
+  assert "core 3," in environment.summary_line(pinned)
+  assert "cores 2,3," in environment.summary_line(dict(pinned, affinity=[2, 3]))
+  assert "all 8 cores," in environment.summary_line(dict(pinned, affinity=list(range(8))))
 
 
 def test_record_appends_only_a_changed_environment(tmp_path):

@@ -164,7 +164,9 @@ def summary_line(env: Mapping[str, Any]) -> str:
   mesh = " x ".join(f"{k} {v}" for k, v in (env.get("mesh") or {}).items()) or "-"
   isa = ",".join(env.get("isa") or []) or "-"
   cores = env.get("affinity") or []
-  cores_text = (f"all {len(cores)}" if len(cores) == env.get("cpus")
-                else ",".join(str(c) for c in cores))
+  if len(cores) == env.get("cpus"):
+    cores_text = f"all {len(cores)} cores"
+  else:
+    cores_text = ("core " if len(cores) == 1 else "cores ") + ",".join(str(c) for c in cores)
   return (f"{env.get('cpu')} [{isa}], {env.get('devices')} {env.get('backend')} device(s), "
-          f"mesh {mesh}, cores {cores_text}, embeddings {emb.get('sha256', '-')[:16]}")
+          f"mesh {mesh}, {cores_text}, embeddings {emb.get('sha256', '-')[:16]}")
