@@ -238,6 +238,14 @@ def test_each_seeded_addition_gets_its_row_and_the_best_one_its_seed_mean():
   assert (f"{plan_lib.METHOD_LABELS[m1]}, `{lab1}` labels and {plan_lib.METHOD_LABELS[m2]}, "
           f"`{lab2}` labels (the best persoma addition at N=50") in section[0]
   assert any(line.startswith(f"| `{r1}` | 50 | 0.5200 | 0.5300 |") for line in section)
+  assert "PERSOMA-MLP's" not in section[0]
+  mlp = "persoma_mlp_rationale_tuned-h50"
+  section = seeds.added_seeds_table(fake_results() + rows + [
+      _added_row(mlp, 0, 0.48, None, method="persoma_mlp_rationale_tuned"),
+      _added_row(mlp, 1, 0.47, None, method="persoma_mlp_rationale_tuned")])
+  assert ("(where not PERSOMA-MLP's, the best persoma addition at N=50 with the program's "
+          "seed, when group 9 planned it; PERSOMA-MLP's: its best family at N=50") in section[0]
+  assert any(line.startswith(f"| `{mlp}` | 50 | 0.4800 | 0.4700 |") for line in section)
   assert any(line.startswith(f"| `{r2}` | 50 | 0.5400 | 0.5000 |") for line in section)
   line = next(t for t in targets.check_targets(fake_results() + rows)
               if t.startswith("- PERSOMA-MLP beats the rule baseline"))
