@@ -44,7 +44,8 @@ def text_hash(texts: Sequence[str], fmt: str) -> str:
   return hash_texts(f"persoma-embeddings-v{_CACHE_VERSION}\0{fmt}\0{len(texts)}\0", texts)
 
 
-def _checksum(emb: np.ndarray) -> str:
+def checksum(emb: np.ndarray) -> str:
+  """sha256 hex of the float32 bytes of `emb` (the cache file's integrity check)."""
   return hashlib.sha256(np.ascontiguousarray(emb, np.float32).tobytes()).hexdigest()
 
 
@@ -56,14 +57,14 @@ def load(path: Path, corpus_hash: str, n: int) -> tuple[np.ndarray | None, str]:
     with np.load(path, allow_pickle=False) as f:
       emb = np.asarray(f["embeddings"])
       stored_hash = str(f["text_hash"])
-      checksum = str(f["checksum"])
+      stored_checksum = str(f["checksum"])
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
     return None, f"unreadable ({type(e).__name__}: {e})"
   if stored_hash != corpus_hash:
     return None, "text hash mismatch"
   if emb.dtype != np.float32 or emb.ndim != 2 or emb.shape[0] != n:
     return None, f"bad array {emb.dtype}{list(emb.shape)}, expected float32[{n}, D]"
-  if checksum != _checksum(emb):
+  if stored_checksum != checksum(emb):
     return None, "checksum mismatch"
   if not np.isfinite(emb).all():
     return None, "non-finite values"
@@ -73,5 +74,5 @@ def load(path: Path, corpus_hash: str, n: int) -> tuple[np.ndarray | None, str]:
 def save(path: Path, emb: np.ndarray, corpus_hash: str, meta: dict[str, str]) -> None:
   with atomic_io.atomic_open(path, "wb") as f:
     np.savez(f, embeddings=emb, text_hash=np.asarray(corpus_hash),
-             checksum=np.asarray(_checksum(emb)),
+             checksum=np.asarray(checksum(emb)),
              **{f"meta_{k}": np.asarray(v) for k, v in meta.items()})

@@ -22,7 +22,6 @@ sha256 of the array; None for a text-prompting task).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -33,6 +32,7 @@ import numpy as np
 
 from persoma import atomic_io
 from persoma import fileio
+from persoma.embeddings import cache
 
 FILENAME = "environment.json"
 # Vector extensions that change which kernels XLA:CPU emits (from /proc/cpuinfo's flags).
@@ -63,9 +63,8 @@ def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
 
 
 def table_digest(table: np.ndarray) -> str:
-  """sha256 hex of a float32 `[V, D]` table's bytes."""
-  arr = np.ascontiguousarray(table, np.float32)
-  return hashlib.sha256(arr.tobytes()).hexdigest()
+  """sha256 hex of a float32 `[V, D]` table's bytes (the embedding cache's checksum)."""
+  return cache.checksum(table)
 
 
 def _versions() -> dict[str, str]:
@@ -113,7 +112,8 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 def read(model_dir: str) -> list[dict[str, Any]]:
   """The entries of `model_dir`'s environment file ([] when there is none).
 
-  Raises ValueError naming the file when it is not a JSON list of objects.
+  Raises ValueError naming the file when it is not a JSON list of objects with an integer
+  'step' each.
   """
   path = os.path.join(model_dir, FILENAME)
   if not fileio.exists(path):
