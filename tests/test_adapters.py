@@ -16,13 +16,14 @@ SMALL = dict(d_model=H, input_dim=D, max_items=8)
 CONFIGS = {
     "mlp": dict(hidden_dim=24),
     "mlp_items": dict(hidden_dim=24, item_heads=True, num_genres=4),
+    "mlp_length": dict(hidden_dim=24, length_token=True),
     "transformer": dict(width=16, num_heads=2, mlp_dim=32),
     "perceiver": dict(width=16, num_heads=2, mlp_dim=32, num_latents=5, num_layers=2),
     "pool": dict(hidden_dim=24, summary_tokens=3),
     "pool_ratio": dict(hidden_dim=24, summary_tokens=3, pooling="ratio", ratio_channels=4),
     "genre_stats": dict(hidden_dim=24, num_genres=4, genre_embed_dim=8),
 }
-REGISTRY_NAME = {"pool_ratio": "pool", "mlp_items": "mlp"}  # test configs that are a registered adapter's variant
+REGISTRY_NAME = {"pool_ratio": "pool", "mlp_items": "mlp", "mlp_length": "mlp"}  # test configs that are a registered adapter's variant
 # adapters with a fixed number of prompt tokens
 RESAMPLERS = {"perceiver": 5, "pool": 3, "pool_ratio": 3, "genre_stats": 4}
 
@@ -59,6 +60,11 @@ def test_shapes_mask_and_no_leak_from_padding(name):
   assert pmask.dtype == jnp.int32
   if name in RESAMPLERS:
     assert p == RESAMPLERS[name] and np.all(np.asarray(pmask) == 1)
+  elif name == "mlp_length":  # the items, then one length token per non-empty row
+    assert p == N + 1
+    np.testing.assert_array_equal(pmask[:, :N], mask)
+    np.testing.assert_array_equal(pmask[:, N], [1, 1])
+    assert np.all(np.asarray(prompts)[1, N // 2:N] == 0.0)
   else:
     np.testing.assert_array_equal(pmask, mask)
     # masked positions give zero prompt vectors
@@ -209,3 +215,24 @@ def test_unknown_adapter_name_lists_choices():
     get_adapter("mpl", d_model=H, input_dim=D)
   with pytest.raises(ValueError, match=r"MLPAdapter has no field 'widht'"):
     get_adapter("mlp", widht=3)
+
+
+def test_length_token_tells_a_whole_history_from_a_full_window_and_keeps_the_item_tokens():
+  module, variables, apply = _ready("mlp_length")
+  emb, mask = _inputs()
+  prompts, _ = apply(variables, emb, mask)
+  # Row 0 shows N items (a full window), row 1 fewer (a whole history): different length tokens,
+  # both non-zero, and the same row with one more item shown changes only its length token.
+  length = np.asarray(prompts[:, N])
+  assert not np.allclose(length[0], length[1]) and np.all(np.abs(length).sum(axis=1) > 0)
+  more = mask.at[1, N // 2].set(1)
+  prompts_more, _ = apply(variables, emb, more)
+  assert not np.allclose(prompts_more[1, N], prompts[1, N])
+  np.testing.assert_allclose(prompts_more[1, :N // 2], prompts[1, :N // 2], atol=1e-6)
+  # The item tokens are the plain MLP's on the same item layers.
+  plain = _build("mlp")
+  params = {k: v for k, v in variables["params"].items() if k != "length_token"}
+  assert set(variables["params"]) - set(params) == {"length_token"}
+  plain_prompts, plain_mask = jax.jit(plain.apply)({"params": params}, emb, mask)
+  np.testing.assert_allclose(prompts[:, :N], plain_prompts, atol=1e-6)
+  np.testing.assert_array_equal(plain_mask, mask)

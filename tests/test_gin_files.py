@@ -120,6 +120,10 @@ def test_experiment_files_mean_what_they_say():
   assert exp.model.adapter == "mlp" and exp.task.data_config.target_rationale
   assert exp.task.data_config.item_targets and exp.task.data_config.label_config is None
   assert exp.task.data_config.shown_label_config == dataclasses.replace(tuned, max_disliked=4)
+  assert not exp.model.adapter_fields["mlp"].get("length_token")
+  exp = _parse(["experiments/persoma_mlp_rationale_tuned_len.gin"], ["MODEL_DIR=None"])
+  assert exp.model.adapter_fields["mlp"]["length_token"] and exp.model.item_loss_weight == 1.0
+  assert exp.task.data_config.shown_label_config == dataclasses.replace(tuned, max_disliked=4)
   exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.shown_label_config.like_threshold == 3.65
   assert exp.model.adapter_fields["genre_stats"] == {"hidden_dim": 512, "length_features": True}

@@ -324,7 +324,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "bottom disliked genres need no ranking by the LM. PERSOMA-MLP with item heads and "
         "rationale targets on the same tuned-rule labels "
         "(`gin/experiments/persoma_mlp_rationale_tuned.gin`, a persoma addition) is the plain "
-        "MLP adapter's counterpart of these runs.", ""]
+        "MLP adapter's counterpart of these runs, and with the adapter's length token "
+        "(`gin/experiments/persoma_mlp_rationale_tuned_len.gin`, a persoma addition) one more "
+        "token after the items says how many are shown and whether fewer than N are.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",

@@ -39,6 +39,8 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_mlp_rationale_ranked": "PERSOMA-MLP, item heads, ranked rationale targets (persoma)",
     "persoma_mlp_rationale_tuned":
         "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels (persoma)",
+    "persoma_mlp_rationale_tuned_len":
+        "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels, length token (persoma)",
     "persoma_genre_names_rationale":
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
     "persoma_genre_names_tuned":

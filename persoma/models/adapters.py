@@ -5,7 +5,8 @@ time order, zero rows past the end) and ``history_mask [B, N]`` (1 = real item) 
 ``(prompts [B, P, H], prompt_mask [B, P] int32)`` where ``H = d_model`` of the T5:
 
 * ``MLPAdapter`` (``'mlp'``): ``num_layers`` (default 3) dense layers applied to each item
-  separately; one prompt token per item, ``P = N``, ``prompt_mask = history_mask``.
+  separately; one prompt token per item, ``P = N``, ``prompt_mask = history_mask`` (with
+  ``length_token``, one more token after the items: ``P = N + 1``).
 * ``TransformerAdapter`` (``'transformer'``): input projection, learned item positions and
   ``num_layers`` (default 1) pre-LN transformer layers over the item sequence; ``P = N``.
 * ``PerceiverAdapter`` (``'perceiver'``): ``num_latents`` learned latents (R, default 20)
@@ -94,6 +95,13 @@ def validate_history(owner: str, history_embeddings: Array, history_mask: Array,
     raise ValueError(f"{owner}: history_mask shape {tuple(history_mask.shape)} does not match "
                      f"history_embeddings [B, N] = {(b, n)}")
   return (history_mask > 0).astype(jnp.float32)
+
+
+def history_length(mask: Array) -> Array:
+  """``[B, N]`` item mask -> ``[B, 2]``: ``log1p`` of the number of items shown, and 1 where
+  fewer than ``N`` are (the sampler showed the user's whole history), else 0."""
+  n = mask.astype(jnp.float32).sum(axis=1)  # [B]
+  return jnp.stack([jnp.log1p(n), (n < mask.shape[1]).astype(jnp.float32)], axis=-1)
 
 
 def attention_bias(query_mask: Optional[Array], key_mask: Array) -> Array:
@@ -210,12 +218,23 @@ class MLPAdapter(Adapter):
   sown into ``intermediates`` under ``ITEM_GENRE_LOGITS`` / ``ITEM_STAR_LOGITS`` so that
   ``PersomaModel.item_loss_weight`` can supervise the tokens item by item (see
   ``genre_stats.item_loss``). The heads do not change the prompt tokens.
+
+  ``length_token`` (a persoma addition, off by default): one more token after the items, a
+  dense map of :func:`history_length` (``log1p`` of the items shown and whether fewer than
+  ``N`` are), so ``P = N + 1``. A sampler shows the whole history of a user with fewer than
+  ``N`` ratings, whose labels the label rule gives exactly; a longer history's can only be
+  estimated, and the per-item tokens do not say which case a row is. The token is zero and
+  masked out for a row with no items.
   """
   num_layers: int = 3
   hidden_dim: int = 1024
   item_heads: bool = False
   num_genres: int = 19
   num_stars: int = 5
+  length_token: bool = False
+
+  def num_tokens(self, num_items: int) -> int:
+    return num_items + int(self.length_token)
 
   @property
   def sows_item_logits(self) -> bool:
@@ -239,7 +258,15 @@ class MLPAdapter(Adapter):
                dense(self.num_genres, ("embed", "genres"), "item_genre_head", self.dtype)(x))
       self.sow("intermediates", ITEM_STAR_LOGITS,
                dense(self.num_stars, ("embed", "stars"), "item_star_head", self.dtype)(x))
-    return x * mask[..., None].astype(x.dtype), mask.astype(jnp.int32)
+    tokens, token_mask = x * mask[..., None].astype(x.dtype), mask.astype(jnp.int32)
+    if self.length_token:
+      present = (mask.sum(axis=1) > 0).astype(jnp.int32)  # [B]
+      length = dense(self.d_model, ("length_features", "embed"), "length_token",
+                     self.dtype)(history_length(mask).astype(self.dtype))  # [B, H]
+      length = length * present[:, None].astype(length.dtype)
+      tokens = jnp.concatenate([tokens, length[:, None]], axis=1)  # [B, N + 1, H]
+      token_mask = jnp.concatenate([token_mask, present[:, None]], axis=1)
+    return tokens, token_mask
 
 
 class ItemEncoder(nn.Module):

@@ -162,8 +162,7 @@ def _total_and_mean(hist: Array) -> tuple[Array, Array]:
 def length_features(mask: Array, num_genres: int) -> Array:
   """``[B, N]`` item mask -> ``[B, G, 2]``: ``log1p`` of the number of items shown, and 1 where
   fewer than ``N`` are (the user's whole history), the same for every genre."""
-  n = mask.astype(jnp.float32).sum(axis=1)  # [B]
-  f = jnp.stack([jnp.log1p(n), (n < mask.shape[1]).astype(jnp.float32)], axis=-1)  # [B, 2]
+  f = adapters.history_length(mask)  # [B, 2]
   return jnp.broadcast_to(f[:, None, :], (f.shape[0], num_genres, 2))
 
 

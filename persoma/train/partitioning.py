@@ -55,6 +55,7 @@ STANDARD_LOGICAL_AXIS_RULES: tuple[tuple[str, str | None], ...] = (
     ("genres", None),
     ("stars", None),
     ("genre_embed", None),
+    ("length_features", None),
 )
 
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "MEGASCALE_COORDINATOR_ADDRESS")
