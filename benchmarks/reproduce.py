@@ -20,8 +20,9 @@ Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a s
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
 skipped; interrupted ones resume from their last checkpoint (SIGTERM makes a runner save first,
 so a long run can span several sessions; SIGTERM to this driver acts as Ctrl-C: it passes the
-signal on, waits for the save and records the attempt's wall time; a marginal decoding in
-progress is stopped, to run again in full next time); a longer-trained copy of a
+signal on, to every runner and decoding of a `--jobs` worker too, waits for the save and
+records the attempt's wall time; a marginal decoding in progress is stopped, to run again in
+full next time); a longer-trained copy of a
 finished run (group 7) starts from that run's last checkpoint; results of an older configuration
 are moved to an archive folder, never deleted. Invocations on one work dir may run side by side
 (say, one per `--only` subset): each holds a lock per run it works on (`<work_dir>/locks/`, see
@@ -199,6 +200,9 @@ class Program:
             self._maybe_add_marginals(run, cpu)
         except lock_lib.Busy as e:
           print(f"{head}: not adding marginals, another process holds it: {e}", flush=True)
+        except execute.Preempted as e:
+          print(f"{head}: {e}", flush=True)
+          return "interrupted"
       return "ok"
     if st == "running":
       print(f"{head}: running in another process, leaving it: {det} "

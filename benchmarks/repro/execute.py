@@ -3,14 +3,14 @@
 A train run is `python -m persoma.train.main_train <gin file> <bindings> --gin.MODEL_DIR=...`
 in a subprocess (its own gin state and memory), its output appended to `runs/<id>/log.txt` and
 condensed on the console. Restarting the same command resumes from the run's last checkpoint
-(the runner does that); Ctrl-C sends the child SIGTERM so it saves before exiting. A longer
+(the runner does that); Ctrl-C sends the child SIGTERM so it saves before exiting (children of
+`--jobs` workers start through `repro.workers.start`, which an interrupt stops). A longer
 run of a finished configuration (group 7) can start from that run's last checkpoint
 (`warm_start`), which the runner then resumes like its own.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import re
@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 from repro import plan as plan_lib
 from repro import state as state_lib
+from repro import workers
+from repro.workers import Preempted, run_parallel  # noqa: F401  (re-exported)
 
 ECHO_RE = re.compile(r"( step \d+/\d+ | validation step |Resuming|Early stopping|Parameters:|"
                      r"Traceback|Error|error:|WARNING: training mode|Test results|preempted|"
@@ -37,8 +39,6 @@ SIZE_RE = re.compile(r" model (\w+)/\w+, mode ")
 Echo = Callable[[str], None]
 
 
-class Preempted(RuntimeError):
-  """The runner was stopped by SIGTERM after saving a checkpoint; the same command resumes it."""
 
 
 def _last_json(lines: list[str]) -> dict | None:
@@ -183,9 +183,9 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
   with open(store.log_path(run.run_id), "a", buffering=1) as log:  # `tail -f` follows it
     log.write(f"\n===== marginal decoding at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
               + " ".join(cmd) + "\n")
-    with subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env,
-                          preexec_fn=preexec) as proc:
+    with workers.start(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, env=env,
+                       preexec_fn=preexec) as proc:
       try:
         _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
       except BaseException:  # Ctrl-C or SIGTERM to the driver: a decoding has nothing to save,
@@ -195,6 +195,11 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
                   f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         raise
     rc = proc.returncode
+    if workers.stopping():  # SIGTERM from an interrupted run_parallel: as Ctrl-C above
+      log.write(f"===== marginal decoding stopped (driver interrupted) at "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+      raise Preempted(f"{run.run_id}: marginal decoding stopped (driver interrupted); the same "
+                      "command runs it again")
   out = _last_json(lines[-20:])
   if rc != 0 or out is None or "threshold" not in out or f"{decode_method}_top1" not in out:
     echo(f"  [{run.run_id}] marginal decoding failed (exit code {rc}); the greedy "
@@ -232,9 +237,8 @@ def run_train(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, *,
     log.write(f"\n===== attempt at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
               + " ".join(cmd) + "\n")
     log.flush()
-    proc = subprocess.Popen(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env,
-                            preexec_fn=preexec)
+    proc = workers.start(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=preexec)
     show = lambda l: verbose or bool(ECHO_RE.search(l) and not NOISE_RE.search(l))
     try:
       _pump(proc, log, lines, echo, run.run_id, show)
@@ -307,35 +311,6 @@ def _environment(model_dir: Path, run_id: str, echo: Echo) -> list[dict[str, Any
   except ValueError as e:
     echo(f"  [{run_id}] {e}; the result is recorded without it")
     return None
-
-
-def run_parallel(items: list, fn: Callable[[Any, int | None], bool], jobs: int):
-  """Yields `(item, fn(item, cpu))` in completion order, `jobs` at a time.
-
-  With `jobs > 1` each worker slot owns one core (`slot % os.cpu_count()`), passed as `cpu`;
-  with `jobs == 1` items run in order in this thread with `cpu=None` (all cores).
-  """
-  if jobs <= 1:
-    for item in items:
-      yield item, fn(item, None)
-    return
-  ncpu = os.cpu_count() or 1
-  free = list(range(jobs))
-  lock = threading.Lock()
-
-  def work(item):
-    with lock:
-      slot = free.pop(0)
-    try:
-      return fn(item, slot % ncpu)
-    finally:
-      with lock:
-        free.append(slot)
-
-  with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-    futures = {pool.submit(work, item): item for item in items}
-    for fut in concurrent.futures.as_completed(futures):
-      yield futures[fut], fut.result()
 
 
 _DATA_CACHE: dict[tuple, Any] = {}
