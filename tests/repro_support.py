@@ -32,6 +32,22 @@ def synthetic_plan() -> list[plan_lib.Run]:
   return plan_lib.build_plan(settings(), fake_tokens)
 
 
+def slow_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store, run) -> Path:
+  """Makes `run` (with a best checkpoint dir in `store`) decode its marginals by a child that
+  writes its pid to the returned file, prints one progress line and sleeps 60 s."""
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  (store.model_dir(run.run_id) / "best").mkdir(parents=True)
+  pid_file = tmp_path / "pid"
+  script = tmp_path / "slow_eval.py"
+  script.write_text("import os, time\n"
+                    f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                    "print('beam x4 validation: 1/10 examples', flush=True)\n"
+                    "time.sleep(60)\n")
+  monkeypatch.setattr(execute, "marginals_command",
+                      lambda model_dir, k, method: [sys.executable, str(script)])
+  return pid_file
+
+
 def make_result(run, fp, f1=0.5, **kw):
   """A result JSON of `run` as the executor writes it, with one F1 for F1, precision, recall."""
   return {"run_id": run.run_id, "fingerprint": fp, "kind": run.kind, "method": run.method,

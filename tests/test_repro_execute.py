@@ -13,6 +13,7 @@ import time
 import pytest
 
 from repro_support import fake_tokens  # first: puts benchmarks/ on sys.path
+import repro_support
 import reproduce
 from repro import state as state_lib
 from repro import targets
@@ -203,15 +204,7 @@ def test_an_interrupted_driver_stops_its_marginal_decoding(tmp_path, monkeypatch
   from repro import execute  # pylint: disable=g-import-not-at-top
   store = state_lib.Store(tmp_path)
   run = next(r for r in plan if r.run_id == "persoma_mlp-h5-recency-uem-full")
-  (store.model_dir(run.run_id) / "best").mkdir(parents=True)
-  pid_file = tmp_path / "pid"
-  script = tmp_path / "slow_eval.py"
-  script.write_text("import os, sys, time\n"
-                    f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                    "print('beam x4 validation: 1/10 examples', flush=True)\n"
-                    "time.sleep(120)\n")
-  monkeypatch.setattr(execute, "marginals_command",
-                      lambda model_dir, k, method: [sys.executable, str(script)])
+  pid_file = repro_support.slow_decoding(tmp_path, monkeypatch, store, run)
 
   def pump_then_interrupt(proc, *args, **kwargs):  # SIGTERM reaches the driver mid-decoding
     while not (pid_file.exists() and pid_file.read_text()):  # the child has started

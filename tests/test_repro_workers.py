@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from repro_support import fake_tokens  # noqa: F401  (first: puts benchmarks/ on sys.path)
+import repro_support  # first: puts benchmarks/ on sys.path
 import reproduce
 from repro import execute, state as state_lib, workers
 
@@ -79,15 +79,7 @@ def test_an_interrupt_stops_every_workers_child_and_starts_no_more():
 def test_a_workers_decoding_stopped_by_the_driver_is_preempted(tmp_path, monkeypatch, plan):
   store = state_lib.Store(tmp_path)
   run = next(r for r in plan if r.run_id == "persoma_mlp-h5-recency-uem-full")
-  (store.model_dir(run.run_id) / "best").mkdir(parents=True)
-  pid_file = tmp_path / "pid"
-  script = tmp_path / "slow_eval.py"
-  script.write_text("import os, time\n"
-                    f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                    "print('beam x4 validation: 1/10 examples', flush=True)\n"
-                    "time.sleep(60)\n")
-  monkeypatch.setattr(execute, "marginals_command",
-                      lambda model_dir, k, method: [sys.executable, str(script)])
+  pid_file = repro_support.slow_decoding(tmp_path, monkeypatch, store, run)
 
   def stop_when_started():
     _wait_for(lambda: pid_file.exists() and pid_file.read_text(), "the decoding to start")
