@@ -39,8 +39,6 @@ SIZE_RE = re.compile(r" model (\w+)/\w+, mode ")
 Echo = Callable[[str], None]
 
 
-
-
 def _last_json(lines: list[str]) -> dict | None:
   for line in reversed(lines):
     line = line.strip()
