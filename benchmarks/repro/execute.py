@@ -124,6 +124,12 @@ def _pump(proc: subprocess.Popen, log: Any, lines: list[str], echo: Echo, run_id
       echo(f"  [{run_id}] {line.rstrip()}")
 
 
+def _log_stopped(log: Any) -> None:
+  """Marks in a run's log that the driver stopped its marginal decoding."""
+  log.write(f"===== marginal decoding stopped (driver interrupted) at "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+
 BEAM_ECHO_RE = re.compile(r"( (beam|sample) x\d+ | threshold \d|Traceback|Error|error:)")
 MARGINAL_KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
 
@@ -189,13 +195,11 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
       except BaseException:  # Ctrl-C or SIGTERM to the driver: a decoding has nothing to save,
         proc.terminate()     # and left running it would slow whatever the machine does next
         proc.wait()
-        log.write(f"===== marginal decoding stopped (driver interrupted) at "
-                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        _log_stopped(log)
         raise
     rc = proc.returncode
     if workers.stopping():  # SIGTERM from an interrupted run_parallel: as Ctrl-C above
-      log.write(f"===== marginal decoding stopped (driver interrupted) at "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+      _log_stopped(log)
       raise Preempted(f"{run.run_id}: marginal decoding stopped (driver interrupted); the same "
                       "command runs it again")
   out = _last_json(lines[-20:])
