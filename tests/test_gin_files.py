@@ -124,6 +124,13 @@ def test_experiment_files_mean_what_they_say():
   exp = _parse(["experiments/persoma_mlp_rationale_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.model.adapter_fields["mlp"]["length_token"] and exp.model.item_loss_weight == 1.0
   assert exp.task.data_config.shown_label_config == dataclasses.replace(tuned, max_disliked=4)
+  exp = _parse(["experiments/persoma_mlp_rationale_tuned_probe.gin"],
+               ["MODEL_DIR=None", "SHOWN_MIN_GENRE_COUNT=3"])
+  assert exp.model.probe_loss_weight == 1.0 and exp.model.task_prompt_length >= 19
+  assert not exp.model.adapter_fields["mlp"].get("length_token")
+  rule = exp.task.data_config.shown_label_config
+  assert exp.model.probe_rule == rule and rule.min_genre_count == 3 and rule.max_disliked == 4
+  exp.model.validate()
   exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.shown_label_config.like_threshold == 3.65
   assert exp.model.adapter_fields["genre_stats"] == {"hidden_dim": 512, "length_features": True}

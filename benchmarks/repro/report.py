@@ -326,7 +326,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "(`gin/experiments/persoma_mlp_rationale_tuned.gin`, a persoma addition) is the plain "
         "MLP adapter's counterpart of these runs, and with the adapter's length token "
         "(`gin/experiments/persoma_mlp_rationale_tuned_len.gin`, a persoma addition) one more "
-        "token after the items says how many are shown and whether fewer than N are.", ""]
+        "token after the items says how many are shown and whether fewer than N are. With a "
+        "genre probe (`gin/experiments/persoma_mlp_rationale_tuned_probe.gin`, a persoma "
+        "addition) a linear head on the T5 encoder's output at the first 19 task-prompt "
+        "positions is trained to give each genre's shown count, mean rating and class under "
+        "the tuned rule; decoding never reads it, so only the encoder's training changes.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",

@@ -41,6 +41,8 @@ METHOD_LABELS: dict[str, str] = {
         "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels (persoma)",
     "persoma_mlp_rationale_tuned_len":
         "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels, length token (persoma)",
+    "persoma_mlp_rationale_tuned_probe":
+        "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels, genre probe (persoma)",
     "persoma_genre_names_rationale":
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
     "persoma_genre_names_tuned":

@@ -9,7 +9,9 @@ Semantics follow T5X: ``loss_fn`` is the weighted SUM of token cross-entropy plu
 ``'NUM_REAL_TARGET_TOKENS'`` = sum of ``decoder_loss_weights``, or ``'NUM_TOTAL_TARGET_TOKENS'`` =
 B*T), plus ``item_loss_weight`` times the item-head loss of an adapter that sows item logits
 (``GenreStatsAdapter``, or ``MLPAdapter(item_heads=True)``; see ``genre_stats.item_loss``;
-needs ``history_genres`` / ``history_stars`` in the batch);
+needs ``history_genres`` / ``history_stars`` in the batch), plus ``probe_loss_weight`` times the
+genre-probe loss of a network with a ``genre_probe`` (``persoma.models.genre_probe``; same
+batch keys);
 ``score_batch`` is the summed weighted log-likelihood (no z-loss); decoding is greedy or
 beam search (best-last ordering with ``return_all_decodes``), stopping at EOS, max length =
 ``decoder_input_tokens.shape[1]``. Everything is jittable (close over the model).
@@ -31,6 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from persoma.models import genre_probe
 from persoma.models import genre_stats
 from persoma.models import training_modes
 from persoma.models.persoma_net import PersomaNetwork
@@ -56,6 +59,7 @@ class PersomaModel:
   decode_method: Optional[str] = None
   beam_alpha: float = 0.6
   item_loss_weight: float = 0.0          # > 0: add the adapter's item-head loss
+  probe_loss_weight: float = 0.0         # > 0: add the network's genre-probe loss
 
   def __post_init__(self):
     lnf = self.loss_normalizing_factor
@@ -68,6 +72,11 @@ class PersomaModel:
       raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} needs an adapter "
                        "with item heads to supervise ('genre_stats', or 'mlp' with "
                        f"item_heads=True), got {type(self.network.adapter).__name__}")
+    if self.probe_loss_weight < 0:
+      raise ValueError(f"PersomaModel.probe_loss_weight={self.probe_loss_weight} must be >= 0")
+    if self.probe_loss_weight and self.network.genre_probe is None:
+      raise ValueError(f"PersomaModel.probe_loss_weight={self.probe_loss_weight} needs a "
+                       "PersomaNetwork with a genre_probe")
 
   @property
   def module(self) -> PersomaNetwork:
@@ -100,18 +109,31 @@ class PersomaModel:
         mutable=["intermediates"] if intermediates else False)
     return (out[0], out[1].get("intermediates", {})) if intermediates else out
 
-  def _item_loss(self, batch: Batch, intermediates: Mapping) -> Array:
+  @staticmethod
+  def _check_item_targets(batch: Batch, field: str, weight: float) -> None:
     missing = [k for k in _ITEM_TARGETS if k not in batch]
     if missing:
-      raise ValueError(f"PersomaModel.item_loss_weight={self.item_loss_weight} but the batch "
-                       f"lacks {missing}: set PersomaDataConfig.item_targets = True (keys: "
-                       f"{sorted(batch)})")
+      raise ValueError(f"PersomaModel.{field}={weight} but the batch lacks {missing}: set "
+                       f"PersomaDataConfig.item_targets = True (keys: {sorted(batch)})")
+
+  def _item_loss(self, batch: Batch, intermediates: Mapping) -> Array:
+    self._check_item_targets(batch, "item_loss_weight", self.item_loss_weight)
     found = genre_stats.find_item_logits(intermediates)
     if found is None:
       raise ValueError("PersomaModel.item_loss_weight > 0 but the adapter sowed no item logits")
     return genre_stats.item_loss(*found, jnp.asarray(batch["history_genres"]),
                                  jnp.asarray(batch["history_stars"]),
                                  jnp.asarray(batch["history_mask"]))
+
+  def _probe_loss(self, batch: Batch, intermediates: Mapping) -> Array:
+    self._check_item_targets(batch, "probe_loss_weight", self.probe_loss_weight)
+    outputs = genre_probe.find_probe_outputs(intermediates)
+    if outputs is None:
+      raise ValueError("PersomaModel.probe_loss_weight > 0 but the network sowed no probe outputs")
+    targets = genre_probe.probe_targets(
+        jnp.asarray(batch["history_genres"]), jnp.asarray(batch["history_stars"]),
+        jnp.asarray(batch["history_mask"]), self.network.genre_probe.rule)
+    return genre_probe.probe_loss(outputs, targets)
 
   def _normalizer(self, batch: Batch) -> Optional[Array]:
     lnf = self.loss_normalizing_factor
@@ -154,7 +176,7 @@ class PersomaModel:
   def loss_fn(self, params: Any, batch: Batch, dropout_rng: Optional[Array]
               ) -> tuple[Array, dict[str, Array]]:
     """(loss, metrics): T5X loss (dropout on iff ``dropout_rng`` is given)."""
-    if self.item_loss_weight:
+    if self.item_loss_weight or self.probe_loss_weight:
       logits, intermediates = self._logits(params, batch, dropout_rng, intermediates=True)
     else:
       logits = self._logits(params, batch, dropout_rng)
@@ -171,7 +193,11 @@ class PersomaModel:
       item = self._item_loss(batch, intermediates)
       metrics["item_loss"] = item
       loss = loss + self.item_loss_weight * item
-      metrics["loss"] = loss
+    if self.probe_loss_weight:
+      probe = self._probe_loss(batch, intermediates)
+      metrics["probe_loss"] = probe
+      loss = loss + self.probe_loss_weight * probe
+    metrics["loss"] = loss
     return loss, metrics
 
   def score_batch(self, params: Any, batch: Batch, return_intermediates: bool = False):

@@ -15,6 +15,10 @@ checkpoints load unchanged, plus ``adapter/...`` and ``task_prompt/prompt``.
 
 ``adapter.d_model`` / ``task_prompt.d_model`` left ``None`` are filled from ``t5_config.emb_dim``;
 ``task_prompt.length`` is always taken from ``task_prompt_length``.
+
+``genre_probe`` (a persoma addition, ``persoma.models.genre_probe``): a head on the encoder output
+at the first ``genre_probe.num_genres`` task-prompt positions, applied by ``__call__`` (the
+training path) and sown for ``PersomaModel.probe_loss_weight``; decoding never runs it.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from persoma.models.adapters import Adapter
+from persoma.models.genre_probe import GenreProbe
 from persoma.models.prompts import TaskPrompt
 from persoma.models.t5.config import T5Config
 from persoma.models.t5.network import Transformer
@@ -41,6 +46,7 @@ class PersomaNetwork(nn.Module):
   task_prompt_length: int = 20
   task_prompt: Optional[TaskPrompt] = None   # init settings; length/d_model filled in
   composition: str = "persoma"
+  genre_probe: Optional[GenreProbe] = None
 
   def __post_init__(self):
     if self.composition not in COMPOSITIONS:
@@ -72,6 +78,9 @@ class PersomaNetwork(nn.Module):
                          dataclasses.replace(tp, d_model=h, length=self.task_prompt_length))
     else:
       object.__setattr__(self, "task_prompt", None)
+    if self.genre_probe is not None and self.task_prompt_length < self.genre_probe.num_genres:
+      raise ValueError(f"PersomaNetwork: the genre probe reads {self.genre_probe.num_genres} "
+                       f"task-prompt positions but task_prompt_length={self.task_prompt_length}")
     super().__post_init__()
 
   def setup(self):
@@ -114,6 +123,12 @@ class PersomaNetwork(nn.Module):
     return (jnp.concatenate([p.astype(dtype) for p in parts], axis=1),
             jnp.concatenate(masks, axis=1))
 
+  def task_prompt_start(self, num_items: int) -> int:
+    """Encoder position of the first task-prompt token (after ``P_u`` for 'persoma')."""
+    if self.composition == "persoma":
+      return self.adapter.num_tokens(num_items)
+    return 0
+
   # ---- T5-style entry points ----------------------------------------------------------------
   def encode_with_mask(self, encoder_input_tokens: Array,
                        history_embeddings: Optional[Array] = None,
@@ -145,8 +160,12 @@ class PersomaNetwork(nn.Module):
                decoder_target_tokens: Optional[Array] = None,
                history_embeddings: Optional[Array] = None, history_mask: Optional[Array] = None,
                enable_dropout: bool = False) -> Array:
-    """Teacher-forced logits ``[B, T, V]`` float32."""
+    """Teacher-forced logits ``[B, T, V]`` float32 (runs and sows the genre probe, if any)."""
     encoded, mask = self.encode_with_mask(encoder_input_tokens, history_embeddings,
                                           history_mask, enable_dropout)
+    if self.genre_probe is not None:
+      start = self.task_prompt_start(
+          history_embeddings.shape[1] if history_embeddings is not None else 0)
+      self.genre_probe(encoded[:, start:start + self.genre_probe.num_genres])
     return self.decode(encoded, mask, decoder_input_tokens, decoder_target_tokens,
                        enable_dropout)

@@ -4,7 +4,7 @@ Paths are the param-tree keys joined with ``/`` (``encoder/layers_0/attention/qu
 ``adapter/layers_0/kernel``, ``task_prompt/prompt``, ``.../query/lora_a``). A mode is a tuple of
 regular expressions; a parameter trains iff one of them matches its path (``re.search``):
 
-* ``frozen``: only the adapter (incl. UEM) and the task prompt.
+* ``frozen``: only the adapter (incl. UEM), the task prompt and the genre probe's head.
 * ``lora``: ``frozen`` plus every LoRA factor (``lora_a`` / ``lora_b``).
 * ``full``: everything.
 
@@ -26,7 +26,8 @@ from flax import traverse_util
 TRAIN = "train"
 FREEZE = "freeze"
 
-_PROMPT_PATTERNS = (r"^adapter/", r"^task_prompt/")
+# The genre probe's head (persoma.models.genre_probe) trains with the prompts: it only feeds a loss.
+_PROMPT_PATTERNS = (r"^adapter/", r"^task_prompt/", r"^genre_probe/")
 _LORA_PATTERNS = (r"(^|/)lora_[ab]$",)
 
 MODES: dict[str, tuple[str, ...]] = {

@@ -187,6 +187,10 @@ class ModelSpec:
       `PersomaDataConfig.item_targets`).
     genre_name_tokens: add each genre name's token embedding to its `genre_stats` token (the
       ids come from the task vocabulary).
+    probe_loss_weight: weight of the genre-probe loss (`persoma.models.genre_probe`; 0 = no
+      probe; needs `PersomaDataConfig.item_targets` and TASK_PROMPT_LENGTH >= 19).
+    probe_rule: the `persoma.data.labels.LabelConfig` whose per-genre working the probe predicts
+      (None: the default label rule); runs on `shown` labels bind their shown rule.
   """
 
   size: str = "small"
@@ -203,6 +207,8 @@ class ModelSpec:
   loss_normalizing_factor: Any = "NUM_REAL_TARGET_TOKENS"
   item_loss_weight: float = 0.0
   genre_name_tokens: bool = False
+  probe_loss_weight: float = 0.0
+  probe_rule: Any = None
 
   def validate(self) -> None:
     """Cheap checks of the model choices (nothing is built); ConfigError naming the gin macro."""
@@ -221,6 +227,19 @@ class ModelSpec:
     if not isinstance(self.task_prompt_length, int) or self.task_prompt_length < 0:
       raise errors.ConfigError(
           f"TASK_PROMPT_LENGTH={self.task_prompt_length!r} must be an int >= 0")
+    if self.probe_loss_weight:
+      from persoma.data import genres as genres_lib, labels  # pylint: disable=g-import-not-at-top
+      if self.probe_loss_weight < 0:
+        raise errors.ConfigError(
+            f"ModelSpec.probe_loss_weight={self.probe_loss_weight!r} must be >= 0")
+      if self.task_prompt_length < genres_lib.NUM_GENRES:
+        raise errors.ConfigError(
+            f"ModelSpec.probe_loss_weight={self.probe_loss_weight} reads one task-prompt token "
+            f"per genre ({genres_lib.NUM_GENRES}) but TASK_PROMPT_LENGTH="
+            f"{self.task_prompt_length}")
+      if self.probe_rule is not None and not isinstance(self.probe_rule, labels.LabelConfig):
+        raise errors.ConfigError(f"ModelSpec.probe_rule must be a labels.LabelConfig, got "
+                                 f"{type(self.probe_rule).__name__}")
     try:
       t5_config.get_config(self.size, lora_rank=rank, lora_alpha=self.lora_alpha,
                            **dict(self.t5_overrides))
@@ -233,7 +252,7 @@ class ModelSpec:
     """The `PersomaModel` for a vocabulary of `vocab_size` and history width `input_dim`
     (`vocabulary`, with `.encode(text)`, is needed for `genre_name_tokens`)."""
     from persoma.models import model as model_lib  # pylint: disable=g-import-not-at-top
-    from persoma.models import persoma_net, prompts, registry  # pylint: disable=g-import-not-at-top
+    from persoma.models import genre_probe, persoma_net, prompts, registry  # pylint: disable=g-import-not-at-top
     from persoma.models.t5 import config as t5_config  # pylint: disable=g-import-not-at-top
     vs = self.vocab_size or int(-(-vocab_size // 128) * 128)
     if vs < vocab_size:
@@ -258,10 +277,13 @@ class ModelSpec:
     net = persoma_net.PersomaNetwork(
         cfg, adapter=adapter, task_prompt_length=self.task_prompt_length,
         task_prompt=prompts.TaskPrompt(**dict(self.task_prompt_init)) if self.task_prompt_init
-        else None, composition=self.composition)
+        else None, composition=self.composition,
+        genre_probe=genre_probe.GenreProbe(rule=self.probe_rule or genre_probe.LabelConfig())
+        if self.probe_loss_weight else None)
     return model_lib.PersomaModel(net, z_loss=self.z_loss,
                                   loss_normalizing_factor=self.loss_normalizing_factor,
-                                  item_loss_weight=self.item_loss_weight)
+                                  item_loss_weight=self.item_loss_weight,
+                                  probe_loss_weight=self.probe_loss_weight)
 
 
 @dataclasses.dataclass(frozen=True)

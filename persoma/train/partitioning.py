@@ -56,6 +56,7 @@ STANDARD_LOGICAL_AXIS_RULES: tuple[tuple[str, str | None], ...] = (
     ("stars", None),
     ("genre_embed", None),
     ("length_features", None),
+    ("probe_outputs", None),
 )
 
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "MEGASCALE_COORDINATOR_ADDRESS")

@@ -33,7 +33,7 @@ from persoma.train import optim
 from persoma.train import partitioning
 
 # `loss_fn` aux metrics logged (averaged over each log interval) as `train/<name>`, as T5X does.
-LOGGED_AUX_METRICS = ("cross_ent_loss", "z_loss", "accuracy", "item_loss")
+LOGGED_AUX_METRICS = ("cross_ent_loss", "z_loss", "accuracy", "item_loss", "probe_loss")
 
 # Model-batch features that go to devices (DESIGN.md "Model batch").
 MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
