@@ -1,0 +1,52 @@
+"""benchmarks/genre_probe_check.py: the probe's agreement figures, on synthetic outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from repro_support import REPO  # first: puts benchmarks/ on sys.path  # noqa: F401
+import genre_probe_check as check_lib
+from persoma.data.labels import LabelConfig
+from persoma.models import genre_probe
+
+
+def _targets(seed=0, users=40):
+  rng = np.random.default_rng(seed)
+  genres = (rng.random((users, 20, 19)) < 0.2).astype(np.float32)
+  stars = rng.integers(0, 5, (users, 20)).astype(np.int32)
+  mask = np.ones((users, 20), np.int32)
+  return {k: np.asarray(v) for k, v in genre_probe.probe_targets(
+      genres, stars, mask, LabelConfig(min_genre_count=2)).items()}
+
+
+def _outputs(t):
+  """Probe outputs that give exactly the targets."""
+  out = np.zeros(t["label"].shape + (5,), np.float32)
+  out[..., genre_probe.QUALIFY] = np.where(t["qualify"], 3.0, -3.0)
+  out[..., genre_probe.MEAN] = t["mean"]
+  out[..., 2:5] = 5.0 * np.eye(3)[t["label"]]
+  return out
+
+
+def test_exact_outputs_agree_everywhere_and_one_wrong_genre_costs_one_user():
+  t = _targets()
+  assert (t["label"] == genre_probe.LIKED).any() and (t["label"] == genre_probe.DISLIKED).any()
+  res = check_lib.agreement(_outputs(t), t)
+  assert res == {"qualify_accuracy": 1.0, "class_accuracy": 1.0, "liked_set_exact": 1.0,
+                 "disliked_set_exact": 1.0, "both_sets_exact": 1.0, "mean_abs_error": 0.0}
+  u, g = np.argwhere(t["label"] == genre_probe.LIKED)[0]
+  out = _outputs(t)
+  out[u, g, 2:5] = 5.0 * np.eye(3)[genre_probe.DISLIKED]   # liked -> disliked on one genre
+  out[..., genre_probe.MEAN] += 0.5
+  res = check_lib.agreement(out, t)
+  users = t["label"].shape[0]
+  assert res["class_accuracy"] == pytest.approx(1 - 1 / t["label"].size)
+  assert res["liked_set_exact"] == res["disliked_set_exact"] == pytest.approx(1 - 1 / users)
+  assert res["both_sets_exact"] == pytest.approx(1 - 1 / users)
+  assert res["mean_abs_error"] == pytest.approx(0.5) and res["qualify_accuracy"] == 1.0
+
+
+def test_a_dir_without_config_gin_is_a_clear_error(tmp_path):
+  with pytest.raises(SystemExit, match=r"config.gin does not exist"):
+    check_lib.check(str(tmp_path), "validation")
