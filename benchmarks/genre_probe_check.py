@@ -10,9 +10,10 @@ checkpoint (its `config.gin` gives the task and model), applies the network to a
 compares the head with `genre_probe.probe_targets` under the run's probe rule. Per run it
 prints: the share of genres whose qualify bit is right; the share of genres whose class (none,
 liked, disliked) is right, and of users whose liked set and disliked set are both right; and
-the mean absolute error (stars) of the mean rating over the genres with a shown movie. The
-liked and disliked sets are the probe's own answer to the rule, read from the encoder, so
-they say how much of the rule the encoder computes before the decoder writes anything.
+the mean absolute error (stars) of the mean rating over the genres with a shown movie; and the
+weighted F1 of the probe's own liked and disliked genres against the split's targets. Those
+sets are the probe's answer to the rule, read from the encoder, so they say how much of the
+rule the encoder computes before the decoder writes anything.
 Figures (metrics only) go to --json, keyed by model dir name and split.
 """
 
@@ -65,8 +66,23 @@ def check(model_dir: str, split: str) -> dict:
     return {"out": genre_probe.find_probe_outputs(inter), **t}
 
   n, r = tr.map_eval_batches(data.arrays, split, jax.jit(fn), what="genre probe")
+  out = r.pop("out")
   return {"split": split, "users": int(n), "step": int(step), "checkpoint": step_dir,
-          **agreement(r.pop("out"), r)}
+          **agreement(out, r), **answer_scores(out, data.targets[:n])}
+
+
+def answer_scores(out: np.ndarray, targets: list[str]) -> dict[str, float]:
+  """Weighted F1 (P, R) of the probe's own liked / disliked genres against the target texts."""
+  from persoma.data import genres as genres_lib  # pylint: disable=g-import-not-at-top
+  from persoma.metrics import verbalizer, weighted  # pylint: disable=g-import-not-at-top
+  from persoma.models import genre_probe  # pylint: disable=g-import-not-at-top
+  label = np.argmax(out[..., genre_probe.CLASS], -1)
+  names = np.asarray(genres_lib.GENRES)
+  preds = [(list(names[row == genre_probe.LIKED]), list(names[row == genre_probe.DISLIKED]))
+           for row in label]
+  truth = [(v.liked, v.disliked) for v in map(verbalizer.parse, targets)]
+  s = weighted.score_sets(truth, preds)
+  return {"answer_f1": s["f1"], "answer_precision": s["precision"], "answer_recall": s["recall"]}
 
 
 def agreement(out: np.ndarray, targets: dict) -> dict[str, float]:
@@ -99,8 +115,9 @@ def main(argv=None) -> int:
     print(f"{name} {a.split} step {res['step']} ({res['users']} users): qualify "
           f"{res['qualify_accuracy']:.3f}, class {res['class_accuracy']:.3f}, liked set "
           f"{res['liked_set_exact']:.3f}, disliked set {res['disliked_set_exact']:.3f}, both "
-          f"{res['both_sets_exact']:.3f}, mean abs error {res['mean_abs_error']:.3f} stars",
-          flush=True)
+          f"{res['both_sets_exact']:.3f}, mean abs error {res['mean_abs_error']:.3f} stars; "
+          f"the probe's own answers: F1 {res['answer_f1']:.4f} (P {res['answer_precision']:.4f}"
+          f" / R {res['answer_recall']:.4f})", flush=True)
   if a.json:
     path = Path(a.json)
     old = json.loads(path.read_text()) if path.exists() else {}

@@ -50,3 +50,21 @@ def test_exact_outputs_agree_everywhere_and_one_wrong_genre_costs_one_user():
 def test_a_dir_without_config_gin_is_a_clear_error(tmp_path):
   with pytest.raises(SystemExit, match=r"config.gin does not exist"):
     check_lib.check(str(tmp_path), "validation")
+
+
+def test_the_probes_own_answers_are_scored_against_the_target_texts():
+  t = _targets(1, users=6)
+  from persoma.data import genres as genres_lib
+  names = np.asarray(genres_lib.GENRES)
+
+  def text(row):
+    liked = ", ".join(names[row == genre_probe.LIKED]) or "None"
+    disliked = ", ".join(names[row == genre_probe.DISLIKED]) or "None"
+    return f"Shown: Action 4.00. Liked Genres: {liked}. Not Liked Genres: {disliked}"
+
+  targets = [text(row) for row in t["label"]]
+  exact = check_lib.answer_scores(_outputs(t), targets)
+  assert exact == {"answer_f1": 1.0, "answer_precision": 1.0, "answer_recall": 1.0}
+  none = t["label"] * 0
+  empty = check_lib.answer_scores(_outputs(dict(t, label=none)), targets)
+  assert empty["answer_recall"] == 0.0
