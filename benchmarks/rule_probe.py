@@ -8,10 +8,14 @@ the fitted values and both rules' F1 on the train, validation and test users, ho
 have their whole history shown (they keep the exact rule), and the fitted rule as bindings of
 gin/experiments/persoma_genre_names_tuned.gin; where a LabelConfig cannot hold it (shrinkage, a
 minimum count per side), the bindings hold the best rule one can, fitted the same way and scored
-beside it. No embedding, no LM.
+beside it. No embedding, no LM. With ``--mean_noise``, it also scores both rules on test users
+whose per-genre mean ratings carry Gaussian noise of each given SD (stars; the mean F1 over
+``--noise_draws`` draws): how well a model that knows the shown means only that closely can do.
 
   python benchmarks/rule_probe.py --data_dir ../shared/movielens --json benchmarks/repro/rule_probe.json
   python benchmarks/rule_probe.py --data_dir ../shared/movielens --history 50 --sampler random
+  python benchmarks/rule_probe.py --data_dir ../shared/movielens --history 50 \
+      --mean_noise 0.05,0.1,0.2 --json benchmarks/repro/rule_probe_noise.json
 
 Prints one line per history size and a JSON summary as the last line.
 """
@@ -37,6 +41,12 @@ def _scores(stats, pred) -> dict[str, float]:
   return {k: round(float(v), 4) for k, v in out.items() if k != "support"}
 
 
+def noisy_means(stats: dict, sd: float, rng) -> dict:
+  """``stats`` with Gaussian noise of SD ``sd`` (stars) on every per-genre shown mean."""
+  return dict(stats, sums=stats["sums"] + sd * rng.standard_normal(stats["sums"].shape)
+              * stats["counts"])
+
+
 def _side(rule) -> str:
   return f"{rule.threshold:g} / {rule.max_count} / {rule.min_count} / {rule.shrink:g}"
 
@@ -46,11 +56,20 @@ def main(argv=None) -> int:
   embedding_probe.add_data_args(p)
   p.set_defaults(history=None)
   p.add_argument("--seed", type=int, default=0, help="history sampler seed (the program's 0)")
+  p.add_argument("--mean_noise", default="",
+                 help="comma-separated SDs (stars) of noise on the shown means, e.g. 0.05,0.1")
+  p.add_argument("--noise_draws", type=int, default=5, help="noise draws per SD (seeds 0..)")
   p.add_argument("--json", default=None,
                  help="also write the summary here (e.g. benchmarks/repro/rule_probe.json)")
   args = p.parse_args(argv)
   if embedding_probe.data_dir_missing(args):
     return 2
+  try:
+    noise_sds = [float(x) for x in args.mean_noise.split(",") if x.strip()]
+  except ValueError:
+    p.error(f"--mean_noise={args.mean_noise!r}: give comma-separated numbers, e.g. 0.05,0.1")
+  if any(sd < 0 for sd in noise_sds) or args.noise_draws < 1:
+    p.error("--mean_noise SDs must be >= 0 and --noise_draws >= 1")
   sizes = [args.history] if args.history else [5, 10, 50, 100]
 
   t0 = time.perf_counter()
@@ -87,6 +106,20 @@ def main(argv=None) -> int:
                   "SHOWN_DISLIKE_THRESHOLD": cfg.dislike_threshold,
                   "SHOWN_MAX_LIKED": cfg.max_liked, "SHOWN_MAX_DISLIKED": cfg.max_disliked,
                   "SHOWN_MIN_GENRE_COUNT": cfg.min_genre_count}
+    if noise_sds:
+      import numpy as np  # pylint: disable=g-import-not-at-top
+      row["mean_noise_test_f1"] = {}
+      for sd in noise_sds:
+        f1 = {"rule": [], "tuned": []}
+        for draw in range(args.noise_draws):
+          st = noisy_means(stats["test"], sd, np.random.default_rng(draw))
+          f1["rule"].append(_scores(st, tuned_rule.predict(st, rule, rule))["f1"])
+          f1["tuned"].append(_scores(st, tuned_rule.predict(st, fitted, rule))["f1"])
+        row["mean_noise_test_f1"][str(sd)] = {k: round(float(np.mean(v)), 4)
+                                              for k, v in f1.items()}
+        print(f"  N={n}, shown means with noise SD {sd:g} stars ({args.noise_draws} draws): "
+              f"test F1 rule {np.mean(f1['rule']):.4f}, tuned {np.mean(f1['tuned']):.4f}",
+              flush=True)
     summary["sizes"][str(n)] = row
     print(f"N={n} {args.sampler}: test F1 rule {row['rule_test']['f1']:.4f}, tuned "
           f"{row['tuned_test']['f1']:.4f} (validation {row['rule_validation']['f1']:.4f} -> "

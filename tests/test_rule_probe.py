@@ -53,3 +53,32 @@ def test_probe_runs_on_synthetic_data_and_scores_the_rule_as_the_baseline(clean_
 def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
   assert rule_probe.main(["--data_dir", str(tmp_path / "nowhere")]) == 2
   assert "nowhere not found" in capsys.readouterr().err
+
+
+def test_mean_noise_scores_the_rules_on_perturbed_means(clean_config, capsys):
+  argv = ["--dataset", "synthetic", "--history", "10", "--mean_noise", "0,0.5,3",
+          "--noise_draws", "2"]
+  assert rule_probe.main(argv) == 0
+  row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sizes"]["10"]
+  noise = row["mean_noise_test_f1"]
+  assert set(noise) == {"0.0", "0.5", "3.0"}
+  # no noise: the plain scores; a 3-star SD scrambles the means and costs F1
+  assert noise["0.0"] == {"rule": row["rule_test"]["f1"], "tuned": row["tuned_test"]["f1"]}
+  assert noise["3.0"]["rule"] < noise["0.0"]["rule"]
+
+
+def test_noisy_means_moves_each_mean_by_the_given_sd():
+  import numpy as np
+  counts = np.full((2000, 19), 4.0)
+  stats = {"sums": 3.0 * counts, "counts": counts}
+  out = rule_probe.noisy_means(stats, 0.2, np.random.default_rng(0))
+  err = out["sums"] / counts - 3.0
+  assert abs(err.std() - 0.2) < 0.01 and abs(err.mean()) < 0.01
+  assert out["counts"] is counts and stats["sums"][0, 0] == 12.0   # the input is not changed
+
+
+@pytest.mark.parametrize("bad", ["x", "-0.1"])
+def test_bad_mean_noise_is_a_usage_error(bad, capsys):
+  with pytest.raises(SystemExit):
+    rule_probe.main(["--dataset", "synthetic", "--mean_noise", bad])
+  assert "--mean_noise" in capsys.readouterr().err
