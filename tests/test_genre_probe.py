@@ -4,8 +4,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+
+import batch_support
+import optax_support
 
 from persoma import errors
 from persoma.data import genres as genres_lib
@@ -69,16 +71,8 @@ def test_an_empty_history_has_no_qualifying_genre():
 
 def _batch(seed=0, targets=True):
   rng = np.random.default_rng(seed)
-  tgt = rng.integers(2, 96, (B, 4)).astype(np.int32)
   genres, stars, mask = _items(seed)
-  batch = {
-      "encoder_input_tokens": rng.integers(2, 96, (B, 3)).astype(np.int32),
-      "decoder_input_tokens": np.concatenate([np.zeros((B, 1), np.int32), tgt[:, :-1]], 1),
-      "decoder_target_tokens": tgt,
-      "decoder_loss_weights": np.ones((B, 4), np.float32),
-      "history_embeddings": rng.normal(size=(B, N, D)).astype(np.float32),
-      "history_mask": mask,
-  }
+  batch = batch_support.history_batch(rng, B, N, D, mask)
   if targets:
     batch.update(history_genres=genres, history_stars=stars)
   return batch
@@ -144,22 +138,9 @@ def test_probe_head_learns_the_rule_from_encoder_like_features():
   feats = jnp.concatenate([feats, jnp.zeros(feats.shape[:2] + (3,))], -1)    # H = 8
   probe = genre_probe.GenreProbe(rule=TUNED)
   variables = probe.init(jax.random.PRNGKey(0), feats)
-  opt = optax.adam(5e-2)
-
-  def loss_fn(v):
-    return genre_probe.probe_loss(probe.apply(v, feats), t)
-
-  @jax.jit
-  def step(v, s):
-    loss, g = jax.value_and_grad(loss_fn)(v)
-    u, s = opt.update(g, s, v)
-    return optax.apply_updates(v, u), s, loss
-
-  state, first = opt.init(variables), float(loss_fn(variables))
-  for _ in range(200):
-    variables, state, _ = step(variables, state)
-  assert float(loss_fn(variables)) < 0.3 * first
-
+  _, first, last = optax_support.minimize(
+      lambda v: genre_probe.probe_loss(probe.apply(v, feats), t), variables, 5e-2, 200)
+  assert last < 0.3 * first
 
 def test_bad_settings_are_clear_errors(probed):
   model, plain, params, _ = probed

@@ -7,6 +7,9 @@ import numpy as np
 import optax
 import pytest
 
+import batch_support
+import optax_support
+
 from persoma.models import genre_stats
 from persoma.models.model import PersomaModel
 from persoma.models.persoma_net import PersomaNetwork
@@ -46,15 +49,7 @@ def test_item_loss_is_mean_over_real_items_and_ignores_padding():
 
 def _batch(seed=0, targets=True):
   rng = np.random.default_rng(seed)
-  tgt = rng.integers(2, 96, (B, 4)).astype(np.int32)
-  batch = {
-      "encoder_input_tokens": rng.integers(2, 96, (B, 3)).astype(np.int32),
-      "decoder_input_tokens": np.concatenate([np.zeros((B, 1), np.int32), tgt[:, :-1]], 1),
-      "decoder_target_tokens": tgt,
-      "decoder_loss_weights": np.ones((B, 4), np.float32),
-      "history_embeddings": rng.normal(size=(B, N, D)).astype(np.float32),
-      "history_mask": np.ones((B, N), np.int32),
-  }
+  batch = batch_support.history_batch(rng, B, N, D)
   if targets:
     batch["history_genres"] = (rng.random((B, N, G)) > 0.6).astype(np.float32)
     batch["history_stars"] = rng.integers(0, 5, (B, N)).astype(np.int32)
@@ -102,23 +97,13 @@ def test_item_heads_learn_genres_and_stars_from_the_item_loss():
   mask = np.ones((16, N), np.int32)
   adapter = get_adapter("genre_stats", input_dim=D, hidden_dim=32, num_genres=G, d_model=8)
   variables = adapter.init(jax.random.PRNGKey(0), emb, mask)
-  opt = optax.adam(3e-2)
 
   def loss_fn(v):
     _, inter = adapter.apply(v, emb, mask, mutable=["intermediates"])
     return genre_stats.item_loss(*genre_stats.find_item_logits(inter), genres, stars, mask)
 
-  @jax.jit
-  def step(v, s):
-    loss, g = jax.value_and_grad(loss_fn)(v)
-    u, s = opt.update(g, s, v)
-    return optax.apply_updates(v, u), s, loss
-
-  state, first = opt.init(variables), float(loss_fn(variables))
-  for _ in range(150):
-    variables, state, _ = step(variables, state)
-  assert float(loss_fn(variables)) < 0.25 * first
-
+  _, first, last = optax_support.minimize(loss_fn, variables, 3e-2, 150)
+  assert last < 0.25 * first
 
 def test_bad_settings_are_clear_errors(models):
   plain, weighted, params, _ = models
