@@ -101,12 +101,19 @@ def agreement(out: np.ndarray, targets: dict) -> dict[str, float]:
           "mean_abs_error": (float(np.abs(out[..., genre_probe.MEAN] - targets["mean"])[seen]
                                    .mean()) if seen.any() else None)}
 
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("model_dirs", nargs="+", help="persoma-train model dirs of genre-probe runs")
   p.add_argument("--split", default="validation", choices=("validation", "test"))
   p.add_argument("--json", default=None, help="add the figures to this JSON file")
   a = p.parse_args(argv)
+  old = {}
+  if a.json and Path(a.json).exists():   # read (and check) it first: no decoding is wasted
+    try:
+      old = json.loads(Path(a.json).read_text())
+    except json.JSONDecodeError as e:
+      raise SystemExit(f"error: --json {a.json} is not valid JSON ({e}); it was left as is")
   results = {}
   for md in a.model_dirs:
     res = check(md, a.split)
@@ -115,14 +122,15 @@ def main(argv=None) -> int:
     print(f"{name} {a.split} step {res['step']} ({res['users']} users): qualify "
           f"{res['qualify_accuracy']:.3f}, class {res['class_accuracy']:.3f}, liked set "
           f"{res['liked_set_exact']:.3f}, disliked set {res['disliked_set_exact']:.3f}, both "
-          f"{res['both_sets_exact']:.3f}, mean abs error {res['mean_abs_error']:.3f} stars; "
+          f"{res['both_sets_exact']:.3f}, mean abs error "
+          f"{'-' if res['mean_abs_error'] is None else format(res['mean_abs_error'], '.3f')} "
+          "stars; "
           f"the probe's own answers: F1 {res['answer_f1']:.4f} (P {res['answer_precision']:.4f}"
           f" / R {res['answer_recall']:.4f})", flush=True)
   if a.json:
-    path = Path(a.json)
-    old = json.loads(path.read_text()) if path.exists() else {}
+    from persoma import atomic_io  # pylint: disable=g-import-not-at-top
     old.update(results)
-    path.write_text(json.dumps(old, indent=1, sort_keys=True) + "\n")
+    atomic_io.write_text(a.json, json.dumps(old, indent=1, sort_keys=True) + "\n")
   return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,24 @@ def test_the_probes_own_answers_are_scored_against_the_target_texts():
   none = t["label"] * 0
   empty = check_lib.answer_scores(_outputs(dict(t, label=none)), targets)
   assert empty["answer_recall"] == 0.0
+
+
+def test_json_keeps_other_entries_and_a_broken_file_is_refused_untouched(tmp_path, monkeypatch,
+                                                                        capsys):
+  t = _targets(2, users=4)
+  res = {"split": "test", "users": 4, "step": 7, "checkpoint": "/x/best/7",
+         **check_lib.agreement(_outputs(t), t),
+         "answer_f1": 0.5, "answer_precision": 0.5, "answer_recall": 0.5}
+  monkeypatch.setattr(check_lib, "check", lambda md, split: dict(res, split=split))
+  path = tmp_path / "probe.json"
+  path.write_text('{"other/test": {"answer_f1": 0.1}}')
+  assert check_lib.main([str(tmp_path / "run" / "model"), "--split", "test",
+                         "--json", str(path)]) == 0
+  assert "run test step 7 (4 users): qualify 1.000" in capsys.readouterr().out
+  data = json.loads(path.read_text())
+  assert data["other/test"] == {"answer_f1": 0.1}
+  assert data["run/test"]["step"] == 7 and "checkpoint" not in data["run/test"]
+  path.write_text("{broken")
+  with pytest.raises(SystemExit, match="probe.json is not valid JSON"):
+    check_lib.main([str(tmp_path / "run"), "--json", str(path)])
+  assert path.read_text() == "{broken"
