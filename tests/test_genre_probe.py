@@ -167,3 +167,5 @@ def test_model_spec_builds_the_probe_with_its_rule():
   model = spec.build(vocab_size=90, input_dim=D)
   assert model.probe_loss_weight == 2.0 and model.network.genre_probe.rule == TUNED
   assert experiment.ModelSpec(size="tiny").build(90, D).network.genre_probe is None
+  default = experiment.ModelSpec(size="tiny", probe_loss_weight=1.0).build(90, D)
+  assert default.network.genre_probe.rule == LabelConfig()

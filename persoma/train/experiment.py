@@ -278,7 +278,8 @@ class ModelSpec:
         cfg, adapter=adapter, task_prompt_length=self.task_prompt_length,
         task_prompt=prompts.TaskPrompt(**dict(self.task_prompt_init)) if self.task_prompt_init
         else None, composition=self.composition,
-        genre_probe=genre_probe.GenreProbe(rule=self.probe_rule or genre_probe.LabelConfig())
+        genre_probe=genre_probe.GenreProbe(
+            **({} if self.probe_rule is None else {"rule": self.probe_rule}))
         if self.probe_loss_weight else None)
     return model_lib.PersomaModel(net, z_loss=self.z_loss,
                                   loss_normalizing_factor=self.loss_normalizing_factor,
