@@ -48,7 +48,8 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # with item heads and rationale targets on the tuned rule's labels, at its rule-label budgets;
 # session 43 the same with the MLP adapter's length token, at the program's budget only;
 # session 44 the same with a genre probe on the T5 encoder instead, still improving at its last
-# step at the program's budget, so also at 3x).
+# step at the program's budget, so also at 3x, and in session 45 at 6x, as the 3x run was still
+# improving at its last step too).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
@@ -61,7 +62,7 @@ LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_genre_names_tuned_rank": {"shown": (3,)},
     "persoma_mlp_rationale_tuned": {"shown": (6,)},
     "persoma_mlp_rationale_tuned_len": {"shown": ()},
-    "persoma_mlp_rationale_tuned_probe": {"shown": (3,)},
+    "persoma_mlp_rationale_tuned_probe": {"shown": (3, 6)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
