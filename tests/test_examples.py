@@ -145,6 +145,34 @@ def test_rationale_is_the_rule_on_the_shown_items_before_every_target(tiny_data)
   assert listed > 0
 
 
+def test_whole_rationale_follows_the_rule_of_each_rows_labels(tiny_data):
+  """Rows showing fewer than N items write ``Whole:`` and the label rule's genres, full rows
+  ``Shown:`` and the shown rule's; labels and items are those of the plain rationale run."""
+  tuned = LabelConfig(like_threshold=3.0, dislike_threshold=3.0, max_liked=5, max_disliked=5,
+                      min_genre_count=1)
+  kw = dict(split="train", history_size=30, sampler="recency", seed=2, resamples=4,
+            resample_labels="shown", rationale=True, shown_label_config=tuned)
+  plain = build_examples(tiny_data, **kw)
+  exs = build_examples(tiny_data, whole_rationale=True, **kw)
+  assert len(exs) == len(plain) > 0
+  seen = {"Whole:": 0, "Shown:": 0}
+  for ex, ref in zip(exs, plain):
+    np.testing.assert_array_equal(ex.positions, ref.positions)
+    assert (ex.liked, ex.disliked) == (ref.liked, ref.disliked)
+    whole = len(ex.positions) < 30
+    header = formats.rationale_header(ex.targets)
+    assert header == ("Whole:" if whole else "Shown:") and ex.targets.startswith(header)
+    seen[header] += 1
+    rule = LabelConfig() if whole else tuned
+    assert ex.targets.split(" Liked Genres: ")[0] == labels.rationale(
+        tiny_data, ex.positions, rule, header=header)
+    if not whole:
+      assert ex.targets == ref.targets
+  assert min(seen.values()) > 0
+  with pytest.raises(ValueError, match="whole_rationale=True needs rationale=True"):
+    build_examples(tiny_data, **dict(kw, rationale=False, whole_rationale=True))
+
+
 def test_rating_ordered_rationale_ranks_genres_so_the_labels_are_its_ends(tiny_data):
   """With ``rationale_order='rating'`` the rationale lists the same genres and means, highest
   mean first, so shown labels are its first genres over the like threshold and its last ones

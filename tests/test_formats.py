@@ -53,6 +53,19 @@ def test_format_rationale_and_the_parser_reads_past_it():
   assert (parsed.liked, parsed.disliked, parsed.unknown) == (("Comedy",), ("War",), ())
 
 
+def test_whole_rationale_header_is_written_and_parsed():
+  from persoma.metrics import verbalizer
+  text = formats.format_rationale(("Drama",), (4.0,), formats.WHOLE_RATIONALE_HEADER)
+  assert text == "Whole: Drama 4.00." and formats.rationale_header(text) == "Whole:"
+  assert formats.parse_rationale(f"{text} Liked Genres: Drama") == {"Drama": 4.0}
+  assert formats.rationale_header("Shown: None. Whole: Drama 4.00.") == "Shown:"
+  assert formats.rationale_header("Liked Genres: Drama") is None
+  with pytest.raises(ValueError, match="rationale header 'All:'"):
+    formats.format_rationale(("Drama",), (4.0,), "All:")
+  parsed = verbalizer.parse(f"{text} {formats.format_target(('Drama',), ())}")
+  assert (parsed.liked, parsed.disliked, parsed.unknown) == (("Drama",), (), ())
+
+
 def test_render_history_text_lines():
   text = formats.render_history_text("complete", ["A (1990)", "B (1991)"], [(), ("War",)],
                                      ["Plot a.", ""], [5.0, 2.5])

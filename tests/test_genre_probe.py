@@ -1,5 +1,7 @@
 """The genre probe: its targets are the label rule's working, its loss trains the encoder, and
 it leaves decoding unchanged."""
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -60,6 +62,27 @@ def test_targets_are_the_label_rules_working_on_the_shown_items(rule):
       ranked += int(np.sum((counts >= rule.min_genre_count) &
                            (sums > rule.like_threshold * counts)) > rule.max_liked)
   assert compared == 192 and ranked > 10   # the ranking is exercised, not just thresholds
+
+
+def test_whole_rule_gives_the_targets_of_rows_with_fewer_than_n_items():
+  """With ``whole_rule`` a row whose mask is not full takes that rule's targets, a full row the
+  main rule's, under jit."""
+  both = jax.jit(lambda g, s, m: genre_probe.probe_targets(g, s, m, TUNED, LabelConfig()))
+  whole = whole_rows = 0
+  for seed in range(4):
+    genres, stars, mask = _items(seed, b=16, n=30)
+    mask[1:4] = 1  # full rows beside the random-length ones
+    got = jax.tree.map(np.asarray, both(genres, stars, mask))
+    full, label = (jax.tree.map(np.asarray, genre_probe.probe_targets(genres, stars, mask, r))
+                   for r in (TUNED, LabelConfig()))
+    for u in range(16):
+      short = mask[u].sum() < 30
+      want, other = (label, full) if short else (full, label)
+      for k in ("qualify", "label", "count", "mean"):
+        np.testing.assert_array_equal(got[k][u], want[k][u])
+      whole_rows += short
+      whole += short and not np.array_equal(want["label"][u], other["label"][u])
+  assert whole_rows > 10 and whole > 0  # the two rules differ on some whole rows
 
 
 def test_an_empty_history_has_no_qualifying_genre():
@@ -129,6 +152,26 @@ def test_probe_reads_the_genre_positions_and_adds_its_weighted_loss(probed):
   np.testing.assert_array_equal(t1, t0)
 
 
+def test_model_loss_reads_the_probes_whole_rule(probed):
+  """Same parameters: a probe with ``whole_rule`` scores the short rows under it."""
+  model, _, params, batch = probed
+  assert (batch["history_mask"].sum(1) < N).any()
+  whole_net = model.network.clone(genre_probe=genre_probe.GenreProbe(rule=TUNED,
+                                                                      whole_rule=LabelConfig()))
+  whole = PersomaModel(whole_net, probe_loss_weight=0.5)
+  _, m0 = jax.jit(model.loss_fn)(params, batch, None)
+  _, m1 = jax.jit(whole.loss_fn)(params, batch, None)
+  _, inter = jax.jit(lambda p: model.network.apply(
+      {"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
+      batch["decoder_target_tokens"], batch["history_embeddings"], batch["history_mask"],
+      mutable=["intermediates"]))(params)
+  want = genre_probe.probe_loss(genre_probe.find_probe_outputs(inter), genre_probe.probe_targets(
+      batch["history_genres"], batch["history_stars"], batch["history_mask"], TUNED,
+      LabelConfig()))
+  np.testing.assert_allclose(m1["probe_loss"], want, rtol=1e-5)
+  assert abs(float(m1["probe_loss"]) - float(m0["probe_loss"])) > 1e-4
+
+
 def test_probe_head_learns_the_rule_from_encoder_like_features():
   """Fed per-genre count and mean features, a few optax steps fit the head to the targets."""
   genres, stars, mask = _items(3, b=64, n=30)
@@ -157,6 +200,10 @@ def test_bad_settings_are_clear_errors(probed):
     experiment.ModelSpec(probe_loss_weight=1.0, task_prompt_length=10).validate()
   with pytest.raises(errors.ConfigError, match="probe_rule must be a labels.LabelConfig"):
     experiment.ModelSpec(probe_loss_weight=1.0, probe_rule={"a": 1}).validate()
+  with pytest.raises(errors.ConfigError, match="probe_whole_rule must be a labels.LabelConfig"):
+    experiment.ModelSpec(probe_loss_weight=1.0, probe_whole_rule=3).validate()
+  with pytest.raises(errors.ConfigError, match="probe_whole_rule is set but probe_loss_weight"):
+    experiment.ModelSpec(probe_whole_rule=LabelConfig()).validate()
   assert genre_probe.find_probe_outputs({}) is None
 
 
@@ -166,6 +213,9 @@ def test_model_spec_builds_the_probe_with_its_rule():
   spec.validate()
   model = spec.build(vocab_size=90, input_dim=D)
   assert model.probe_loss_weight == 2.0 and model.network.genre_probe.rule == TUNED
+  assert model.network.genre_probe.whole_rule is None
+  whole = dataclasses.replace(spec, probe_whole_rule=LabelConfig(max_liked=2)).build(90, D)
+  assert whole.network.genre_probe.whole_rule == LabelConfig(max_liked=2)
   assert experiment.ModelSpec(size="tiny").build(90, D).network.genre_probe is None
   default = experiment.ModelSpec(size="tiny", probe_loss_weight=1.0).build(90, D)
   assert default.network.genre_probe.rule == LabelConfig()

@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pytest
 
+from persoma.data import labels
 from persoma.train import experiment as experiment_lib
 from persoma.train import gin_cli
 
@@ -130,6 +131,14 @@ def test_experiment_files_mean_what_they_say():
   assert not exp.model.adapter_fields["mlp"].get("length_token")
   rule = exp.task.data_config.shown_label_config
   assert exp.model.probe_rule == rule and rule.min_genre_count == 3 and rule.max_disliked == 4
+  exp.model.validate()
+  assert exp.model.probe_whole_rule is None and not exp.task.data_config.whole_rationale
+  exp = _parse(["experiments/persoma_mlp_rationale_tuned_probe_whole.gin"], ["MODEL_DIR=None"])
+  assert exp.task.data_config.whole_rationale and exp.task.data_config.target_rationale
+  assert exp.model.probe_whole_rule == labels.LabelConfig()
+  assert exp.task.data_config.label_config is None
+  assert exp.model.probe_rule == exp.task.data_config.shown_label_config
+  assert exp.model.adapter_fields["mlp"]["length_token"] and exp.model.probe_loss_weight == 1.0
   exp.model.validate()
   exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.shown_label_config.like_threshold == 3.65

@@ -189,6 +189,9 @@ def test_a_shown_label_config_nothing_reads_is_a_clear_error():
     config.PersomaDataConfig(shown_label_config=tuned, train_resample_labels="shown")
   for ok in (dict(train_resample_labels="shown", train_resamples=4), dict(target_rationale=True)):
     assert config.PersomaDataConfig(shown_label_config=tuned, **ok).shown_label_config == tuned
+  with pytest.raises(errors.ConfigError, match="whole_rationale=True.*target_rationale is False"):
+    config.PersomaDataConfig(whole_rationale=True)
+  assert config.PersomaDataConfig(whole_rationale=True, target_rationale=True).whole_rationale
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
   cfg = config.PersomaDataConfig()

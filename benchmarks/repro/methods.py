@@ -49,7 +49,9 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # session 43 the same with the MLP adapter's length token, at the program's budget only;
 # session 44 the same with a genre probe on the T5 encoder instead, still improving at its last
 # step at the program's budget, so also at 3x, and in session 45 at 6x, as the 3x run was still
-# improving at its last step too).
+# improving at its last step too; and session 45 the same with a rationale and probe that follow
+# each row's own rule, `Whole:` for a whole history, and the length token, at the program's
+# budget).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
@@ -63,6 +65,7 @@ LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp_rationale_tuned": {"shown": (6,)},
     "persoma_mlp_rationale_tuned_len": {"shown": ()},
     "persoma_mlp_rationale_tuned_probe": {"shown": (3, 6)},
+    "persoma_mlp_rationale_tuned_probe_whole": {"shown": ()},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
@@ -93,6 +96,7 @@ GIN_FILES: dict[str, str] = {
     "persoma_mlp_rationale_tuned": "persoma_mlp_rationale_tuned.gin",
     "persoma_mlp_rationale_tuned_len": "persoma_mlp_rationale_tuned_len.gin",
     "persoma_mlp_rationale_tuned_probe": "persoma_mlp_rationale_tuned_probe.gin",
+    "persoma_mlp_rationale_tuned_probe_whole": "persoma_mlp_rationale_tuned_probe_whole.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the issue's target. The
@@ -111,14 +115,16 @@ RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked",
                      "persoma_genre_names_rationale", "persoma_genre_names_tuned",
                      "persoma_genre_names_tuned_len", "persoma_genre_names_tuned_rank",
                      "persoma_mlp_rationale_tuned", "persoma_mlp_rationale_tuned_len",
-                     "persoma_mlp_rationale_tuned_probe")
+                     "persoma_mlp_rationale_tuned_probe",
+                     "persoma_mlp_rationale_tuned_probe_whole")
 RATIONALE_TARGETS_LENGTH = {100: 160}
 # The tuned-rule label methods: their gin files hold the rule benchmarks/rule_probe.py fits at
 # N=50; at another N a run binds that N's fit (benchmarks/repro/rule_probe.json, recency, seed 0;
 # its "gin" entry), so the rule labels the windows it was fitted on.
 TUNED_METHODS = ("persoma_genre_names_tuned", "persoma_genre_names_tuned_len",
                  "persoma_genre_names_tuned_rank", "persoma_mlp_rationale_tuned",
-                 "persoma_mlp_rationale_tuned_len", "persoma_mlp_rationale_tuned_probe")
+                 "persoma_mlp_rationale_tuned_len", "persoma_mlp_rationale_tuned_probe",
+                 "persoma_mlp_rationale_tuned_probe_whole")
 TUNED_RULE_BINDINGS: dict[int, dict[str, float | int]] = {
     # N=5: the fit shrinks the disliked means; this is its best rule without (test F1 0.2531
     # against 0.2532; the probe's "label_config_fit")
@@ -138,7 +144,8 @@ ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
                                 "persoma_genre_names_tuned_rank",
                                 "persoma_mlp_rationale_tuned",
                                 "persoma_mlp_rationale_tuned_len",
-                                "persoma_mlp_rationale_tuned_probe")
+                                "persoma_mlp_rationale_tuned_probe",
+                                "persoma_mlp_rationale_tuned_probe_whole")
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).

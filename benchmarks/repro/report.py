@@ -330,7 +330,11 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "genre probe (`gin/experiments/persoma_mlp_rationale_tuned_probe.gin`, a persoma "
         "addition) a linear head on the T5 encoder's output at the first 19 task-prompt "
         "positions is trained to give each genre's shown count, mean rating and class under "
-        "the tuned rule; decoding never reads it, so only the encoder's training changes.", ""]
+        "the tuned rule; decoding never reads it, so only the encoder's training changes. "
+        "In `gin/experiments/persoma_mlp_rationale_tuned_probe_whole.gin` (a persoma "
+        "addition) a row showing fewer than N items, a whole history, writes `Whole:` and the "
+        "label rule's working instead, its probe targets follow the label rule too, and the "
+        "length token says whether fewer than N items are shown.", ""]
   L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
                   for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",

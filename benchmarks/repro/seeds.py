@@ -107,7 +107,7 @@ def seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 # Seeded additions that are there as PERSOMA-MLP's best family, not as the best addition.
 MLP_FAMILY = ("persoma_mlp_rationale_tuned", "persoma_mlp_rationale_tuned_len",
-              "persoma_mlp_rationale_tuned_probe")
+              "persoma_mlp_rationale_tuned_probe", "persoma_mlp_rationale_tuned_probe_whole")
 
 
 def added_seeds_table(results: Sequence[Mapping[str, Any]]) -> list[str]:

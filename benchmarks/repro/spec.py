@@ -43,6 +43,9 @@ METHOD_LABELS: dict[str, str] = {
         "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels, length token (persoma)",
     "persoma_mlp_rationale_tuned_probe":
         "PERSOMA-MLP, item heads, rationale targets, tuned-rule labels, genre probe (persoma)",
+    "persoma_mlp_rationale_tuned_probe_whole":
+        "PERSOMA-MLP, item heads, per-row-rule rationale and genre probe, length token "
+        "(persoma)",
     "persoma_genre_names_rationale":
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
     "persoma_genre_names_tuned":

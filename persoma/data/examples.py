@@ -51,7 +51,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
                    resample_labels: str = "history",
                    resample_sampler: str | None = None, rationale: bool = False,
                    rationale_order: str = "canonical",
-                   shown_label_config: labels_lib.LabelConfig | None = None) -> ExampleList:
+                   shown_label_config: labels_lib.LabelConfig | None = None,
+                   whole_rationale: bool = False) -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
@@ -78,6 +79,14 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   that happens to show a whole history of exactly N ratings still gets the tuned rule). Its
   ``source`` and ``keep_empty`` are not read: ``label_config.keep_empty`` decides what is dropped.
 
+  ``whole_rationale`` (a persoma addition; with ``rationale``): an example showing fewer than N
+  items, a whole history (or a whole window), writes its rationale under ``label_config``, the
+  rule its labels follow, with the header ``Whole:`` (``formats.WHOLE_RATIONALE_HEADER``); the
+  others keep ``Shown:`` and ``shown_label_config``. The rationale then names the rule each
+  example's labels follow, and its first word says which, where otherwise the decoder must tell
+  the two cases apart before its labels. (An example showing a whole history of exactly N
+  ratings cannot be told from a window and keeps ``Shown:``.)
+
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
   skipped (counted in ``.skipped_empty``) unless ``label_config.keep_empty``.
@@ -93,6 +102,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   if rationale_order not in labels_lib.RATIONALE_ORDERS:
     raise ValueError(f"rationale_order={rationale_order!r}; valid: "
                      f"{', '.join(labels_lib.RATIONALE_ORDERS)}")
+  if whole_rationale and not rationale:
+    raise ValueError("whole_rationale=True needs rationale=True: it picks the rationale's rule")
   rationale_config = label_config if shown_label_config is None else shown_label_config
   users = split_lib.users_in_split(data.user_ids, split, fractions)
   if label_config.source == "history":
@@ -126,7 +137,11 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
           continue
       target = formats.format_target(copy_lab.liked, copy_lab.disliked)
       if rationale:
-        target = f"{labels_lib.rationale(data, pos, rationale_config, rationale_order)} {target}"
+        whole = whole_rationale and len(pos) < history_size
+        head = labels_lib.rationale(
+            data, pos, label_config if whole else rationale_config, rationale_order,
+            formats.WHOLE_RATIONALE_HEADER if whole else formats.RATIONALE_HEADER)
+        target = f"{head} {target}"
       out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
                          liked=copy_lab.liked, disliked=copy_lab.disliked, targets=target))
   return out

@@ -22,6 +22,11 @@ EMPTY_SIDE = "None"
 # Header of the optional rationale written before the target (`format_rationale`); the parser
 # (`persoma.metrics.verbalizer.parse`) reads only the text after the target's headers.
 RATIONALE_HEADER = "Shown:"
+# Its header for a row whose whole history is shown (`build_examples(whole_rationale=True)`):
+# the rationale then follows the label rule itself, where `Shown:` follows the rule estimating
+# the whole history from a window.
+WHOLE_RATIONALE_HEADER = "Whole:"
+RATIONALE_HEADERS = (RATIONALE_HEADER, WHOLE_RATIONALE_HEADER)
 
 
 def check_format(fmt: str) -> str:
@@ -62,21 +67,32 @@ def format_target(liked: Sequence[str], disliked: Sequence[str]) -> str:
                                 disliked=", ".join(disliked) or EMPTY_SIDE)
 
 
-def format_rationale(genres: Sequence[str], means: Sequence[float]) -> str:
+def format_rationale(genres: Sequence[str], means: Sequence[float],
+                     header: str = RATIONALE_HEADER) -> str:
   """``Shown: Action 3.75, Drama 4.10.`` (``Shown: None.`` for no genre): each genre's mean
-  rating over the shown items, two decimals, in the order given."""
+  rating over the shown items, two decimals, in the order given, after ``header`` (one of
+  ``RATIONALE_HEADERS``)."""
+  if header not in RATIONALE_HEADERS:
+    raise ValueError(f"rationale header {header!r}; valid: {', '.join(RATIONALE_HEADERS)}")
   body = ", ".join(f"{g} {float(m):.2f}" for g, m in zip(genres, means, strict=True))
-  return f"{RATIONALE_HEADER} {body or EMPTY_SIDE}."
+  return f"{header} {body or EMPTY_SIDE}."
+
+
+def rationale_header(text: str) -> str | None:
+  """The first rationale header in ``text`` (one of ``RATIONALE_HEADERS``), or None."""
+  found = [(text.find(h), h) for h in RATIONALE_HEADERS if h in text]
+  return min(found)[1] if found else None
 
 
 def parse_rationale(text: str) -> dict[str, float] | None:
   """``{genre: mean}`` of the rationale in a generated or target text (``{}`` for ``Shown:
-  None.``); None when the text has no rationale. Entries that are not ``<name> <number>`` are
-  skipped; names are returned as written (normalise with ``persoma.data.normalize_genre``)."""
-  start = text.find(RATIONALE_HEADER)
-  if start < 0:
+  None.``), after its first header (``Shown:`` or ``Whole:``); None when the text has no
+  rationale. Entries that are not ``<name> <number>`` are skipped; names are returned as
+  written (normalise with ``persoma.data.normalize_genre``)."""
+  header = rationale_header(text)
+  if header is None:
     return None
-  body = text[start + len(RATIONALE_HEADER):]
+  body = text[text.find(header) + len(header):]
   end = body.find("Liked Genres:")
   body = (body[:end] if end >= 0 else body).strip().rstrip(".").strip()
   out: dict[str, float] = {}

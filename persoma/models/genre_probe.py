@@ -15,6 +15,10 @@ step its own training signal, without changing what the T5 reads or writes:
   ``persoma.data.labels.labels_from_stats`` does, ranking included;
 * :func:`probe_loss` scores the head against them; ``PersomaModel.probe_loss_weight`` adds it.
 
+With ``whole_rule`` the rows that show fewer than N items (a whole history) take their targets
+under it instead (the label rule, which gives such a row's labels exactly), as a rationale under
+``PersomaDataConfig.whole_rationale`` does.
+
 The head is only read by the loss: decoding never calls it, so at inference the model is the
 plain PERSOMA network.
 """
@@ -44,10 +48,12 @@ class GenreProbe(nn.Module):
 
   Attributes:
     rule: the label rule whose per-genre working the head predicts (the run's ``shown`` rule).
+    whole_rule: the rule for rows showing fewer than N items (None: ``rule`` for every row).
     num_genres: G, the task-prompt positions read (one per canonical genre).
     dtype: computation dtype of the head.
   """
   rule: LabelConfig = LabelConfig()
+  whole_rule: Optional[LabelConfig] = None
   num_genres: int = 19
   dtype: Any = jnp.float32
 
@@ -62,18 +68,31 @@ class GenreProbe(nn.Module):
     return out
 
 
-def probe_targets(genres: Array, stars: Array, mask: Array, rule: LabelConfig
-                  ) -> dict[str, Array]:
+def probe_targets(genres: Array, stars: Array, mask: Array, rule: LabelConfig,
+                  whole_rule: Optional[LabelConfig] = None) -> dict[str, Array]:
   """Per-genre working of ``rule`` on the shown items.
 
   Args:
     genres: ``[B, N, G]`` 0/1 catalog genres; stars: ``[B, N]`` 0-based stars (rating - 1);
     mask: ``[B, N]`` real items.
+    rule: the rule of every row, or (with ``whole_rule``) of the rows with N real items.
+    whole_rule: the rule of the rows with fewer than N real items (None: ``rule``).
   Returns:
     ``count [B, G]`` float, ``mean [B, G]`` (stars 1-5; 0 where count is 0), ``qualify [B, G]``
     bool and ``label [B, G]`` int32 (``NONE`` / ``LIKED`` / ``DISLIKED``), ties broken as
     ``labels_from_stats`` breaks them (larger count, then canonical order).
   """
+  if whole_rule is not None:
+    full = _rule_targets(genres, stars, mask, rule)
+    whole = _rule_targets(genres, stars, mask, whole_rule)
+    is_whole = (mask > 0).sum(axis=1) < mask.shape[1]  # [B]
+    return {k: jnp.where(is_whole[:, None], whole[k], full[k]) for k in full}
+  return _rule_targets(genres, stars, mask, rule)
+
+
+def _rule_targets(genres: Array, stars: Array, mask: Array, rule: LabelConfig
+                  ) -> dict[str, Array]:
+  """:func:`probe_targets` under one rule for every row."""
   m = (mask > 0).astype(jnp.float32)[..., None] * genres.astype(jnp.float32)  # [B, N, G]
   count = m.sum(axis=1)
   sums = jnp.einsum("bng,bn->bg", m, stars.astype(jnp.float32) + 1.0)

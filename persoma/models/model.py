@@ -132,7 +132,8 @@ class PersomaModel:
       raise ValueError("PersomaModel.probe_loss_weight > 0 but the network sowed no probe outputs")
     targets = genre_probe.probe_targets(
         jnp.asarray(batch["history_genres"]), jnp.asarray(batch["history_stars"]),
-        jnp.asarray(batch["history_mask"]), self.network.genre_probe.rule)
+        jnp.asarray(batch["history_mask"]), self.network.genre_probe.rule,
+        self.network.genre_probe.whole_rule)
     return genre_probe.probe_loss(outputs, targets)
 
   def _normalizer(self, batch: Batch) -> Optional[Array]:

@@ -89,6 +89,10 @@ class PersomaDataConfig:
       (``TunedRule.to_label_config``; ``benchmarks/rule_probe.py`` prints it) to estimate the
       whole-history labels from N items; ``build_examples(shown_label_config=)``. Set without
       either use (shown labels with train_resamples > 1, or target_rationale): ConfigError.
+    whole_rationale: with target_rationale, a row showing fewer than N items (a whole history)
+      writes its rationale under label_config with the header ``Whole:``, the others under
+      shown_label_config with ``Shown:`` (``build_examples(whole_rationale=True)``), so the
+      rationale names the rule the labels follow. Set without target_rationale: ConfigError.
   """
 
   data_dir: str | None = None
@@ -116,6 +120,7 @@ class PersomaDataConfig:
   target_rationale: bool = False
   rationale_order: str = "canonical"
   shown_label_config: Any = None
+  whole_rationale: bool = False
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:
@@ -143,6 +148,9 @@ class PersomaDataConfig:
           "augmented train histories under train_resample_labels='shown' with train_resamples > 1 "
           f"(here {self.train_resample_labels!r}, {self.train_resamples}) and picks the "
           "rationale's genres under target_rationale=True (here False)")
+    if self.whole_rationale and not self.target_rationale:
+      raise errors.ConfigError("PersomaDataConfig.whole_rationale=True picks the rationale's rule "
+                               "per row, but target_rationale is False: there is no rationale")
     if self.train_resample_sampler is not None:
       from persoma.data import samplers  # pylint: disable=g-import-not-at-top
       try:

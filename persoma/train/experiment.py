@@ -191,6 +191,9 @@ class ModelSpec:
       probe; needs `PersomaDataConfig.item_targets` and TASK_PROMPT_LENGTH >= 19).
     probe_rule: the `persoma.data.labels.LabelConfig` whose per-genre working the probe predicts
       (None: the default label rule); runs on `shown` labels bind their shown rule.
+    probe_whole_rule: the `LabelConfig` of the probe's targets on rows showing fewer than N
+      items (None: probe_rule for every row); runs with `PersomaDataConfig.whole_rationale`
+      bind the label rule.
   """
 
   size: str = "small"
@@ -209,6 +212,7 @@ class ModelSpec:
   genre_name_tokens: bool = False
   probe_loss_weight: float = 0.0
   probe_rule: Any = None
+  probe_whole_rule: Any = None
 
   def validate(self) -> None:
     """Cheap checks of the model choices (nothing is built); ConfigError naming the gin macro."""
@@ -237,9 +241,14 @@ class ModelSpec:
             f"ModelSpec.probe_loss_weight={self.probe_loss_weight} reads one task-prompt token "
             f"per genre ({genres_lib.NUM_GENRES}) but TASK_PROMPT_LENGTH="
             f"{self.task_prompt_length}")
-      if self.probe_rule is not None and not isinstance(self.probe_rule, labels.LabelConfig):
-        raise errors.ConfigError(f"ModelSpec.probe_rule must be a labels.LabelConfig, got "
-                                 f"{type(self.probe_rule).__name__}")
+      for name in ("probe_rule", "probe_whole_rule"):
+        value = getattr(self, name)
+        if value is not None and not isinstance(value, labels.LabelConfig):
+          raise errors.ConfigError(f"ModelSpec.{name} must be a labels.LabelConfig, got "
+                                   f"{type(value).__name__}")
+    elif self.probe_whole_rule is not None:
+      raise errors.ConfigError("ModelSpec.probe_whole_rule is set but probe_loss_weight is 0: "
+                               "there is no genre probe to read it")
     try:
       t5_config.get_config(self.size, lora_rank=rank, lora_alpha=self.lora_alpha,
                            **dict(self.t5_overrides))
@@ -279,7 +288,8 @@ class ModelSpec:
         task_prompt=prompts.TaskPrompt(**dict(self.task_prompt_init)) if self.task_prompt_init
         else None, composition=self.composition,
         genre_probe=genre_probe.GenreProbe(
-            **({} if self.probe_rule is None else {"rule": self.probe_rule}))
+            **({} if self.probe_rule is None else {"rule": self.probe_rule}),
+            whole_rule=self.probe_whole_rule)
         if self.probe_loss_weight else None)
     return model_lib.PersomaModel(net, z_loss=self.z_loss,
                                   loss_normalizing_factor=self.loss_normalizing_factor,
