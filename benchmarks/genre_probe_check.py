@@ -7,7 +7,8 @@ label rule's per-genre working on the shown items.
 A run trained with `ModelSpec.probe_loss_weight` (`persoma.models.genre_probe`) has a linear
 head on the encoder output at the first 19 task-prompt positions. This restores the run's best
 checkpoint (its `config.gin` gives the task and model), applies the network to a split and
-compares the head with `genre_probe.probe_targets` under the run's probe rule. Per run it
+compares the head with `genre_probe.probe_targets` under the run's probe rules (its
+`whole_rule` on rows showing fewer than N items, if it has one). Per run it
 prints: the share of genres whose qualify bit is right; the share of genres whose class (none,
 liked, disliked) is right, and of users whose liked set and disliked set are both right; and
 the mean absolute error (stars) of the mean rating over the genres with a shown movie; and the
@@ -54,7 +55,7 @@ def check(model_dir: str, split: str) -> dict:
   tr = trainer_lib.Trainer(model, partitioning.Partitioner(), optim.OptimizerConfig(), cfg, "",
                            data.arrays, inference_only=True)
   step, step_dir = tr.load_params_from(model_dir)
-  rule = model.network.genre_probe.rule
+  probe = model.network.genre_probe
 
   def fn(params, batch):
     _, inter = model.network.apply(
@@ -62,7 +63,7 @@ def check(model_dir: str, split: str) -> dict:
         batch["decoder_target_tokens"], batch["history_embeddings"], batch["history_mask"],
         mutable=["intermediates"])
     t = genre_probe.probe_targets(batch["history_genres"], batch["history_stars"],
-                                  batch["history_mask"], rule)
+                                  batch["history_mask"], probe.rule, probe.whole_rule)
     return {"out": genre_probe.find_probe_outputs(inter), **t}
 
   n, r = tr.map_eval_batches(data.arrays, split, jax.jit(fn), what="genre probe")

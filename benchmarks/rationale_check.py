@@ -25,7 +25,10 @@ written to --json as `rule`. The rule is applied to every user: a tuned-rule run
 estimate the whole-history target, which for a user whose whole history is shown is the default
 rule on it (as `persoma.tuned_rule.predict` does); this file cannot tell those users apart, so
 for such runs `benchmarks/exact_history_probe.py` (`same_as_tuned_rule`, per group) is the
-closer measure of how far the labels follow the tuned rule.
+closer measure of how far the labels follow the tuned rule. A run with
+`PersomaDataConfig.whole_rationale` does tell them apart: a rationale headed `Whole:` (the
+target's, or the model's own) is read under the run's `label_config` (else the defaults), the
+rule those rows' labels follow; `whole_rows` counts the targets so headed.
 
   python benchmarks/rationale_check.py FILE.jsonl [FILE2.jsonl ...] [--rule {run,default}]
       [--json OUT]
@@ -95,6 +98,18 @@ def run_label_config(path: str, rule: str = "run") -> tuple[labels_lib.LabelConf
   return labels_lib.LabelConfig(), f"defaults ({file_key(gin_file)} binds no label config)"
 
 
+def run_whole_config(path: str, rule: str = "run") -> labels_lib.LabelConfig | None:
+  """The rule of the `Whole:` rationales of the run that wrote `path`: its `label_config` (else
+  the defaults) when it trained with `whole_rationale`; None otherwise or under --rule default."""
+  model_dir = main_eval.model_dir_of(os.path.dirname(os.path.abspath(os.path.expanduser(path))))
+  if rule == "default" or not model_dir:
+    return None
+  data = run_data_config(os.path.join(model_dir, "config.gin"))
+  if data is None or not data.whole_rationale:
+    return None
+  return data.label_config or labels_lib.LabelConfig()
+
+
 def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig
           ) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """The label rule on written means, every written genre qualifying (count = the minimum)."""
@@ -116,16 +131,21 @@ def _side(mean: float, cfg: labels_lib.LabelConfig) -> int:
   return int(mean > cfg.like_threshold) - int(mean < cfg.dislike_threshold)
 
 
-def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig()
-          ) -> dict[str, float]:
-  """The figures above for one predictions JSONL file, with `cfg` as the label rule."""
+def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
+          whole_cfg: labels_lib.LabelConfig | None = None) -> dict[str, float]:
+  """The figures above for one predictions JSONL file, with `cfg` as the label rule and
+  `whole_cfg` (None: `cfg`) as the rule of rationales headed `Whole:`."""
+  def rule_of(text: str) -> labels_lib.LabelConfig:
+    whole = formats.rationale_header(text) == formats.WHOLE_RATIONALE_HEADER
+    return whole_cfg if whole and whole_cfg is not None else cfg
+
   try:
     _, targets, preds = main_eval.read_inferences(os.path.expanduser(path))
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   rows = list(zip(targets, preds))
   true_pairs, model_pairs, written_rule, shown_rule, must_rank = [], [], [], [], []
-  tp = n_written = n_true = exact = missing = 0
+  tp = n_written = n_true = exact = missing = whole_rows = 0
   errs, flips = [], 0
   for target, pred in rows:
     t_rat = formats.parse_rationale(target)
@@ -133,15 +153,17 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig()
       raise SystemExit(f"error: {path}: target {target[:80]!r} has no rationale; was the run "
                        "trained with PersomaDataConfig.target_rationale?")
     t_rat = _canonical(t_rat)
+    t_cfg, p_cfg = rule_of(target), rule_of(pred)
+    whole_rows += formats.rationale_header(target) == formats.WHOLE_RATIONALE_HEADER
     p_rat = formats.parse_rationale(pred)
     missing += p_rat is None
     p_rat = _canonical(p_rat or {})
     t, p = verbalizer.parse(target), verbalizer.parse(pred)
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))
-    written_rule.append(_rule(p_rat, cfg))
-    must_rank.append(sum(m > cfg.like_threshold for m in p_rat.values()) > cfg.max_liked)
-    shown_rule.append(_rule(t_rat, cfg))
+    written_rule.append(_rule(p_rat, p_cfg))
+    must_rank.append(sum(m > p_cfg.like_threshold for m in p_rat.values()) > p_cfg.max_liked)
+    shown_rule.append(_rule(t_rat, t_cfg))
     common = set(t_rat) & set(p_rat)
     tp += len(common)
     n_written += len(p_rat)
@@ -149,12 +171,12 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig()
     exact += set(t_rat) == set(p_rat)
     for g in common:
       errs.append(abs(t_rat[g] - p_rat[g]))
-      flips += _side(t_rat[g], cfg) != _side(p_rat[g], cfg)
+      flips += _side(t_rat[g], t_cfg) != _side(p_rat[g], t_cfg)
   n = len(rows)
   liked_ok = np.array([set(m[0]) == set(w[0]) for m, w in zip(model_pairs, written_rule)])
   must_rank = np.array(must_rank, dtype=bool)
   return {
-      "users": n, "no_rationale": missing,
+      "users": n, "no_rationale": missing, "whole_rows": whole_rows,
       "genre_precision": tp / max(n_written, 1), "genre_recall": tp / max(n_true, 1),
       "genre_set_exact": exact / n,
       "mean_abs_error": float(np.mean(errs)) if errs else float("nan"),
@@ -203,14 +225,19 @@ def main(argv: list[str] | None = None) -> int:
   out = {}
   for path in args.files:
     cfg, source = run_label_config(path, args.rule)
+    whole_cfg = run_whole_config(path, args.rule)
     try:
-      figures = check(path, cfg)
+      figures = check(path, cfg, whole_cfg)
     except OSError as e:
       raise SystemExit(f"error: {path}: {e.strerror or e}") from None
     key = file_key(path)
     out[key] = {**figures, "rule": f"{_describe(cfg)} from {source}"}
+    if whole_cfg is not None:
+      out[key]["whole_rule"] = _describe(whole_cfg)
     print(key)
     print(f"  rule: {_describe(cfg)} ({source})")
+    if whole_cfg is not None:
+      print(f"  rule of Whole: rationales: {_describe(whole_cfg)}")
     for k, v in figures.items():
       print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
   if args.json:

@@ -15,9 +15,10 @@ import rationale_check  # noqa: E402
 from persoma.data import formats  # noqa: E402
 
 
-def _line(target_rat, target_lab, pred_rat, pred_lab):
+def _line(target_rat, target_lab, pred_rat, pred_lab, header=formats.RATIONALE_HEADER):
   def text(rat, lab):
-    head = formats.format_rationale(list(rat), list(rat.values())) if rat is not None else ""
+    head = (formats.format_rationale(list(rat), list(rat.values()), header) if rat is not None
+            else "")
     return f"{head} {formats.format_target(*lab)}".strip()
   return json.dumps({"user_id": 1, "target": text(target_rat, target_lab),
                      "prediction": text(pred_rat, pred_lab)})
@@ -153,6 +154,33 @@ def test_the_rule_is_the_runs_own_from_its_config_gin(tmp_path, capsys):
   assert default["labels_follow_own_rationale"] == 0.0  # Action liked, Crime disliked too
   assert default["rule"].startswith("min 3 movies, liked > 3.5") and "--rule default" in (
       default["rule"])
+
+
+def test_whole_rationales_are_read_under_the_label_rule_of_a_whole_rationale_run(tmp_path):
+  """With whole_rationale in the run's config, a `Whole:` row follows the default rule (Action
+  3.6 liked, 3 disliked) and a `Shown:` row the tuned one; without it both follow the tuned."""
+  best = tmp_path / "model" / "best"
+  best.mkdir(parents=True)
+  config = tmp_path / "model" / "config.gin"
+  config.write_text(_TUNED_CONFIG + "data_config.PersomaDataConfig.whole_rationale = True\n")
+  rat = {"Action": 3.6, "Drama": 4.5, "War": 2.0, "Horror": 2.2, "Crime": 2.6}
+  default_labels = (("Drama", "Action"), ("War", "Horror", "Crime"))
+  tuned_labels = (("Drama",), ("War", "Horror"))
+  path = best / "inferences_test_step5.jsonl"
+  path.write_text("\n".join([
+      _line(rat, default_labels, rat, default_labels, formats.WHOLE_RATIONALE_HEADER),
+      _line(rat, tuned_labels, rat, tuned_labels)]) + "\n")
+  assert rationale_check.run_whole_config(str(path)) == rationale_check.labels_lib.LabelConfig()
+  out = tmp_path / "o.json"
+  assert rationale_check.main([str(path), "--json", str(out)]) == 0
+  run = json.loads(out.read_text())[str(path)]
+  assert run["whole_rows"] == 1 and run["whole_rule"].startswith("min 3 movies, liked > 3.5")
+  assert run["labels_follow_own_rationale"] == 1.0 and run["f1_rule_on_shown"] == 1.0
+  config.write_text(_TUNED_CONFIG)
+  assert rationale_check.run_whole_config(str(path)) is None
+  assert rationale_check.main([str(path), "--json", str(out)]) == 0
+  run = json.loads(out.read_text())[str(path)]
+  assert run["labels_follow_own_rationale"] == 0.5 and "whole_rule" not in run
 
 
 def test_a_run_config_that_does_not_parse_is_one_error_naming_it(tmp_path):
