@@ -51,7 +51,7 @@ LONG_TRAIN_LABELS = tuple(LONG_TRAIN_FACTORS)
 # step at the program's budget, so also at 3x, and in session 45 at 6x, as the 3x run was still
 # improving at its last step too; and session 45 the same with a rationale and probe that follow
 # each row's own rule, `Whole:` for a whole history, and the length token, also at 3x as the
-# probe run gained there).
+# probe run gained there, and at 6x, as its 3x run was still improving at its last step).
 LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp": LONG_TRAIN_FACTORS,
     "persoma_genre_names": {"history": (3,), "shown": (3,)},
@@ -65,7 +65,7 @@ LONG_TRAIN_METHODS: dict[str, dict[str, tuple[int, ...]]] = {
     "persoma_mlp_rationale_tuned": {"shown": (6,)},
     "persoma_mlp_rationale_tuned_len": {"shown": ()},
     "persoma_mlp_rationale_tuned_probe": {"shown": (3, 6)},
-    "persoma_mlp_rationale_tuned_probe_whole": {"shown": (3,)},
+    "persoma_mlp_rationale_tuned_probe_whole": {"shown": (3, 6)},
 }
 # Schedules whose learning rate at a step does not depend on TRAIN_STEPS: a longer run follows
 # the shorter run's trajectory exactly, so it may start from the shorter run's last checkpoint.
