@@ -80,34 +80,29 @@ def run_data_config(gin_file: str):
     gin.clear_config()
 
 
-def run_label_config(path: str, rule: str = "run") -> tuple[labels_lib.LabelConfig, str]:
-  """The label rule of the run that wrote `path` (see the module docstring) and where it was
-  read from. A config.gin that does not parse is a SystemExit naming it."""
+def run_rules(path: str, rule: str = "run"
+              ) -> tuple[labels_lib.LabelConfig, str, labels_lib.LabelConfig | None]:
+  """The rules of the run that wrote `path`, from one read of its config.gin: its label rule
+  (see the module docstring), where that was read from, and the rule of its `Whole:`
+  rationales (its `label_config`, else the defaults, when it trained with `whole_rationale`;
+  None otherwise or under --rule default). A config.gin that does not parse is a SystemExit
+  naming it."""
   if rule not in RULES:
     raise ValueError(f"rule={rule!r}: use one of {RULES}")
   model_dir = main_eval.model_dir_of(os.path.dirname(os.path.abspath(os.path.expanduser(path))))
   if rule == "default" or not model_dir:
     why = "--rule default" if rule == "default" else "no config.gin above the file"
-    return labels_lib.LabelConfig(), f"defaults ({why})"
+    return labels_lib.LabelConfig(), f"defaults ({why})", None
   gin_file = os.path.join(model_dir, "config.gin")
   data = run_data_config(gin_file)
+  whole = ((data.label_config or labels_lib.LabelConfig())
+           if data is not None and data.whole_rationale else None)
   if data is not None and data.shown_label_config is not None:
-    return data.shown_label_config, f"{file_key(gin_file)}: shown_label_config"
+    return data.shown_label_config, f"{file_key(gin_file)}: shown_label_config", whole
   if data is not None and data.label_config is not None:
-    return data.label_config, f"{file_key(gin_file)}: label_config"
-  return labels_lib.LabelConfig(), f"defaults ({file_key(gin_file)} binds no label config)"
-
-
-def run_whole_config(path: str, rule: str = "run") -> labels_lib.LabelConfig | None:
-  """The rule of the `Whole:` rationales of the run that wrote `path`: its `label_config` (else
-  the defaults) when it trained with `whole_rationale`; None otherwise or under --rule default."""
-  model_dir = main_eval.model_dir_of(os.path.dirname(os.path.abspath(os.path.expanduser(path))))
-  if rule == "default" or not model_dir:
-    return None
-  data = run_data_config(os.path.join(model_dir, "config.gin"))
-  if data is None or not data.whole_rationale:
-    return None
-  return data.label_config or labels_lib.LabelConfig()
+    return data.label_config, f"{file_key(gin_file)}: label_config", whole
+  return (labels_lib.LabelConfig(), f"defaults ({file_key(gin_file)} binds no label config)",
+          whole)
 
 
 def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig
@@ -135,8 +130,10 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
           whole_cfg: labels_lib.LabelConfig | None = None) -> dict[str, float]:
   """The figures above for one predictions JSONL file, with `cfg` as the label rule and
   `whole_cfg` (None: `cfg`) as the rule of rationales headed `Whole:`."""
-  def rule_of(text: str) -> labels_lib.LabelConfig:
-    whole = formats.rationale_header(text) == formats.WHOLE_RATIONALE_HEADER
+  def is_whole(text: str) -> bool:
+    return formats.rationale_header(text) == formats.WHOLE_RATIONALE_HEADER
+
+  def rule_of(whole: bool) -> labels_lib.LabelConfig:
     return whole_cfg if whole and whole_cfg is not None else cfg
 
   try:
@@ -153,8 +150,9 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
       raise SystemExit(f"error: {path}: target {target[:80]!r} has no rationale; was the run "
                        "trained with PersomaDataConfig.target_rationale?")
     t_rat = _canonical(t_rat)
-    t_cfg, p_cfg = rule_of(target), rule_of(pred)
-    whole_rows += formats.rationale_header(target) == formats.WHOLE_RATIONALE_HEADER
+    t_whole = is_whole(target)
+    t_cfg, p_cfg = rule_of(t_whole), rule_of(is_whole(pred))
+    whole_rows += t_whole
     p_rat = formats.parse_rationale(pred)
     missing += p_rat is None
     p_rat = _canonical(p_rat or {})
@@ -224,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     raise SystemExit(f"error: --json {e}") from None
   out = {}
   for path in args.files:
-    cfg, source = run_label_config(path, args.rule)
-    whole_cfg = run_whole_config(path, args.rule)
+    cfg, source, whole_cfg = run_rules(path, args.rule)
     try:
       figures = check(path, cfg, whole_cfg)
     except OSError as e:

@@ -140,9 +140,9 @@ def test_the_rule_is_the_runs_own_from_its_config_gin(tmp_path, capsys):
   path = best / "inferences_test_step5.jsonl"
   path.write_text(_line(rat, (("Drama",), ("War", "Horror")),
                         rat, (("Drama",), ("War", "Horror"))) + "\n")
-  cfg, source = rationale_check.run_label_config(str(path))
+  cfg, source, whole = rationale_check.run_rules(str(path))
   assert (cfg.min_genre_count, cfg.like_threshold, cfg.max_disliked) == (2, 3.65, 2)
-  assert "config.gin: shown_label_config" in source
+  assert "config.gin: shown_label_config" in source and whole is None
   out = tmp_path / "o.json"
   assert rationale_check.main([str(path), "--json", str(out)]) == 0
   run = json.loads(out.read_text())[str(path)]
@@ -170,14 +170,14 @@ def test_whole_rationales_are_read_under_the_label_rule_of_a_whole_rationale_run
   path.write_text("\n".join([
       _line(rat, default_labels, rat, default_labels, formats.WHOLE_RATIONALE_HEADER),
       _line(rat, tuned_labels, rat, tuned_labels)]) + "\n")
-  assert rationale_check.run_whole_config(str(path)) == rationale_check.labels_lib.LabelConfig()
+  assert rationale_check.run_rules(str(path))[2] == rationale_check.labels_lib.LabelConfig()
   out = tmp_path / "o.json"
   assert rationale_check.main([str(path), "--json", str(out)]) == 0
   run = json.loads(out.read_text())[str(path)]
   assert run["whole_rows"] == 1 and run["whole_rule"].startswith("min 3 movies, liked > 3.5")
   assert run["labels_follow_own_rationale"] == 1.0 and run["f1_rule_on_shown"] == 1.0
   config.write_text(_TUNED_CONFIG)
-  assert rationale_check.run_whole_config(str(path)) is None
+  assert rationale_check.run_rules(str(path))[2] is None
   assert rationale_check.main([str(path), "--json", str(out)]) == 0
   run = json.loads(out.read_text())[str(path)]
   assert run["labels_follow_own_rationale"] == 0.5 and "whole_rule" not in run
