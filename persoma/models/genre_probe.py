@@ -82,21 +82,22 @@ def probe_targets(genres: Array, stars: Array, mask: Array, rule: LabelConfig,
     bool and ``label [B, G]`` int32 (``NONE`` / ``LIKED`` / ``DISLIKED``), ties broken as
     ``labels_from_stats`` breaks them (larger count, then canonical order).
   """
-  if whole_rule is not None:
-    full = _rule_targets(genres, stars, mask, rule)
-    whole = _rule_targets(genres, stars, mask, whole_rule)
-    is_whole = (mask > 0).sum(axis=1) < mask.shape[1]  # [B]
-    return {k: jnp.where(is_whole[:, None], whole[k], full[k]) for k in full}
-  return _rule_targets(genres, stars, mask, rule)
-
-
-def _rule_targets(genres: Array, stars: Array, mask: Array, rule: LabelConfig
-                  ) -> dict[str, Array]:
-  """:func:`probe_targets` under one rule for every row."""
   m = (mask > 0).astype(jnp.float32)[..., None] * genres.astype(jnp.float32)  # [B, N, G]
   count = m.sum(axis=1)
   sums = jnp.einsum("bng,bn->bg", m, stars.astype(jnp.float32) + 1.0)
   mean = jnp.where(count > 0, sums / jnp.maximum(count, 1.0), 0.0)
+  qualify, label = _classes(count, mean, rule)
+  if whole_rule is not None:
+    is_whole = ((mask > 0).sum(axis=1) < mask.shape[1])[:, None]  # [B, 1]
+    whole_qualify, whole_label = _classes(count, mean, whole_rule)
+    qualify = jnp.where(is_whole, whole_qualify, qualify)
+    label = jnp.where(is_whole, whole_label, label)
+  return {"count": count, "mean": mean, "qualify": qualify, "label": label}
+
+
+def _classes(count: Array, mean: Array, rule: LabelConfig) -> tuple[Array, Array]:
+  """``(qualify [B, G] bool, label [B, G] int32)`` of ``rule`` on per-genre ``count`` and
+  ``mean`` ``[B, G]`` (see :func:`probe_targets`)."""
   qualify = count >= rule.min_genre_count
   g = count.shape[-1]
   idx = jnp.arange(g)
@@ -112,7 +113,7 @@ def _rule_targets(genres: Array, stars: Array, mask: Array, rule: LabelConfig
   liked = top(qualify & (mean > rule.like_threshold), 1.0, rule.max_liked)
   disliked = top(qualify & (mean < rule.dislike_threshold), -1.0, rule.max_disliked)
   label = jnp.where(liked, LIKED, jnp.where(disliked, DISLIKED, NONE)).astype(jnp.int32)
-  return {"count": count, "mean": mean, "qualify": qualify, "label": label}
+  return qualify, label
 
 
 def probe_loss(outputs: Array, targets: Mapping[str, Array]) -> Array:
