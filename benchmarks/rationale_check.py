@@ -44,20 +44,11 @@ import sys
 import numpy as np
 
 from persoma import atomic_io
-from persoma.data import formats, genres as genres_lib, labels as labels_lib
-from persoma.metrics import verbalizer, weighted
+from persoma.data import formats, labels as labels_lib
+from persoma.metrics import readout, verbalizer, weighted
 from persoma.train import main_eval
 
 RULES = ("run", "default")
-
-
-def _canonical(rationale: dict[str, float]) -> dict[str, float]:
-  out = {}
-  for name, mean in rationale.items():
-    g = genres_lib.normalize_genre(name)
-    if g is not None and g not in out:
-      out[g] = mean
-  return out
 
 
 def run_data_config(gin_file: str):
@@ -107,14 +98,8 @@ def run_rules(path: str, rule: str = "run"
 
 def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig
           ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """The label rule on written means, every written genre qualifying (count = the minimum)."""
-  counts = np.zeros(genres_lib.NUM_GENRES)
-  sums = np.zeros(genres_lib.NUM_GENRES)
-  for g, mean in rationale.items():
-    i = genres_lib.GENRE_INDEX[g]
-    counts[i] = cfg.min_genre_count
-    sums[i] = mean * cfg.min_genre_count
-  lab = labels_lib.labels_from_stats(sums, counts, cfg)
+  """The label rule on written means (`persoma.metrics.readout.labels_from_means`)."""
+  lab = readout.labels_from_means(rationale, cfg)
   return lab.liked, lab.disliked
 
 
@@ -149,13 +134,13 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     if t_rat is None:
       raise SystemExit(f"error: {path}: target {target[:80]!r} has no rationale; was the run "
                        "trained with PersomaDataConfig.target_rationale?")
-    t_rat = _canonical(t_rat)
+    t_rat = readout.canonical_means(t_rat)
     t_whole = is_whole(target)
     t_cfg, p_cfg = rule_of(t_whole), rule_of(is_whole(pred))
     whole_rows += t_whole
     p_rat = formats.parse_rationale(pred)
     missing += p_rat is None
-    p_rat = _canonical(p_rat or {})
+    p_rat = readout.canonical_means(p_rat or {})
     t, p = verbalizer.parse(target), verbalizer.parse(pred)
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))

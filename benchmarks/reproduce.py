@@ -14,7 +14,9 @@ After each train run its best checkpoint is also scored with thresholded label m
 temperature-1 samples for runs with rationale targets (`--num_samples`; 0: beams there too),
 kept in the run's result beside the greedy figures; `--add_marginals` does the same for
 finished runs whose best checkpoint is still in the work dir and whose marginals are missing or
-of another decoding (they are replaced).
+of another decoding (they are replaced). A run with rationale targets is also scored with its
+labels read from the rationale it writes (repro.readout; validation and test users, greedy),
+kept as the result's `readout`; `--add_readout` adds it to finished runs that lack it.
 
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
@@ -53,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro import budget as budget_lib  # noqa: E402
 from repro import cli  # noqa: E402
-from repro import base_export, execute, measure, plot, report  # noqa: E402
+from repro import base_export, execute, measure, plot, readout, report  # noqa: E402
 from repro import lock as lock_lib  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
 from repro import state as state_lib  # noqa: E402
@@ -194,12 +196,14 @@ class Program:
     head = f"[{i}/{total}] {run.run_id}"
     if st == "done":
       print(f"{head}: done ({det}), skipping", flush=True)
-      if self.a.add_marginals and not self.a.dry_run:
+      if (self.a.add_marginals or self.a.add_readout) and not self.a.dry_run:
         try:
           with lock_lib.hold(self.store.lock_path(run.run_id)):
             self._maybe_add_marginals(run, cpu)
+            self._maybe_add_readout(run, cpu)
         except lock_lib.Busy as e:
-          print(f"{head}: not adding marginals, another process holds it: {e}", flush=True)
+          print(f"{head}: not adding marginals or readout, another process holds it: {e}",
+                flush=True)
         except execute.Preempted as e:
           print(f"{head}: {e}", flush=True)
           return "interrupted"
@@ -281,6 +285,10 @@ class Program:
                                 cpu=cpu)
       if m is not None:
         result["marginals"] = m
+    if run.method in plan_lib.RATIONALE_METHODS:
+      r = readout.run_readout(run, self.store, result["best_step"], cpu=cpu)
+      if r is not None:
+        result["readout"] = r
     return result
 
   def _decoding(self, run: plan_lib.Run) -> tuple[str, int]:
@@ -310,6 +318,23 @@ class Program:
       self.store.write_result(run.run_id, dict(obj, marginals=m))
       print(f"  [{run.run_id}] marginals over {k} {plan_lib.DECODES_NOUN[method]}: F1 "
             f"{m['f1']:.4f} (cut {m['threshold']:.2f}; greedy {obj['f1']:.4f})", flush=True)
+
+  def _maybe_add_readout(self, run: plan_lib.Run, cpu: int | None) -> None:
+    """With `--add_readout`: the rationale readout of a finished run with rationale targets
+    that lacks it, when its best checkpoint is still here; rewrites its result."""
+    if not (self.a.add_readout and run.kind == "train" and not self.a.dry_run
+            and run.method in plan_lib.RATIONALE_METHODS
+            and (self.store.model_dir(run.run_id) / "best").is_dir()):
+      return
+    obj, _ = self.store.read_result(run.run_id, self.fp[run.run_id])
+    if obj is None or obj.get("readout"):
+      return
+    r = readout.run_readout(run, self.store, obj.get("best_step"), cpu=cpu)
+    if r is not None:
+      self.store.write_result(run.run_id, dict(obj, readout=r))
+      print(f"  [{run.run_id}] rationale readout: F1 {r['f1']:.4f} (stated labels "
+            f"{r['stated']['f1']:.4f}); validation {r['validation_f1']:.4f} (stated "
+            f"{r['validation_stated_f1']:.4f})", flush=True)
 
   def _maybe_warm_start(self, run: plan_lib.Run) -> None:
     """Starts `run` from the last checkpoint of `run.warm_from` when that run is done and

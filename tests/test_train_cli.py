@@ -222,6 +222,50 @@ def test_eval_threshold_errors(tmp_path):
   gin.clear_config(clear_constants=True)
 
 
+def test_eval_readout_refuses_a_run_without_rationale_targets_before_reading_data(tmp_path):
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match=r"^error: .*target_rationale is False"):
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--readout=rationale"])
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit):  # argparse: not one of labels, rationale
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--readout=rule"])
+  gin.clear_config(clear_constants=True)
+
+
+@pytest.mark.slow
+def test_eval_readout_scores_the_rule_on_each_decodes_rationale(trained, capsys):
+  from persoma.metrics import readout  # pylint: disable=g-import-not-at-top
+  gin.clear_config(clear_constants=True)
+  args = TINY + [f"--checkpoint={trained}", "--split=test", "--json", "--readout=rationale",
+                 "--gin.data_config.PersomaDataConfig.target_rationale=True",
+                 "--gin.TARGETS_LENGTH=96"]
+  assert main_eval.main(args + ["--predictions"]) == 0
+  res, out = _last_json(capsys)
+  assert res["readout"] == "rationale" and res["step"] == 2
+  written = json.load(open(os.path.join(trained, "best", "eval_test_step2_readout.json")))
+  assert written["f1"] == pytest.approx(res["f1"])
+  _, targets, preds = main_eval.read_inferences(written["predictions_file"])
+  assert written["predictions_file"].endswith("inferences_test_step2_readout.jsonl")
+  assert all(formats_has_rationale(t) for t in targets)
+  want = readout.RationaleReadout().score_texts(preds, targets)
+  assert res["f1"] == pytest.approx(want["f1"]) and res["recall"] == pytest.approx(
+      want["recall"])
+  assert res["no_rationale"] == readout.RationaleReadout().pairs(preds)[1]
+  from persoma.train import evaluation  # pylint: disable=g-import-not-at-top
+  assert res["stated"]["f1"] == pytest.approx(evaluation.score_texts(preds, targets)["f1"])
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main(args + ["--num_decodes=4", "--threshold=0.5", "--max_examples=6"]) == 0
+  res, _ = _last_json(capsys)
+  assert res["readout"] == "rationale" and res["num_decodes"] == 4 and res["users"] == 6
+  assert os.path.exists(os.path.join(trained, "best", "eval_test_step2_beam4_readout_max6.json"))
+  gin.clear_config(clear_constants=True)
+
+
+def formats_has_rationale(text: str) -> bool:
+  from persoma.data import formats  # pylint: disable=g-import-not-at-top
+  return formats.parse_rationale(text) is not None
+
+
 def test_eval_and_infer_refuse_a_bad_override_in_one_line_before_reading_data(tmp_path):
   from persoma.train import main_infer  # pylint: disable=g-import-not-at-top
   gin.clear_config(clear_constants=True)

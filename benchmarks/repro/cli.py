@@ -78,6 +78,10 @@ def parse_args(argv=None, doc: str = "") -> argparse.Namespace:
                  help="also add those marginals to finished runs that lack them or have "
                  "marginals of another decoding (replaced), where the run's best checkpoint is "
                  "still in the work dir")
+  p.add_argument("--add_readout", action="store_true",
+                 help="also score the rationale readout (labels read from the rationale, "
+                 "validation and test users, greedy) of finished runs with rationale targets "
+                 "that lack it, where the run's best checkpoint is still in the work dir")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--verbose", action="store_true", help="echo every line of the runs")
   a = p.parse_args(argv)

@@ -124,9 +124,9 @@ def _pump(proc: subprocess.Popen, log: Any, lines: list[str], echo: Echo, run_id
       echo(f"  [{run_id}] {line.rstrip()}")
 
 
-def _log_stopped(log: Any) -> None:
-  """Marks in a run's log that the driver stopped its marginal decoding."""
-  log.write(f"===== marginal decoding stopped (driver interrupted) at "
+def _log_stopped(log: Any, what: str = "marginal decoding") -> None:
+  """Marks in a run's log that the driver stopped its evaluation (`what`)."""
+  log.write(f"===== {what} stopped (driver interrupted) at "
             f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
 
@@ -150,6 +150,35 @@ def marginals_command(model_dir: Path, num_decodes: int,
   return [sys.executable, "-m", "persoma.train.main_eval", f"--checkpoint={model_dir}",
           "--split=test", f"--num_decodes={num_decodes}", f"--decode_method={decode_method}",
           "--json"]
+
+
+def run_eval(run: plan_lib.Run, store: state_lib.Store, cmd: list[str], what: str,
+             cpu: int | None = None, echo: Echo = print) -> tuple[int, dict[str, Any] | None]:
+  """Runs a `persoma-eval` command of a finished run (`what`: 'marginal decoding', ...), its
+  output appended to the run's log and its progress lines echoed; returns its exit code and
+  the JSON of its last lines (None if there is none). A driver stopped meanwhile stops it
+  (the evaluation has nothing to save) and re-raises, or raises `Preempted`."""
+  env, preexec = _pinned(cpu)
+  lines: list[str] = []
+  with open(store.log_path(run.run_id), "a", buffering=1) as log:  # `tail -f` follows it
+    log.write(f"\n===== {what} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
+              + " ".join(cmd) + "\n")
+    with workers.start(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, env=env,
+                       preexec_fn=preexec) as proc:
+      try:
+        _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
+      except BaseException:  # Ctrl-C or SIGTERM to the driver: left running, the evaluation
+        proc.terminate()     # would slow whatever the machine does next
+        proc.wait()
+        _log_stopped(log, what)
+        raise
+    rc = proc.returncode
+    if workers.stopping():  # SIGTERM from an interrupted run_parallel: as Ctrl-C above
+      _log_stopped(log, what)
+      raise Preempted(f"{run.run_id}: {what} stopped (driver interrupted); the same "
+                      "command runs it again")
+  return rc, _last_json(lines[-20:])
 
 
 def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, step: int | None,
@@ -178,31 +207,12 @@ def run_marginals(run: plan_lib.Run, store: state_lib.Store, num_decodes: int, s
   if not best.is_dir():
     echo(f"  [{run.run_id}] no best checkpoint under {best}: no marginal decoding")
     return None
-  cmd = marginals_command(store.model_dir(run.run_id), num_decodes, decode_method)
-  env, preexec = _pinned(cpu)
   echo(f"  [{run.run_id}] thresholded marginals over {num_decodes} "
        f"{plan_lib.DECODES_NOUN[decode_method]} (validation, then test users) ...")
   t0 = time.time()
-  lines: list[str] = []
-  with open(store.log_path(run.run_id), "a", buffering=1) as log:  # `tail -f` follows it
-    log.write(f"\n===== marginal decoding at {time.strftime('%Y-%m-%d %H:%M:%S')}\n$ "
-              + " ".join(cmd) + "\n")
-    with workers.start(cmd, cwd=plan_lib.REPO, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, env=env,
-                       preexec_fn=preexec) as proc:
-      try:
-        _pump(proc, log, lines, echo, run.run_id, lambda l: bool(BEAM_ECHO_RE.search(l)))
-      except BaseException:  # Ctrl-C or SIGTERM to the driver: a decoding has nothing to save,
-        proc.terminate()     # and left running it would slow whatever the machine does next
-        proc.wait()
-        _log_stopped(log)
-        raise
-    rc = proc.returncode
-    if workers.stopping():  # SIGTERM from an interrupted run_parallel: as Ctrl-C above
-      _log_stopped(log)
-      raise Preempted(f"{run.run_id}: marginal decoding stopped (driver interrupted); the same "
-                      "command runs it again")
-  out = _last_json(lines[-20:])
+  rc, out = run_eval(run, store, marginals_command(store.model_dir(run.run_id), num_decodes,
+                                                   decode_method), "marginal decoding", cpu,
+                     echo)
   if rc != 0 or out is None or "threshold" not in out or f"{decode_method}_top1" not in out:
     echo(f"  [{run.run_id}] marginal decoding failed (exit code {rc}); the greedy "
          f"result stands; log: {store.log_path(run.run_id)}")

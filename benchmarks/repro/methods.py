@@ -175,4 +175,7 @@ SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...]
     # its 6x run early-stopping at the same checkpoint)
     ("persoma_mlp_rationale_tuned", "shown", {POOL_SHOWN_N: (None,)}),
     # session 43: the same with the MLP adapter's length token, paired with it seed by seed
-    ("persoma_mlp_rationale_tuned_len", "shown", {POOL_SHOWN_N: (None,)}))
+    ("persoma_mlp_rationale_tuned_len", "shown", {POOL_SHOWN_N: (None,)}),
+    # session 46: PERSOMA-MLP's best run since session 45 (rationale and probe following each
+    # row's own rule; test F1 0.5298 at 3x the steps with the program's seed)
+    ("persoma_mlp_rationale_tuned_probe_whole", "shown", {POOL_SHOWN_N: (None, 3)}))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from repro import marginals_table
+from repro import marginals_table, readout_table
 from repro import plan as plan_lib
 from repro import seeds
 from repro import targets
@@ -381,6 +381,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   added_seeds = seeds.added_seeds_table(results)
   L += added_seeds + ([""] if added_seeds else [])
   L += marginals_table.marginals_section(results)
+  L += readout_table.readout_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
         "Best step | Wall time | Attempts |", "|---|---|---|---|---|---|---|"]
   for r in results:

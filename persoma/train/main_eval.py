@@ -31,6 +31,14 @@ holds `sample_top1` (the most likely sample) and the file is
 where they differ from 1 and 0). With `--threshold tune` the JSON also reports, beside the one
 cut, `side_thresholds`: separate cuts for the liked and the disliked genres tuned on validation
 (`{'liked', 'disliked', 'validation_f1'}` and the scores of --split at that pair).
+
+--readout rationale (a run trained with `PersomaDataConfig.target_rationale`) scores, in place
+of the labels each decode states, the run's label rule applied to the rationale it wrote
+(`persoma.metrics.readout`; a decode with no rationale keeps its stated labels), greedy or
+marginal. The JSON says `readout`; greedy, it also holds `no_rationale` (decodes read as
+stated) and `stated` (the scores of the labels the same decodes state). The files get the
+suffix `_readout` (after any marginal suffix, before `_max<K>`). A run without rationale
+targets is an error.
 """
 
 from __future__ import annotations
@@ -60,6 +68,9 @@ def partial_suffix(max_examples: int | None) -> str:
   return "" if max_examples is None else f"_max{max_examples}"
 
 
+READOUTS = ("labels", "rationale")
+
+
 def check_max_examples(max_examples: int | None) -> None:
   if max_examples is not None and max_examples < 1:
     raise ValueError(f"--max_examples={max_examples}: pass a number of users >= 1, or omit it "
@@ -70,13 +81,17 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
              batch_size: int = 64, max_examples: int | None = None,
              write_predictions: bool = False, num_decodes: int = 1,
              threshold: float | str = "tune", decode_method: str = "beam",
-             temperature: float = 1.0, decode_seed: int = 0) -> dict[str, Any]:
+             temperature: float = 1.0, decode_seed: int = 0,
+             readout: str = "labels") -> dict[str, Any]:
   """Scores `checkpoint` on `split` of the experiment's task; returns the result dict.
 
   With `num_decodes` K >= 2: thresholded label marginals over K decodes per user,
-  `decode_method` 'beam' or 'sample' (at `temperature`, seeded by `decode_seed`).
+  `decode_method` 'beam' or 'sample' (at `temperature`, seeded by `decode_seed`). `readout`
+  'rationale' scores the labels the run's rule reads from each decode's rationale.
   """
   check_max_examples(max_examples)
+  if readout not in READOUTS:
+    raise ValueError(f"--readout={readout!r}: use one of {READOUTS}")
   if num_decodes > 1 and threshold == "tune" and split == "validation":
     raise ValueError("--threshold tune picks the threshold on the validation split, so it "
                      "cannot score that split; pass a number, or score --split test")
@@ -98,25 +113,41 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   partitioner = partitioner or partitioning.Partitioner()
   task = experiment.task
   task.install()
+  reader = None
+  if readout == "rationale":
+    from persoma.metrics import readout as readout_lib  # pylint: disable=g-import-not-at-top
+    from persoma.seqio_tasks import config as config_lib  # pylint: disable=g-import-not-at-top
+    reader = readout_lib.from_data_config(config_lib.get_config())
   data = task.load(split, history_as_index=False)  # decoding takes dense features
   vocab = task.vocabulary()
   model = experiment.build_model(data.arrays, vocab.vocab_size, vocab)
   cfg = trainer_lib.TrainerConfig(train_steps=1, batch_size=batch_size, eval_batch_size=batch_size)
   tr = trainer_lib.Trainer(model, partitioner, optim.OptimizerConfig(), cfg, "", data.arrays,
-                           decode_fn=experiment_lib.make_decoder(vocab), inference_only=True)
+                           decode_fn=experiment_lib.make_decoder(vocab), inference_only=True,
+                           score_fn=reader.score_texts if reader else None)
   step, step_dir = tr.load_params_from(checkpoint)
   logging.info("Evaluating %s (step %d) on %s/%s", step_dir, step, task.task_name, split)
   suffix = ""
   if num_decodes > 1:
     out, predictions = _evaluate_marginals(tr, task, data, split, vocab, num_decodes,
                                            threshold, batch_size, max_examples,
-                                           decode_method, temperature, decode_seed)
+                                           decode_method, temperature, decode_seed,
+                                           reader.indicators if reader else None)
     suffix = result_suffix(decode_method, num_decodes, temperature, decode_seed)
   else:
     res = tr.evaluate(data.arrays, split, data.targets, max_examples)
     out = {k: res[k] for k in ("f1", "precision", "recall", "split", "step", "users",
                                "f1_liked", "f1_disliked") if k in res}
     predictions = tr.last_predictions
+    if reader:  # the same decodes' stated labels, scored beside
+      from persoma.train import evaluation  # pylint: disable=g-import-not-at-top
+      stated = evaluation.score_texts(predictions, list(data.targets)[:len(predictions)])
+      out["stated"] = {k: stated[k] for k in ("f1", "precision", "recall", "f1_liked",
+                                              "f1_disliked")}
+      out["no_rationale"] = reader.pairs(predictions)[1]
+  if reader:
+    out["readout"] = readout
+    suffix += "_readout"
   suffix += partial_suffix(max_examples)
   if max_examples is not None:
     out["max_examples"] = max_examples
@@ -134,10 +165,11 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
 def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                         num_decodes: int, threshold: float | str, batch_size: int,
                         max_examples: int | None, method: str = "beam",
-                        temperature: float = 1.0, seed: int = 0
-                        ) -> tuple[dict[str, Any], list[str]]:
+                        temperature: float = 1.0, seed: int = 0,
+                        indicator_fn: Any = None) -> tuple[dict[str, Any], list[str]]:
   """Thresholded beam or sample marginals on `split` (threshold tuned on validation if
-  'tune'). Sampling draws the validation split, then `split`, from one seeded stream."""
+  'tune'). Sampling draws the validation split, then `split`, from one seeded stream.
+  `indicator_fn` (texts -> [n, 38]; None: the labels they state) reads each decode."""
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
   from persoma.train import marginal_eval  # pylint: disable=g-import-not-at-top
@@ -149,7 +181,7 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
     val = task.load("validation", history_as_index=False)
     vm = marginal_eval.decode_marginals(tr, val.arrays, "validation", decode_fn, num_decodes,
                                         batch_size, max_examples, beam_fn=beam_fn,
-                                        method=method)
+                                        method=method, indicator_fn=indicator_fn)
     y_val = marginal_eval.truth(val.targets, len(vm["texts"]))
     tau, curve = marginals.tune_threshold(vm["marginals"], y_val)
     tau_l, tau_d, side_f1 = marginals.tune_side_thresholds(vm["marginals"], y_val)
@@ -162,7 +194,7 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
     tau = float(threshold)
   m = marginal_eval.decode_marginals(tr, data.arrays, split, decode_fn, num_decodes,
                                      batch_size, max_examples, beam_fn=beam_fn,
-                                     method=method)
+                                     method=method, indicator_fn=indicator_fn)
   y_true = marginal_eval.truth(data.targets, len(m["texts"]))
   res = marginal_eval.score(m["marginals"], y_true, tau)
   top1 = marginal_eval.score_indicators(m["top1"], y_true)
@@ -247,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  help="with --decode_method sample: seed of the samples")
   p.add_argument("--threshold", default="tune",
                  help="with --num_decodes: marginal cut in (0, 1], or 'tune' on validation")
+  p.add_argument("--readout", default="labels", choices=READOUTS,
+                 help="rationale: score the run's rule on each decode's written rationale")
   p.add_argument("--verbose", action="store_true")
   a = p.parse_args(rest)
   if a.num_decodes < 1:
@@ -279,13 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               num_decodes=a.num_decodes, threshold=a.threshold,
                                               decode_method=a.decode_method,
                                               temperature=a.temperature,
-                                              decode_seed=a.decode_seed)
+                                              decode_seed=a.decode_seed,
+                                              readout=a.readout)
   except (checkpointing.CheckpointMismatchError, errors.ConfigError) as e:
     raise SystemExit(f"error: {errors.one_line(e)}") from None
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
                                "step", "users", "max_examples", "num_decodes",
                                "decode_method", "temperature", "decode_seed", "threshold",
-                               "validation_f1", "beam_top1", "sample_top1", "side_thresholds")
+                               "validation_f1", "beam_top1", "sample_top1", "side_thresholds",
+                               "readout", "no_rationale", "stated")
           if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
@@ -293,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{out['task']} {a.split} step {out['step']}: f1 {out['f1']:.4f} precision "
           f"{out['precision']:.4f} recall {out['recall']:.4f} (liked f1 "
           f"{out.get('f1_liked', float('nan')):.4f}, not liked f1 "
-          f"{out.get('f1_disliked', float('nan')):.4f}; {out['users']} users)")
+          f"{out.get('f1_disliked', float('nan')):.4f}; {out['users']} users)"
+          + (" read from the rationales" if "readout" in out else ""))
     if "threshold" in out:
       sampled = "sample_top1" in out
       t1 = out["sample_top1" if sampled else "beam_top1"]

@@ -81,11 +81,15 @@ def decode_marginals(trainer: Any, arrays: Mapping[str, np.ndarray], split: str,
                      batch_size: int, max_examples: int | None = None,
                      progress_every_secs: float = 15.0,
                      beam_fn: Callable[[Any, Mapping[str, Any]], Any] | None = None,
-                     method: str = "beam") -> dict[str, Any]:
+                     method: str = "beam",
+                     indicator_fn: Callable[[Sequence[str]], np.ndarray] | None = None
+                     ) -> dict[str, Any]:
   """Decodes a split K times per user: `{'marginals' [n, C], 'top1' [n, C] indicators of the
   best decode, 'texts' list of n lists of K texts (best last), 'log_probs' [n, K]}`. `beam_fn`
   (from `make_decode_fn`, default beams) may decode several splits with one compile; `method`
-  says how its decodes become marginals ('beam': renormalised mass, 'sample': fraction)."""
+  says how its decodes become marginals ('beam': renormalised mass, 'sample': fraction);
+  `indicator_fn` (None: the labels each decode states) reads a decode's `[38]` classes, e.g.
+  `persoma.metrics.readout.RationaleReadout.indicators`."""
   if method not in METHODS:
     raise ValueError(f"unknown marginal decode method {method!r}; use one of {METHODS}")
   fn = beam_fn or make_decode_fn(trainer, num_decodes, method)
@@ -95,8 +99,8 @@ def decode_marginals(trainer: Any, arrays: Mapping[str, np.ndarray], split: str,
   flat = decode_fn(tokens.reshape((-1, tokens.shape[-1])))
   texts = [flat[i * num_decodes:(i + 1) * num_decodes] for i in range(n)]
   log_probs = np.asarray(aux["scores"])
-  ind, _ = verbalizer.parse_many(flat)
-  ind = ind.reshape((n, num_decodes, -1))
+  ind = indicator_fn(flat) if indicator_fn else verbalizer.parse_many(flat)[0]
+  ind = np.asarray(ind).reshape((n, num_decodes, -1))
   marg = (marginals_lib.label_marginals(ind, log_probs) if method == "beam"
           else marginals_lib.sample_marginals(ind))
   return {"marginals": marg, "top1": ind[:, -1, :], "texts": texts, "log_probs": log_probs}

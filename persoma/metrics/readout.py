@@ -1,0 +1,117 @@
+"""Labels read from a generated rationale by the label rule (a persoma decoding readout).
+
+A model trained with `PersomaDataConfig.target_rationale` writes the rule's working before its
+labels, e.g. ``Shown: Action 3.75, Drama 4.10. Liked Genres: Action. Not Liked Genres: None``:
+the mean rating of each genre that qualifies on the shown items. The labels it then writes
+should be the rule applied to those means (thresholds, then the best or worst few), a step
+the decoder gets right for about half of the users (`benchmarks/rationale_check.py`).
+`RationaleReadout` takes that step exactly: the labels scored are the rule applied to the
+means the model wrote (`labels_from_means`). A rationale headed ``Whole:`` (a run with
+`PersomaDataConfig.whole_rationale`, on a row that shows the whole history) is read under
+`whole_rule`; a text with no rationale keeps the labels it states.
+
+Imports without jax or tensorflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from persoma import errors
+from persoma.data import formats, genres as genres_lib, labels as labels_lib
+from persoma.metrics import verbalizer, weighted
+
+Pair = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def canonical_means(written: Mapping[str, float]) -> dict[str, float]:
+  """``{canonical genre: mean}`` of a parsed rationale: names normalised, unknown names and
+  repeats after the first dropped."""
+  out: dict[str, float] = {}
+  for name, mean in written.items():
+    g = genres_lib.normalize_genre(name)
+    if g is not None and g not in out:
+      out[g] = float(mean)
+  return out
+
+
+def labels_from_means(means: Mapping[str, float], rule: labels_lib.LabelConfig
+                      ) -> labels_lib.UserLabels:
+  """The label rule on written means (canonical genre names): every written genre qualifies
+  (the rationale lists only genres that do), ties broken by canonical genre order."""
+  counts = np.zeros(genres_lib.NUM_GENRES)
+  sums = np.zeros(genres_lib.NUM_GENRES)
+  for g, mean in means.items():
+    i = genres_lib.GENRE_INDEX[g]
+    counts[i] = rule.min_genre_count
+    sums[i] = mean * rule.min_genre_count
+  return labels_lib.labels_from_stats(sums, counts, rule)
+
+
+@dataclasses.dataclass(frozen=True)
+class RationaleReadout:
+  """Reads a generated text's labels from its rationale.
+
+  Attributes:
+    rule: the rule the run's ``Shown:`` rationales follow (its `shown_label_config`, else its
+      `label_config`, else the defaults).
+    whole_rule: the rule of rationales headed ``Whole:`` (None: `rule`).
+  """
+
+  rule: labels_lib.LabelConfig = labels_lib.LabelConfig()
+  whole_rule: labels_lib.LabelConfig | None = None
+
+  def rule_for(self, text: str) -> labels_lib.LabelConfig:
+    """The rule `text`'s rationale is read under, by its header."""
+    whole = formats.rationale_header(text) == formats.WHOLE_RATIONALE_HEADER
+    return self.whole_rule if whole and self.whole_rule is not None else self.rule
+
+  def read(self, text: str) -> tuple[Pair, bool]:
+    """``((liked, disliked), from_rationale)``: the rule on the written means, or, for a text
+    with no rationale, the labels it states (`from_rationale` False)."""
+    written = formats.parse_rationale(text)
+    if written is None:
+      v = verbalizer.parse(text)
+      return (tuple(v.liked), tuple(v.disliked)), False
+    lab = labels_from_means(canonical_means(written), self.rule_for(text))
+    return (lab.liked, lab.disliked), True
+
+  def pairs(self, texts: Sequence[str]) -> tuple[list[Pair], int]:
+    """The `read` labels of each text and how many texts had no rationale."""
+    read = [self.read(t) for t in texts]
+    return [p for p, _ in read], sum(not ok for _, ok in read)
+
+  def indicators(self, texts: Sequence[str]) -> np.ndarray:
+    """``[n, 38]`` 0/1 indicators of the `read` labels (liked classes first)."""
+    return verbalizer.indicator_matrix(self.pairs(texts)[0])
+
+  def score_texts(self, predictions: Sequence[str], targets: Sequence[str]
+                  ) -> dict[str, float]:
+    """Weighted P/R/F1 (and per-side F1) of the labels read from `predictions` against the
+    labels the `targets` state, with ``readout/no_rationale``: the predictions read as
+    stated. Same argument order as `persoma.train.evaluation.score_texts`."""
+    if len(predictions) != len(targets):
+      raise ValueError(f"{len(predictions)} predictions but {len(targets)} targets")
+    if not targets:
+      raise ValueError("nothing to score: empty split")
+    pred_pairs, missing = self.pairs(predictions)
+    true_pairs = [(tuple(v.liked), tuple(v.disliked))
+                  for v in (verbalizer.parse(t) for t in targets)]
+    out = {k: float(v) for k, v in weighted.score_sets(true_pairs, pred_pairs).items()}
+    out["readout/no_rationale"] = float(missing)
+    return out
+
+
+def from_data_config(data_config: Any) -> RationaleReadout:
+  """The readout of a run trained with `data_config` (a `PersomaDataConfig`). A config without
+  `target_rationale` writes no rationale to read: ConfigError."""
+  if not getattr(data_config, "target_rationale", False):
+    raise errors.ConfigError(
+        "the rationale readout reads the rule's working the model writes before its labels, "
+        "but this run's PersomaDataConfig.target_rationale is False: its targets have none")
+  base = data_config.label_config or labels_lib.LabelConfig()
+  return RationaleReadout(rule=data_config.shown_label_config or base,
+                          whole_rule=base if data_config.whole_rationale else None)

@@ -1,0 +1,86 @@
+"""`persoma.metrics.readout`: labels read from a written rationale by the run's label rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from persoma import errors
+from persoma.data import formats, labels
+from persoma.metrics import readout, verbalizer, weighted
+from persoma.seqio_tasks import config as config_lib
+
+TUNED = labels.LabelConfig(min_genre_count=2, like_threshold=3.65, dislike_threshold=2.75,
+                           max_liked=3, max_disliked=2)
+
+
+def _text(means, liked, disliked, header=formats.RATIONALE_HEADER):
+  head = formats.format_rationale(list(means), list(means.values()), header)
+  return f"{head} {formats.format_target(liked, disliked)}"
+
+
+def test_labels_from_means_apply_thresholds_caps_and_canonical_tie_order():
+  means = {"Drama": 4.5, "Action": 3.7, "War": 3.7, "Comedy": 3.6, "Horror": 2.0,
+           "Crime": 2.5, "Western": 2.7, "Musical": 2.9}
+  lab = readout.labels_from_means(means, TUNED)
+  assert lab.liked == ("Drama", "Action", "War")  # Comedy 3.6 under 3.65; Action before War
+  assert lab.disliked == ("Horror", "Crime")  # at most 2, worst first; 2.9 not under 2.75
+  default = readout.labels_from_means(means, labels.LabelConfig())
+  assert default.liked == ("Drama", "Action", "War") and default.disliked == (
+      "Horror", "Crime", "Western")
+  assert readout.labels_from_means({}, TUNED) == labels.UserLabels((), ())
+
+
+def test_canonical_means_normalise_names_and_drop_unknown_and_repeats():
+  got = readout.canonical_means({"children's": 4.0, "Sci-Fi": 2.0, "Dance": 5.0,
+                                 "Children": 1.0})
+  assert got == {"Children": 4.0, "Sci-Fi": 2.0}
+
+
+def test_read_takes_the_rule_of_each_header_and_falls_back_to_stated_labels():
+  r = readout.RationaleReadout(rule=TUNED, whole_rule=labels.LabelConfig())
+  means = {"Drama": 4.5, "Comedy": 3.6, "War": 2.9, "Horror": 2.0}
+  # the stated labels are wrong on purpose: the readout ignores them
+  shown = _text(means, ["Western"], ["Drama"])
+  whole = _text(means, ["Western"], ["Drama"], formats.WHOLE_RATIONALE_HEADER)
+  assert r.read(shown) == ((("Drama",), ("Horror",)), True)
+  assert r.read(whole) == ((("Drama", "Comedy"), ("Horror", "War")), True)
+  assert r.rule_for(whole) == labels.LabelConfig() and r.rule_for(shown) == TUNED
+  # without a whole rule every header is read under `rule`
+  assert readout.RationaleReadout(rule=TUNED).read(whole)[0] == (("Drama",), ("Horror",))
+  plain = formats.format_target(["Western"], ["Drama"])
+  assert r.read(plain) == ((("Western",), ("Drama",)), False)
+  pairs, missing = r.pairs([shown, plain, whole])
+  assert missing == 1 and pairs[1] == (("Western",), ("Drama",))
+  ind = r.indicators([shown, plain])
+  assert ind.shape == (2, 38) and np.array_equal(ind, verbalizer.indicator_matrix(pairs[:2]))
+
+
+def test_score_texts_scores_the_read_labels_against_the_stated_targets():
+  r = readout.RationaleReadout(rule=TUNED)
+  means = {"Drama": 4.5, "Horror": 2.0}
+  targets = [_text(means, ["Drama"], ["Horror"]), formats.format_target(["Comedy"], [])]
+  preds = [_text(means, ["Western"], []), formats.format_target(["Comedy"], [])]
+  got = r.score_texts(preds, targets)
+  assert got["f1"] == pytest.approx(1.0) and got["readout/no_rationale"] == 1.0
+  stated = weighted.score_texts(targets, preds)  # the stated labels miss Drama and Horror
+  assert stated["f1"] < 0.6
+  assert set(got) >= {"f1", "precision", "recall", "f1_liked", "f1_disliked"}
+  with pytest.raises(ValueError, match="1 predictions but 2 targets"):
+    r.score_texts(preds[:1], targets)
+  with pytest.raises(ValueError, match="empty split"):
+    r.score_texts([], [])
+
+
+def test_from_data_config_takes_the_runs_rules_and_refuses_a_run_without_rationales():
+  with pytest.raises(errors.ConfigError, match="target_rationale is False"):
+    readout.from_data_config(config_lib.PersomaDataConfig())
+  plain = readout.from_data_config(config_lib.PersomaDataConfig(target_rationale=True))
+  assert plain == readout.RationaleReadout(labels.LabelConfig(), None)
+  tuned = readout.from_data_config(config_lib.PersomaDataConfig(
+      target_rationale=True, shown_label_config=TUNED, whole_rationale=True))
+  assert tuned.rule == TUNED and tuned.whole_rule == labels.LabelConfig()
+  own = labels.LabelConfig(min_genre_count=4)
+  ruled = readout.from_data_config(config_lib.PersomaDataConfig(
+      target_rationale=True, label_config=own))
+  assert ruled.rule == own and ruled.whole_rule is None
