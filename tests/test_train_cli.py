@@ -340,6 +340,40 @@ def test_persoma_train_resumes_a_copied_run_dir(tmp_path, monkeypatch):
   gin.clear_config(clear_constants=True)
 
 
+def test_train_readout_is_checked_before_anything_is_written(tmp_path):
+  gin.clear_config(clear_constants=True)
+  model_dir = tmp_path / "m"
+  with pytest.raises(SystemExit, match=r"train.readout='rule': expected 'labels' or"):
+    main_train.main(TINY + ["--gin.main_train.train.readout='rule'",
+                            f"--gin.MODEL_DIR='{model_dir}'"])
+  gin.clear_config(clear_constants=True)
+  with pytest.raises(SystemExit, match="target_rationale is False"):
+    main_train.main(TINY + ["--gin.main_train.train.readout='rationale'",
+                            f"--gin.MODEL_DIR='{model_dir}'"])
+  gin.clear_config(clear_constants=True)
+  assert not (model_dir / "config.gin").exists()
+
+
+@pytest.mark.slow
+def test_a_run_trained_with_the_readout_scores_it_as_persoma_eval_does(tmp_path, capsys):
+  """Validation, the best checkpoint and the test JSON read labels from the rationale; the
+  same checkpoint scored by `persoma-eval --readout rationale` gives the same test F1."""
+  gin.clear_config(clear_constants=True)
+  model_dir = str(tmp_path / "m")
+  rationale = ["--gin.data_config.PersomaDataConfig.target_rationale=True",
+               "--gin.TARGETS_LENGTH=96"]
+  assert main_train.main(TINY + rationale + ["--gin.main_train.train.readout='rationale'",
+                                             f"--gin.MODEL_DIR='{model_dir}'"]) == 0
+  assert "labels read from the rationale" in capsys.readouterr().out
+  trained = json.load(open(os.path.join(model_dir, "eval_test.json")))
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main([f"--checkpoint={model_dir}", "--split=test", "--json",
+                         "--readout=rationale"]) == 0
+  res, _ = _last_json(capsys)
+  assert res["f1"] == pytest.approx(trained["f1"]) and res["step"] == trained["step"]
+  gin.clear_config(clear_constants=True)
+
+
 def test_unknown_gin_key_and_missing_model_dir(tmp_path):
   gin.clear_config(clear_constants=True)
   with pytest.raises(SystemExit, match="NO_SUCH|no_such"):

@@ -29,8 +29,8 @@ from persoma.train import partitioning
 
 def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer: Any = None,
           trainer: Any = None, checkpoint: Any = None, baselines: Sequence[str] = (),
-          writer: str = "tensorboard", on_start: Callable[[], None] | None = None
-          ) -> dict[str, Any]:
+          writer: str = "tensorboard", on_start: Callable[[], None] | None = None,
+          readout: str = "labels") -> dict[str, Any]:
   """Trains `experiment` into `model_dir`; returns the summary (with `'test'` metrics).
 
   The configuration is checked before any data is read (`persoma.errors.ConfigError` for a
@@ -49,6 +49,10 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
       beside the model (e.g. ('counting', 'rule')).
     writer: 'tensorboard' (clu TensorBoard events + log lines) or 'none'.
     on_start: called (no arguments) once training is about to start.
+    readout: 'labels' (score the labels each decode states) or 'rationale' (a run with
+      `PersomaDataConfig.target_rationale`: score the run's label rule applied to the rationale
+      each decode writes, `persoma.metrics.readout`), for validation (so for early stopping
+      and the best checkpoint) and test alike; gin `main_train.train.readout`.
   """
   from persoma.train import checkpointing, loop, optim  # pylint: disable=g-import-not-at-top
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
@@ -58,9 +62,14 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
   optimizer = optimizer or optim.OptimizerConfig()
   trainer_cfg = trainer or trainer_lib.TrainerConfig()
   checkpoint = checkpoint or checkpointing.CheckpointConfig()
-  _validate(experiment, partitioner, trainer_cfg, baselines, writer)
+  _validate(experiment, partitioner, trainer_cfg, baselines, writer, readout)
   task = experiment.task
   task.install()
+  score_fn = None
+  if readout == "rationale":
+    from persoma.metrics import readout as readout_lib  # pylint: disable=g-import-not-at-top
+    from persoma.seqio_tasks import config as config_lib  # pylint: disable=g-import-not-at-top
+    score_fn = readout_lib.from_data_config(config_lib.get_config()).score_texts
   logging.info("Task %s (%s), model %s/%s, mode %s", task.task_name, task.dataset,
                experiment.model.size, experiment.model.composition, experiment.training_mode)
   splits = {s: task.load(s) for s in ("train", "validation", "test")}
@@ -73,7 +82,7 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
       model, partitioner, optimizer, trainer_cfg, model_dir, example,
       training_mode=experiment.training_mode,
       load_initial_params=experiment.initial_params_loader(),
-      decode_fn=experiment_lib.make_decoder(vocab))
+      decode_fn=experiment_lib.make_decoder(vocab), score_fn=score_fn)
   if on_start is not None:
     on_start()
   mw = None
@@ -90,8 +99,9 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
   if summary.get("preempted"):
     return summary
   test = summary["test"]
+  read = ", labels read from the rationale" if readout == "rationale" else ""
   rows = [(f"persoma ({experiment.model.composition}/{experiment.model.adapter}, "
-           f"{experiment.training_mode})", test)]
+           f"{experiment.training_mode}{read})", test)]
   if baselines:
     from persoma import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
     data = task.dataset_object()
@@ -102,11 +112,12 @@ def train(*, model_dir: str, experiment: Any, partitioner: Any = None, optimizer
           seed=seed)))
     summary["baselines"] = {name: r for name, (_, r) in zip(baselines, rows[1:])}
   synthetic = " (SYNTHETIC data)" if task.slug == "synthetic" else ""
+  width = max([44] + [len(name) for name, _ in rows])
   lines = [f"Test results on {task.task_name}{synthetic}, {test['users']} users, "
            f"best step {summary.get('best_step')}:",
-           f"  {'method':44s} {'F1':>7s} {'P':>7s} {'R':>7s}"]
+           f"  {'method':{width}s} {'F1':>7s} {'P':>7s} {'R':>7s}"]
   for name, r in rows:
-    lines.append(f"  {name:44s} {r['f1']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f}")
+    lines.append(f"  {name:{width}s} {r['f1']:7.4f} {r['precision']:7.4f} {r['recall']:7.4f}")
   lines.append(f"  wall time {time.time() - t0:.1f}s")
   summary["table"] = "\n".join(lines)
   return summary
@@ -125,7 +136,7 @@ def _environment(task: Any, partitioner: Any) -> dict[str, Any] | None:
 
 
 def _validate(experiment: Any, partitioner: Any, trainer_cfg: Any, baselines: Sequence[str],
-              writer: str) -> None:
+              writer: str, readout: str = "labels") -> None:
   """The cheap checks `train` runs before reading data (ConfigError naming the gin macro)."""
   from persoma import baselines as baselines_lib  # pylint: disable=g-import-not-at-top
   from persoma import errors  # pylint: disable=g-import-not-at-top
@@ -138,6 +149,8 @@ def _validate(experiment: Any, partitioner: Any, trainer_cfg: Any, baselines: Se
                              f"baselines: {list(baselines_lib.BASELINES)}")
   if writer not in ("tensorboard", "none"):
     raise errors.ConfigError(f"train.writer={writer!r}: expected 'tensorboard' or 'none'")
+  if readout not in ("labels", "rationale"):
+    raise errors.ConfigError(f"train.readout={readout!r}: expected 'labels' or 'rationale'")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
