@@ -17,9 +17,17 @@ def fmt(x: Any, nd: int = 4) -> str:
   return "–" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
 
 
+def run_rows(results: Sequence[Mapping[str, Any]], key: str) -> list[Mapping[str, Any]]:
+  """The train results holding `key` (e.g. 'marginals'), in the page's method order, then by N
+  and run id."""
+  rows = [r for r in results if r.get("kind") == "train" and r.get(key)]
+  return sorted(rows, key=lambda r: (plan_lib.method_order(r["method"]), r["history_size"],
+                                     r["run_id"]))
+
+
 def marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
   """Greedy decoding against thresholded beam or sample marginals, for the runs with both."""
-  rows = [r for r in results if r.get("kind") == "train" and r.get("marginals")]
+  rows = run_rows(results, "marginals")
   if not rows:
     return []
   beams = sorted({r["marginals"]["num_decodes"] for r in rows
@@ -42,8 +50,7 @@ def marginals_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
        "| Run id | N | Decodes | Greedy F1 | Top decode F1 | Marginals F1 | Precision | "
        "Recall | F1 liked / disliked | Cut (validation F1) |",
        "|---|---|---|---|---|---|---|---|---|---|"]
-  for r in sorted(rows, key=lambda r: (plan_lib.method_order(r["method"]), r["history_size"],
-                                       r["run_id"])):
+  for r in rows:
     m = r["marginals"]
     method = m.get("decode_method", "beam")
     top1 = m.get(f"{method}_top1") or {}

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from repro import plan as plan_lib
-from repro.marginals_table import fmt
+from repro.marginals_table import fmt, run_rows
 
 
 def picks(readout: Mapping[str, Any]) -> str:
@@ -21,7 +20,7 @@ def picks(readout: Mapping[str, Any]) -> str:
 
 def readout_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
   """The stated labels against the labels read from the rationale, for the runs with both."""
-  rows = [r for r in results if r.get("kind") == "train" and r.get("readout")]
+  rows = run_rows(results, "readout")
   if not rows:
     return []
   L = ["## Labels read from the rationale (a persoma addition)", "",
@@ -37,8 +36,7 @@ def readout_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
        "| Run id | N | Validation F1 stated / read | Picks | Test F1 stated | Test F1 read | "
        "Precision | Recall | F1 liked / disliked | No rationale |",
        "|---|---|---|---|---|---|---|---|---|---|"]
-  for r in sorted(rows, key=lambda r: (plan_lib.method_order(r["method"]), r["history_size"],
-                                       r["run_id"])):
+  for r in rows:
     m = r["readout"]
     L.append(f"| `{r['run_id']}` | {r['history_size']} | {fmt(m['validation_stated_f1'])} / "
              f"{fmt(m['validation_f1'])} | {picks(m)} | {fmt(m['stated']['f1'])} | "
