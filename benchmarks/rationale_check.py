@@ -10,7 +10,7 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
   * the mean absolute error of the written means on the genres both list, and the share of
     those that fall on the other side of the like (3.5) or dislike (3.0) threshold;
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
-    (`labels_from_stats` on the written means, each genre qualifying), and of the rule on the
+    (`persoma.metrics.readout`, each written genre qualifying), and of the rule on the
     target's rationale (the rule on the shown items), all against the target labels; and how
     often the model's labels equal the rule on its own rationale (as sets, order aside), in
     all, per side, and for the liked side where the rule must rank (more than 3 written
