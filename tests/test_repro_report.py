@@ -58,6 +58,15 @@ def test_targets_are_judged_from_figures():
       "f1": 0.53, "num_decodes": 64, "decode_method": "sample", "threshold": 0.2})
   lines = "\n".join(targets.check_targets(fake_results() + [named_m, sampled]))
   assert "marginals: F1 0.5300 over 64 samples, `names50-x3`; paper" in lines
+  # the best readout at N=50 where validation favours it (ties too); never one it does not
+  def read(rid, f1, val, val_stated, n=50):
+    return dict(named, run_id=rid, history_size=n, readout={
+        "f1": f1, "validation_f1": val, "validation_stated_f1": val_stated})
+  lines = "\n".join(targets.check_targets(fake_results() + [
+      read("r1", 0.54, 0.50, 0.49), read("r2", 0.56, 0.48, 0.49), read("r3", 0.55, 0.5, 0.5),
+      read("r4", 0.9, 0.6, 0.5, n=100)]))
+  assert ("; best read from the rationale (where validation picks it): F1 0.5500, `r3`; paper"
+          in lines)
   # the N=10 comparison is also judged in each other format both methods ran in (group 3)
   mlp10 = next(r for r in fake_results() if r["run_id"] == "persoma_mlp-10")
   title = [dict(mlp10, run_id=f"{m}-title", method=m, groups=["formats"], fmt="title_score",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from repro import plan as plan_lib
-from repro import seeds
+from repro import readout_table, seeds
 
 
 TUNED_RULE = "tuned rule baseline (the label rule fitted on the train users, a persoma addition)"
@@ -48,6 +48,13 @@ def check_targets(results: Sequence[Mapping[str, Any]],
     best_note += (f"; best with thresholded marginals: F1 {m['f1']:.4f}"
                   + (f" ({mean})" if mean else "") + f" over {m['num_decodes']} "
                   f"{decodes}, `{marg['run_id']}`")
+  read = max((r for r in results if r["kind"] == "train" and r["history_size"] == 50
+              and r.get("readout") and "seeds" not in r["groups"]
+              and readout_table.picks(r["readout"]) == "read"),
+             key=lambda r: r["readout"]["f1"], default=None)
+  if read is not None and mlp50 is not None:
+    best_note += (f"; best read from the rationale (where validation picks it): F1 "
+                  f"{read['readout']['f1']:.4f}, `{read['run_id']}`")
   tuned50 = f1.get(("rule_tuned", 50))
   if tuned50 is not None and mlp50 is not None:  # how far 50 shown items can take a predictor
     best_note += f"; {TUNED_RULE} {tuned50:.4f}"
