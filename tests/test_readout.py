@@ -84,3 +84,36 @@ def test_from_data_config_takes_the_runs_rules_and_refuses_a_run_without_rationa
   ruled = readout.from_data_config(config_lib.PersomaDataConfig(
       target_rationale=True, label_config=own))
   assert ruled.rule == own and ruled.whole_rule is None
+
+
+def test_consensus_reads_k_decodes_as_one_rationale_of_their_median_means():
+  r = readout.RationaleReadout(rule=TUNED, whole_rule=labels.LabelConfig())
+  # Each decode alone names a different liked genre (a noisy 3.6x digit each time); the
+  # median of the three written means (3.70 for Action) is what the rule reads.
+  decodes = [_text({"Action": 3.70, "Drama": 3.60, "War": 3.20}, [], []),
+             _text({"Action": 3.60, "Drama": 3.70, "Horror": 2.00}, [], []),
+             _text({"Action": 3.80, "Drama": 3.50, "War": 3.30}, [], [])]
+  assert [r.read(t)[0][0] for t in decodes] == [("Action",), ("Drama",), ("Action",)]
+  # War is written by 2 of 3 decodes (kept, median 3.25: neither side), Horror by 1 (dropped)
+  assert r.consensus(decodes) == ((("Action",), ()), True)
+  mean = r.consensus(decodes, "mean")  # Action 3.70, Drama 3.60: the same labels here
+  assert mean == ((("Action",), ()), True)
+  skewed = decodes[:2] + [_text({"Action": 0.50, "Drama": 4.90}, [], [])]
+  assert r.consensus(skewed)[0][0] == ("Drama",)  # median: Action 3.60, Drama 3.70
+  assert r.consensus(skewed, "mean")[0] == (("Drama",), ("Action",))  # Action 2.60
+  # The header most decodes write picks the decodes read and their rule (Whole: 3.5 / 3.0)
+  whole = formats.WHOLE_RATIONALE_HEADER
+  mixed = [_text({"Comedy": 3.6}, [], [], whole), _text({"Comedy": 3.55}, [], [], whole),
+           _text({"Horror": 1.0}, [], [])]
+  assert r.consensus(mixed) == ((("Comedy",), ()), True)
+  # No rationale at all: the classes at least half of the decodes state
+  plain = [formats.format_target(["Comedy"], ["Horror"]), formats.format_target(["Comedy"], []),
+           formats.format_target(["War"], [])]
+  assert r.consensus(plain) == ((("Comedy",), ()), False)
+  ind = r.consensus_indicators([decodes, plain])
+  assert ind.shape == (2, 38) and np.array_equal(
+      ind, verbalizer.indicator_matrix([(("Action",), ()), (("Comedy",), ())]))
+  with pytest.raises(ValueError, match="consensus center 'mode'"):
+    r.consensus(decodes, "mode")
+  with pytest.raises(ValueError, match="no decodes"):
+    r.consensus([])

@@ -105,6 +105,11 @@ def test_eval_thresholded_beam_marginals(trained, capsys):
   rows = [json.loads(l) for l in open(written["predictions_file"])]
   assert len(rows) == res["users"]
   assert all(r["prediction"].startswith("Liked Genres:") for r in rows)
+  decoded = [json.loads(l) for l in open(written["decodes_file"])]  # every beam, per user
+  assert written["decodes_file"].endswith("decodes_test_step2_beam4.jsonl")
+  assert [d["user_id"] for d in decoded] == [r["user_id"] for r in rows]
+  assert all(len(d["decodes"]) == 4 and d["target"] == r["target"] for d, r in zip(decoded, rows))
+  assert "consensus" not in res  # a rationale readout only
   # A fixed threshold skips the validation pass; 1.0 keeps only classes every decode names.
   gin.clear_config(clear_constants=True)
   assert main_eval.main([f"--checkpoint={trained}", "--split=test", "--json", "--num_decodes=4",
@@ -234,7 +239,7 @@ def test_eval_readout_refuses_a_run_without_rationale_targets_before_reading_dat
 
 @pytest.mark.slow
 def test_eval_readout_scores_the_rule_on_each_decodes_rationale(trained, capsys):
-  from persoma.metrics import readout  # pylint: disable=g-import-not-at-top
+  from persoma.metrics import readout, verbalizer, weighted  # pylint: disable=g-import-not-at-top
   gin.clear_config(clear_constants=True)
   args = TINY + [f"--checkpoint={trained}", "--split=test", "--json", "--readout=rationale",
                  "--gin.data_config.PersomaDataConfig.target_rationale=True",
@@ -254,10 +259,24 @@ def test_eval_readout_scores_the_rule_on_each_decodes_rationale(trained, capsys)
   from persoma.train import evaluation  # pylint: disable=g-import-not-at-top
   assert res["stated"]["f1"] == pytest.approx(evaluation.score_texts(preds, targets)["f1"])
   gin.clear_config(clear_constants=True)
-  assert main_eval.main(args + ["--num_decodes=4", "--threshold=0.5", "--max_examples=6"]) == 0
+  assert main_eval.main(args + ["--num_decodes=4", "--threshold=0.5", "--max_examples=6",
+                                "--predictions"]) == 0
   res, _ = _last_json(capsys)
   assert res["readout"] == "rationale" and res["num_decodes"] == 4 and res["users"] == 6
   assert os.path.exists(os.path.join(trained, "best", "eval_test_step2_beam4_readout_max6.json"))
+  # the consensus of each user's 4 decodes, scored from the decodes file it writes
+  written = json.load(open(os.path.join(trained, "best",
+                                      "eval_test_step2_beam4_readout_max6.json")))
+  assert written["consensus"] == res["consensus"]
+  rows = [json.loads(l) for l in open(written["decodes_file"])]
+  reader = readout.RationaleReadout()
+  truth = verbalizer.indicator_matrix([(verbalizer.parse(r["target"]).liked,
+                                        verbalizer.parse(r["target"]).disliked) for r in rows])
+  for center in ("median", "mean"):
+    got = weighted.weighted_prf(truth, reader.consensus_indicators(
+        [r["decodes"] for r in rows], center))
+    assert res["consensus"][center]["f1"] == pytest.approx(got["f1"])
+    assert "validation_f1" not in res["consensus"][center]  # a fixed cut: no validation pass
   gin.clear_config(clear_constants=True)
 
 

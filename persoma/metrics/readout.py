@@ -25,6 +25,7 @@ from persoma.data import formats, genres as genres_lib, labels as labels_lib
 from persoma.metrics import verbalizer, weighted
 
 Pair = tuple[tuple[str, ...], tuple[str, ...]]
+CENTERS = ("median", "mean")
 
 
 def canonical_means(written: Mapping[str, float]) -> dict[str, float]:
@@ -78,6 +79,43 @@ class RationaleReadout:
       return (tuple(v.liked), tuple(v.disliked)), False
     lab = labels_from_means(canonical_means(written), self.rule_for(text))
     return (lab.liked, lab.disliked), True
+
+  def consensus(self, texts: Sequence[str], center: str = "median") -> tuple[Pair, bool]:
+    """``((liked, disliked), from_rationale)`` of K decodes of one user read as one rationale:
+    the header most of them write (a tie: ``Shown:``), the genres at least half of the decodes
+    with that header write, each at the `center` ('median' or 'mean') of the means written
+    for it, under that header's rule. Averaging K sampled rationales lowers the noise of the
+    written means before the rule's thresholds and ranking see them. With no rationale in any
+    decode: the classes at least half of them state (`from_rationale` False)."""
+    if center not in CENTERS:
+      raise ValueError(f"consensus center {center!r}; valid: {', '.join(CENTERS)}")
+    if not texts:
+      raise ValueError("consensus of no decodes")
+    headed = [(formats.rationale_header(t), formats.parse_rationale(t)) for t in texts]
+    headed = [(h, canonical_means(w)) for h, w in headed if w is not None]
+    if not headed:
+      votes = verbalizer.indicator_matrix([self.read(t)[0] for t in texts]).mean(axis=0)
+      k = genres_lib.NUM_GENRES
+      return (tuple(g for g, v in zip(genres_lib.GENRES, votes[:k]) if v >= 0.5),
+              tuple(g for g, v in zip(genres_lib.GENRES, votes[k:]) if v >= 0.5)), False
+    whole = formats.WHOLE_RATIONALE_HEADER
+    n_whole = sum(h == whole for h, _ in headed)
+    header = whole if 2 * n_whole > len(headed) else formats.RATIONALE_HEADER
+    kept = [w for h, w in headed if (h == whole) == (header == whole)]
+    agg = np.median if center == "median" else np.mean
+    means = {}
+    for g in genres_lib.GENRES:  # canonical order, as labels_from_means breaks ties
+      vals = [w[g] for w in kept if g in w]
+      if 2 * len(vals) >= len(kept):
+        means[g] = float(agg(vals))
+    rule = self.whole_rule if header == whole and self.whole_rule is not None else self.rule
+    lab = labels_from_means(means, rule)
+    return (lab.liked, lab.disliked), True
+
+  def consensus_indicators(self, groups: Sequence[Sequence[str]], center: str = "median"
+                           ) -> np.ndarray:
+    """``[n, 38]`` 0/1 indicators of the `consensus` labels of n users' K decodes each."""
+    return verbalizer.indicator_matrix([self.consensus(g, center)[0] for g in groups])
 
   def pairs(self, texts: Sequence[str]) -> tuple[list[Pair], int]:
     """The `read` labels of each text and how many texts had no rationale."""

@@ -36,9 +36,13 @@ cut, `side_thresholds`: separate cuts for the liked and the disliked genres tune
 of the labels each decode states, the run's label rule applied to the rationale it wrote
 (`persoma.metrics.readout`; a decode with no rationale keeps its stated labels), greedy or
 marginal. The JSON says `readout`; greedy, it also holds `no_rationale` (decodes read as
-stated) and `stated` (the scores of the labels the same decodes state). The files get the
-suffix `_readout` (after any marginal suffix, before `_max<K>`). A run without rationale
-targets is an error.
+stated) and `stated` (the scores of the labels the same decodes state); with --num_decodes it
+also holds `consensus`: each user's K decodes read as one rationale (the genres at least half
+of them write, each at the median or mean of the written means; `RationaleReadout.consensus`),
+scored per center with its `validation_f1`. The files get the suffix `_readout` (after any
+marginal suffix, before `_max<K>`). A run without rationale targets is an error.
+With --num_decodes and --predictions, `decodes_<split>_step<step><suffix>.jsonl` also holds
+every decode: one `{"user_id", "target", "decodes": [K texts]}` line per user.
 """
 
 from __future__ import annotations
@@ -129,10 +133,10 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   logging.info("Evaluating %s (step %d) on %s/%s", step_dir, step, task.task_name, split)
   suffix = ""
   if num_decodes > 1:
-    out, predictions = _evaluate_marginals(tr, task, data, split, vocab, num_decodes,
-                                           threshold, batch_size, max_examples,
-                                           decode_method, temperature, decode_seed,
-                                           reader.indicators if reader else None)
+    out, predictions, decodes = _evaluate_marginals(tr, task, data, split, vocab, num_decodes,
+                                                    threshold, batch_size, max_examples,
+                                                    decode_method, temperature, decode_seed,
+                                                    reader)
     suffix = result_suffix(decode_method, num_decodes, temperature, decode_seed)
   else:
     res = tr.evaluate(data.arrays, split, data.targets, max_examples)
@@ -158,6 +162,10 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
     out["predictions_file"] = write_inferences(
         os.path.join(where, f"inferences_{split}_step{step}{suffix}.jsonl"), predictions,
         data.targets, data.user_ids)
+    if num_decodes > 1:  # every decode, for inspection and other readouts
+      out["decodes_file"] = write_decodes(
+          os.path.join(where, f"decodes_{split}_step{step}{suffix}.jsonl"), decodes,
+          data.targets, data.user_ids)
   trainer_lib.write_json(os.path.join(where, f"eval_{split}_step{step}{suffix}.json"), out)
   return out
 
@@ -166,10 +174,16 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                         num_decodes: int, threshold: float | str, batch_size: int,
                         max_examples: int | None, method: str = "beam",
                         temperature: float = 1.0, seed: int = 0,
-                        indicator_fn: Any = None) -> tuple[dict[str, Any], list[str]]:
+                        reader: Any = None
+                        ) -> tuple[dict[str, Any], list[str], list[list[str]]]:
   """Thresholded beam or sample marginals on `split` (threshold tuned on validation if
   'tune'). Sampling draws the validation split, then `split`, from one seeded stream.
-  `indicator_fn` (texts -> [n, 38]; None: the labels they state) reads each decode."""
+  `reader` (a `persoma.metrics.readout.RationaleReadout`; None: the labels the decodes state)
+  reads each decode, and its `consensus` of each user's decodes is scored beside
+  (`consensus`, per center). Returns the result, the thresholded labels as texts, and each
+  user's decodes."""
+  from persoma.metrics.readout import CENTERS  # pylint: disable=g-import-not-at-top
+  indicator_fn = reader.indicators if reader else None
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
   from persoma.metrics import marginals  # pylint: disable=g-import-not-at-top
   from persoma.train import marginal_eval  # pylint: disable=g-import-not-at-top
@@ -183,6 +197,9 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                                         batch_size, max_examples, beam_fn=beam_fn,
                                         method=method, indicator_fn=indicator_fn)
     y_val = marginal_eval.truth(val.targets, len(vm["texts"]))
+    if reader:
+      val_consensus = {c: marginal_eval.score_indicators(
+          reader.consensus_indicators(vm["texts"], c), y_val)["f1"] for c in CENTERS}
     tau, curve = marginals.tune_threshold(vm["marginals"], y_val)
     tau_l, tau_d, side_f1 = marginals.tune_side_thresholds(vm["marginals"], y_val)
     extra = {"validation_f1": curve[tau], "validation_users": len(vm["texts"]),
@@ -212,8 +229,28 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                                          "f1_disliked")})
   if method == "sample":
     out.update(decode_method=method, temperature=temperature, decode_seed=seed)
+  if reader:
+    out["consensus"] = {}
+    for c in CENTERS:
+      scored = marginal_eval.score_indicators(reader.consensus_indicators(m["texts"], c), y_true)
+      out["consensus"][c] = {k: scored[k] for k in ("f1", "precision", "recall", "f1_liked",
+                                                    "f1_disliked")}
+      if threshold == "tune":
+        out["consensus"][c]["validation_f1"] = val_consensus[c]
   predicted = marginals.threshold(m["marginals"], tau)
-  return out, marginal_eval.texts_of(predicted)
+  return out, marginal_eval.texts_of(predicted), m["texts"]
+
+
+def write_decodes(path: str, decodes: Sequence[Sequence[str]], targets: Sequence[str],
+                  user_ids: Sequence[int] | None) -> str:
+  """Writes one `{"user_id", "target", "decodes": [K texts]}` JSON line per example (beams
+  best last; samples in draw order), atomically by the lead process."""
+  from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  trainer_lib.write_shared(path, "".join(
+      json.dumps({"user_id": int(user_ids[i]) if user_ids is not None else None,
+                  "target": targets[i], "decodes": list(texts)}) + "\n"
+      for i, texts in enumerate(decodes)))
+  return path
 
 
 def write_inferences(path: str, predictions: Sequence[str], targets: Sequence[str],
@@ -321,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "step", "users", "max_examples", "num_decodes",
                                "decode_method", "temperature", "decode_seed", "threshold",
                                "validation_f1", "beam_top1", "sample_top1", "side_thresholds",
-                               "readout", "no_rationale", "stated")
+                               "readout", "no_rationale", "stated", "consensus")
           if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
@@ -344,8 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
       print(f"  separate cuts, liked {sd['liked']:.2f} / disliked {sd['disliked']:.2f} "
             f"(validation f1 {sd['validation_f1']:.4f}): f1 {sd['f1']:.4f} precision "
             f"{sd['precision']:.4f} recall {sd['recall']:.4f}")
+    for center, c in out.get("consensus", {}).items():
+      print(f"  consensus of each user's decodes ({center} means): f1 {c['f1']:.4f} precision "
+            f"{c['precision']:.4f} recall {c['recall']:.4f}"
+            + (f" (validation f1 {c['validation_f1']:.4f})" if "validation_f1" in c else ""))
     if "predictions_file" in out:
       print(f"predictions: {out['predictions_file']}")
+    if "decodes_file" in out:
+      print(f"every decode: {out['decodes_file']}")
   return 0
 
 
