@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--max_examples", type=int, default=None,
                  help="score only the first K >= 1 users (result file suffix _max<K>)")
   p.add_argument("--predictions", action="store_true",
-                 help="also write inferences_<split>_step<step>.jsonl beside the checkpoint")
+                 help="also write inferences_<split>_step<step>.jsonl beside the checkpoint "
+                 "(with --num_decodes, every decode in decodes_<split>_step<step>*.jsonl)")
   p.add_argument("--num_decodes", type=int, default=1,
                  help="K >= 2: thresholded label marginals over K decodes (see above)")
   p.add_argument("--decode_method", default="beam", choices=("beam", "sample"),
