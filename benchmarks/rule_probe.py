@@ -11,6 +11,8 @@ minimum count per side), the bindings hold the best rule one can, fitted the sam
 beside it. No embedding, no LM. With ``--mean_noise``, it also scores both rules on test users
 whose per-genre mean ratings carry Gaussian noise of each given SD (stars; the mean F1 over
 ``--noise_draws`` draws): how well a model that knows the shown means only that closely can do.
+It also scores the bindings' rule on the test users' statistics as a rationale target states
+them (`as_written`: means to two decimals, no counts), the ceiling of the rationale readout.
 
   python benchmarks/rule_probe.py --data_dir ../shared/movielens --json benchmarks/repro/rule_probe.json
   python benchmarks/rule_probe.py --data_dir ../shared/movielens --history 50 --sampler random
@@ -45,6 +47,23 @@ def noisy_means(stats: dict, sd: float, rng) -> dict:
   """``stats`` with Gaussian noise of SD ``sd`` (stars) on every per-genre shown mean."""
   return dict(stats, sums=stats["sums"] + sd * rng.standard_normal(stats["sums"].shape)
               * stats["counts"])
+
+
+def as_written(stats: dict, rule, exact_rule, *, rounded: bool = True, counts: bool = False
+               ) -> dict:
+  """``stats`` as a rationale target states them (`persoma.data.labels.rationale`): each genre
+  with the row's minimum count of shown movies (``exact_rule``'s on whole-history rows,
+  ``rule``'s on the others) at its mean, to two decimals if ``rounded``, and without its count
+  unless ``counts`` (every listed genre then counts the same, so the rule's ties fall to
+  canonical genre order, as `persoma.metrics.readout.labels_from_means` reads them)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  c = stats["counts"]
+  means = np.divide(stats["sums"], c, out=np.zeros_like(stats["sums"]), where=c > 0)
+  means = np.round(means, 2) if rounded else means
+  need = np.where(stats["exact"], exact_rule.liked.min_count, rule.liked.min_count)[:, None]
+  listed = c >= need
+  shown = np.where(listed, c, 0.0) if counts else np.where(listed, need, 0.0).astype(float)
+  return dict(stats, sums=means * shown, counts=shown)
 
 
 def _side(rule) -> str:
@@ -102,6 +121,20 @@ def main(argv=None) -> int:
       row["label_config_fit"] = {"why": str(e), "fitted": dataclasses.asdict(plain), **{
           f"tuned_{s}": _scores(stats[s], tuned_rule.predict(stats[s], plain, rule))
           for s in SPLITS}}
+    # The readout's ceiling: the rule a rationale run is trained on (the gin bindings below),
+    # applied to what its exact rationale states (two decimals, no counts) per row
+    held = tuned_rule.TunedRule.from_label_config(cfg)
+    view = {"exact": _scores(stats["test"], tuned_rule.predict(stats["test"], held, rule))}
+    for name, kw in (("two_decimals", {"counts": True}), ("no_counts", {"rounded": False}),
+                     ("as_written", {})):
+      st = as_written(stats["test"], held, rule, **kw)
+      view[name] = _scores(st, tuned_rule.predict(st, held, rule))
+    row["rationale_view_test_f1"] = {k: v["f1"] for k, v in view.items()}
+    print(f"  N={n}: the gin bindings' rule on the test users' exact statistics "
+          f"{view['exact']['f1']:.4f}; as a rationale states them: means to two decimals "
+          f"{view['two_decimals']['f1']:.4f}, no counts (canonical ties) "
+          f"{view['no_counts']['f1']:.4f}, both (the rationale readout's ceiling) "
+          f"{view['as_written']['f1']:.4f}", flush=True)
     row["gin"] = {"SHOWN_LIKE_THRESHOLD": cfg.like_threshold,
                   "SHOWN_DISLIKE_THRESHOLD": cfg.dislike_threshold,
                   "SHOWN_MAX_LIKED": cfg.max_liked, "SHOWN_MAX_DISLIKED": cfg.max_disliked,

@@ -82,3 +82,34 @@ def test_bad_mean_noise_is_a_usage_error(bad, capsys):
   with pytest.raises(SystemExit):
     rule_probe.main(["--dataset", "synthetic", "--mean_noise", bad])
   assert "--mean_noise" in capsys.readouterr().err
+
+
+def test_as_written_states_rounded_means_without_counts_as_a_rationale_does():
+  import numpy as np
+  from persoma import tuned_rule
+  from persoma.data import genres, labels
+  g = genres.GENRE_INDEX
+  sums, counts = np.zeros((2, 19)), np.zeros((2, 19))
+  # row 0 shows the whole history (label rule: 3 movies); row 1 a window (this rule: 2)
+  for row, name, c, s in [(0, "Action", 2, 10.0), (0, "Drama", 3, 11.0),
+                          (1, "Action", 3, 11.0), (1, "Drama", 6, 22.0), (1, "War", 1, 5.0)]:
+    counts[row, g[name]], sums[row, g[name]] = c, s
+  stats = {"sums": sums, "counts": counts, "exact": np.array([True, False]),
+           "mu": np.full(2, 3.5)}
+  rule = tuned_rule.TunedRule.from_label_config(labels.LabelConfig(
+      min_genre_count=2, like_threshold=3.65, max_liked=1))
+  exact = tuned_rule.TunedRule.from_label_config(labels.LabelConfig())
+  out = rule_probe.as_written(stats, rule, exact)
+  listed = out["counts"] > 0
+  assert np.flatnonzero(listed[0]).tolist() == [g["Drama"]]  # Action has 2 < 3 movies
+  assert np.flatnonzero(listed[1]).tolist() == [g["Action"], g["Drama"]]  # War 1 < 2
+  assert set(out["counts"][1][listed[1]]) == {2.0}  # no counts: all the same
+  np.testing.assert_allclose(out["sums"][listed] / out["counts"][listed], [3.67, 3.67, 3.67])
+  # Action and Drama tie at 3.67; the rule keeps one: Drama by its count (6 > 3), Action by
+  # canonical order when the counts are not written
+  pick = lambda st: tuned_rule.as_labels(tuned_rule.predict(st, rule, exact))[1].liked
+  assert pick(stats) == ("Drama",) and pick(out) == ("Action",)
+  assert pick(rule_probe.as_written(stats, rule, exact, counts=True)) == ("Drama",)
+  unrounded = rule_probe.as_written(stats, rule, exact, rounded=False)
+  assert unrounded["sums"][1, g["Action"]] / 2 == pytest.approx(11 / 3)
+  assert stats["counts"][1, g["Drama"]] == 6  # the input is not changed
