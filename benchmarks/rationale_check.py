@@ -10,7 +10,8 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
   * the mean absolute error of the written means on the genres both list, and the share of
     those that fall on the other side of the like (3.5) or dislike (3.0) threshold;
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
-    (`persoma.metrics.readout`, each written genre qualifying), and of the rule on the
+    (`persoma.metrics.readout`, each written genre qualifying; `_stated_ties`: equal means
+    ranked by the labels the model states, `--readout_ties stated`), and of the rule on the
     target's rationale (the rule on the shown items), all against the target labels; and how
     often the model's labels equal the rule on its own rationale (as sets, order aside), in
     all, per side, and for the liked side where the rule must rank (more than 3 written
@@ -127,6 +128,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     raise SystemExit(f"error: {e}") from None
   rows = list(zip(targets, preds))
   true_pairs, model_pairs, written_rule, shown_rule, must_rank = [], [], [], [], []
+  stated_ties = []
   tp = n_written = n_true = exact = missing = whole_rows = 0
   errs, flips = [], 0
   for target, pred in rows:
@@ -145,6 +147,8 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))
     written_rule.append(_rule(p_rat, p_cfg))
+    lab = readout.labels_from_means(p_rat, p_cfg, dict.fromkeys(p.liked + p.disliked, 1.0))
+    stated_ties.append((lab.liked, lab.disliked))
     must_rank.append(sum(m > p_cfg.like_threshold for m in p_rat.values()) > p_cfg.max_liked)
     shown_rule.append(_rule(t_rat, t_cfg))
     common = set(t_rat) & set(p_rat)
@@ -166,6 +170,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
       "threshold_side_flips": flips / max(len(errs), 1),
       "f1_model_labels": weighted.score_sets(true_pairs, model_pairs)["f1"],
       "f1_rule_on_written": weighted.score_sets(true_pairs, written_rule)["f1"],
+      "f1_rule_on_written_stated_ties": weighted.score_sets(true_pairs, stated_ties)["f1"],
       "f1_rule_on_shown": weighted.score_sets(true_pairs, shown_rule)["f1"],
       "labels_follow_own_rationale": float(np.mean(
           [_as_sets(m) == _as_sets(w) for m, w in zip(model_pairs, written_rule)])),

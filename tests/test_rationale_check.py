@@ -194,3 +194,15 @@ def test_a_run_config_that_does_not_parse_is_one_error_naming_it(tmp_path):
                                        "data_config.PersomaDataConfig.nope = 1\n")
   with pytest.raises(SystemExit, match=r"config.gin"):
     rationale_check.main([str(path)])
+
+
+def test_stated_ties_rank_equal_written_means_by_the_models_labels(tmp_path):
+  # Four genres at 4.0 (the rule keeps 3): the target's counts put War in, which the
+  # rationale cannot say; the model states War, so its labels break the tie the right way
+  tied = {"Action": 4.0, "Comedy": 4.0, "Drama": 4.0, "War": 4.0}
+  path = tmp_path / "p.jsonl"
+  path.write_text(_line(tied, (("War", "Action", "Comedy"), ()),
+                        tied, (("War", "Action", "Comedy"), ())) + "\n")
+  got = rationale_check.check(str(path))
+  assert got["f1_rule_on_written"] < 1.0  # canonical ties: Action, Comedy, Drama
+  assert got["f1_rule_on_written_stated_ties"] == pytest.approx(1.0)

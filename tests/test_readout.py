@@ -117,3 +117,26 @@ def test_consensus_reads_k_decodes_as_one_rationale_of_their_median_means():
     r.consensus(decodes, "mode")
   with pytest.raises(ValueError, match="no decodes"):
     r.consensus([])
+
+
+def test_stated_ties_rank_equal_means_by_the_labels_the_decode_states():
+  means = {"Action": 4.0, "Comedy": 4.0, "Drama": 4.0, "War": 4.0, "Horror": 2.0}
+  text = _text(means, ["War", "Comedy", "Western"], ["Horror"])  # Western: not written
+  canonical = readout.RationaleReadout(rule=TUNED)
+  stated = readout.RationaleReadout(rule=TUNED, ties="stated")
+  assert canonical.read(text)[0][0] == ("Action", "Comedy", "Drama")
+  # the stated War and Comedy first (then canonical order among them), then Action
+  assert stated.read(text)[0][0] == ("Comedy", "War", "Action")
+  # a higher mean still outranks any stated genre
+  high = _text(dict(means, Drama=4.5), ["War", "Comedy"], [])
+  assert stated.read(high)[0][0] == ("Drama", "Comedy", "War")
+  # consensus: the share of the kept decodes that state each genre ranks the ties
+  decodes = [_text(means, ["War"], []), _text(means, ["War", "Drama"], []),
+             _text(means, ["Drama"], []), _text(means, ["Action"], [])]
+  assert stated.consensus(decodes)[0][0] == ("Drama", "War", "Action")
+  assert canonical.consensus(decodes)[0][0] == ("Action", "Comedy", "Drama")
+  assert readout.labels_from_means(means, TUNED, {"War": 0.5}).liked == ("War", "Action", "Comedy")
+  assert readout.from_data_config(config_lib.PersomaDataConfig(target_rationale=True),
+                                  ties="stated").ties == "stated"
+  with pytest.raises(ValueError, match="readout ties 'counts'"):
+    readout.RationaleReadout(ties="counts")

@@ -227,13 +227,17 @@ def test_eval_threshold_errors(tmp_path):
   gin.clear_config(clear_constants=True)
 
 
-def test_eval_readout_refuses_a_run_without_rationale_targets_before_reading_data(tmp_path):
+def test_eval_readout_refuses_a_run_without_rationale_targets_before_reading_data(tmp_path,
+                                                                                 capsys):
   gin.clear_config(clear_constants=True)
   with pytest.raises(SystemExit, match=r"^error: .*target_rationale is False"):
     main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--readout=rationale"])
   gin.clear_config(clear_constants=True)
   with pytest.raises(SystemExit):  # argparse: not one of labels, rationale
     main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--readout=rule"])
+  with pytest.raises(SystemExit):  # stated ties rank a rationale's means: needs the readout
+    main_eval.main(TINY + [f"--checkpoint={tmp_path}", "--readout_ties=stated"])
+  assert "--readout_ties stated ranks the means a rationale states" in capsys.readouterr().err
   gin.clear_config(clear_constants=True)
 
 
@@ -258,6 +262,13 @@ def test_eval_readout_scores_the_rule_on_each_decodes_rationale(trained, capsys)
   assert res["no_rationale"] == readout.RationaleReadout().pairs(preds)[1]
   from persoma.train import evaluation  # pylint: disable=g-import-not-at-top
   assert res["stated"]["f1"] == pytest.approx(evaluation.score_texts(preds, targets)["f1"])
+  gin.clear_config(clear_constants=True)
+  assert main_eval.main(args + ["--readout_ties=stated"]) == 0  # its own file, same decodes
+  tied, _ = _last_json(capsys)
+  assert tied["readout_ties"] == "stated" and os.path.exists(
+      os.path.join(trained, "best", "eval_test_step2_readout_stated_ties.json"))
+  assert tied["f1"] == pytest.approx(
+      readout.RationaleReadout(ties="stated").score_texts(preds, targets)["f1"])
   gin.clear_config(clear_constants=True)
   assert main_eval.main(args + ["--num_decodes=4", "--threshold=0.5", "--max_examples=6",
                                 "--predictions"]) == 0

@@ -26,6 +26,7 @@ from persoma.metrics import verbalizer, weighted
 
 Pair = tuple[tuple[str, ...], tuple[str, ...]]
 CENTERS = ("median", "mean")
+TIES = ("canonical", "stated")
 
 
 def canonical_means(written: Mapping[str, float]) -> dict[str, float]:
@@ -39,17 +40,23 @@ def canonical_means(written: Mapping[str, float]) -> dict[str, float]:
   return out
 
 
-def labels_from_means(means: Mapping[str, float], rule: labels_lib.LabelConfig
-                      ) -> labels_lib.UserLabels:
+def labels_from_means(means: Mapping[str, float], rule: labels_lib.LabelConfig,
+                      prefer: Mapping[str, float] | None = None) -> labels_lib.UserLabels:
   """The label rule on written means (canonical genre names): every written genre qualifies
-  (the rationale lists only genres that do), ties broken by canonical genre order."""
-  counts = np.zeros(genres_lib.NUM_GENRES)
-  sums = np.zeros(genres_lib.NUM_GENRES)
-  for g, mean in means.items():
-    i = genres_lib.GENRE_INDEX[g]
-    counts[i] = rule.min_genre_count
-    sums[i] = mean * rule.min_genre_count
-  return labels_lib.labels_from_stats(sums, counts, rule)
+  (the rationale lists only genres that do); over ``like_threshold`` best first, under
+  ``dislike_threshold`` worst first, at most ``max_liked`` / ``max_disliked``. Equal means
+  rank by ``prefer`` (higher first; None: all equal), then canonical genre order, as the rule
+  ranks equal means by their movie count (which a rationale does not write), then genre."""
+  prefer = prefer or {}
+
+  def ranked(names, sign):
+    return tuple(sorted(names, key=lambda g: (sign * means[g], -prefer.get(g, 0.0),
+                                              genres_lib.GENRE_INDEX[g])))
+
+  liked = ranked([g for g, m in means.items() if m > rule.like_threshold], -1.0)
+  disliked = ranked([g for g, m in means.items() if m < rule.dislike_threshold], 1.0)
+  return labels_lib.UserLabels(liked=liked[:rule.max_liked],
+                               disliked=disliked[:rule.max_disliked])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +67,30 @@ class RationaleReadout:
     rule: the rule the run's ``Shown:`` rationales follow (its `shown_label_config`, else its
       `label_config`, else the defaults).
     whole_rule: the rule of rationales headed ``Whole:`` (None: `rule`).
+    ties: how equal written means rank (`TIES`): 'canonical' genre order, or 'stated' (the
+      genres the decode's own labels name first, then canonical order; the rule ranks equal
+      means by their movie count, which the rationale does not write but the labels the
+      model was trained to state after it follow).
   """
 
   rule: labels_lib.LabelConfig = labels_lib.LabelConfig()
   whole_rule: labels_lib.LabelConfig | None = None
+  ties: str = "canonical"
+
+  def __post_init__(self):
+    if self.ties not in TIES:
+      raise ValueError(f"readout ties {self.ties!r}; valid: {', '.join(TIES)}")
+
+  def _prefer(self, texts: Sequence[str]) -> dict[str, float] | None:
+    """Tie weights under 'stated': the share of `texts` whose stated labels name each genre."""
+    if self.ties == "canonical":
+      return None
+    named: dict[str, float] = {}
+    for t in texts:
+      v = verbalizer.parse(t)
+      for g in set(v.liked) | set(v.disliked):
+        named[g] = named.get(g, 0.0) + 1.0 / len(texts)
+    return named
 
   def rule_for(self, text: str) -> labels_lib.LabelConfig:
     """The rule `text`'s rationale is read under, by its header."""
@@ -77,7 +104,7 @@ class RationaleReadout:
     if written is None:
       v = verbalizer.parse(text)
       return (tuple(v.liked), tuple(v.disliked)), False
-    lab = labels_from_means(canonical_means(written), self.rule_for(text))
+    lab = labels_from_means(canonical_means(written), self.rule_for(text), self._prefer([text]))
     return (lab.liked, lab.disliked), True
 
   def consensus(self, texts: Sequence[str], center: str = "median") -> tuple[Pair, bool]:
@@ -91,25 +118,25 @@ class RationaleReadout:
       raise ValueError(f"consensus center {center!r}; valid: {', '.join(CENTERS)}")
     if not texts:
       raise ValueError("consensus of no decodes")
-    headed = [(formats.rationale_header(t), formats.parse_rationale(t)) for t in texts]
-    headed = [(h, canonical_means(w)) for h, w in headed if w is not None]
+    headed = [(formats.rationale_header(t), formats.parse_rationale(t), t) for t in texts]
+    headed = [(h, canonical_means(w), t) for h, w, t in headed if w is not None]
     if not headed:
       votes = verbalizer.indicator_matrix([self.read(t)[0] for t in texts]).mean(axis=0)
       k = genres_lib.NUM_GENRES
       return (tuple(g for g, v in zip(genres_lib.GENRES, votes[:k]) if v >= 0.5),
               tuple(g for g, v in zip(genres_lib.GENRES, votes[k:]) if v >= 0.5)), False
     whole = formats.WHOLE_RATIONALE_HEADER
-    n_whole = sum(h == whole for h, _ in headed)
+    n_whole = sum(h == whole for h, _, _ in headed)
     header = whole if 2 * n_whole > len(headed) else formats.RATIONALE_HEADER
-    kept = [w for h, w in headed if (h == whole) == (header == whole)]
+    kept = [(w, t) for h, w, t in headed if (h == whole) == (header == whole)]
     agg = np.median if center == "median" else np.mean
     means = {}
     for g in genres_lib.GENRES:  # canonical order, as labels_from_means breaks ties
-      vals = [w[g] for w in kept if g in w]
+      vals = [w[g] for w, _ in kept if g in w]
       if 2 * len(vals) >= len(kept):
         means[g] = float(agg(vals))
     rule = self.whole_rule if header == whole and self.whole_rule is not None else self.rule
-    lab = labels_from_means(means, rule)
+    lab = labels_from_means(means, rule, self._prefer([t for _, t in kept]))
     return (lab.liked, lab.disliked), True
 
   def consensus_indicators(self, groups: Sequence[Sequence[str]], center: str = "median"
@@ -143,13 +170,14 @@ class RationaleReadout:
     return out
 
 
-def from_data_config(data_config: Any) -> RationaleReadout:
-  """The readout of a run trained with `data_config` (a `PersomaDataConfig`). A config without
-  `target_rationale` writes no rationale to read: ConfigError."""
+def from_data_config(data_config: Any, ties: str = "canonical") -> RationaleReadout:
+  """The readout of a run trained with `data_config` (a `PersomaDataConfig`), equal means
+  ranked by `ties`. A config without `target_rationale` writes no rationale to read:
+  ConfigError."""
   if not getattr(data_config, "target_rationale", False):
     raise errors.ConfigError(
         "the rationale readout reads the rule's working the model writes before its labels, "
         "but this run's PersomaDataConfig.target_rationale is False: its targets have none")
   base = data_config.label_config or labels_lib.LabelConfig()
   return RationaleReadout(rule=data_config.shown_label_config or base,
-                          whole_rule=base if data_config.whole_rationale else None)
+                          whole_rule=base if data_config.whole_rationale else None, ties=ties)

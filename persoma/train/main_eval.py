@@ -40,7 +40,10 @@ stated) and `stated` (the scores of the labels the same decodes state); with --n
 also holds `consensus`: each user's K decodes read as one rationale (the genres at least half
 of them write, each at the median or mean of the written means; `RationaleReadout.consensus`),
 scored per center with its `validation_f1`. The files get the suffix `_readout` (after any
-marginal suffix, before `_max<K>`). A run without rationale targets is an error.
+marginal suffix, before `_max<K>`). --readout_ties stated ranks equal written means by the
+labels the decode states (the rule ranks them by movie count, which a rationale does not
+write); the JSON then says `readout_ties` and the suffix is `_readout_stated_ties`. A run
+without rationale targets is an error.
 With --num_decodes and --predictions, `decodes_<split>_step<step><suffix>.jsonl` also holds
 every decode: one `{"user_id", "target", "decodes": [K texts]}` line per user.
 """
@@ -86,12 +89,13 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
              write_predictions: bool = False, num_decodes: int = 1,
              threshold: float | str = "tune", decode_method: str = "beam",
              temperature: float = 1.0, decode_seed: int = 0,
-             readout: str = "labels") -> dict[str, Any]:
+             readout: str = "labels", readout_ties: str = "canonical") -> dict[str, Any]:
   """Scores `checkpoint` on `split` of the experiment's task; returns the result dict.
 
   With `num_decodes` K >= 2: thresholded label marginals over K decodes per user,
   `decode_method` 'beam' or 'sample' (at `temperature`, seeded by `decode_seed`). `readout`
-  'rationale' scores the labels the run's rule reads from each decode's rationale.
+  'rationale' scores the labels the run's rule reads from each decode's rationale, equal
+  means ranked by `readout_ties` (`persoma.metrics.readout.TIES`).
   """
   check_max_examples(max_examples)
   if readout not in READOUTS:
@@ -121,7 +125,7 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   if readout == "rationale":
     from persoma.metrics import readout as readout_lib  # pylint: disable=g-import-not-at-top
     from persoma.seqio_tasks import config as config_lib  # pylint: disable=g-import-not-at-top
-    reader = readout_lib.from_data_config(config_lib.get_config())
+    reader = readout_lib.from_data_config(config_lib.get_config(), readout_ties)
   data = task.load(split, history_as_index=False)  # decoding takes dense features
   vocab = task.vocabulary()
   model = experiment.build_model(data.arrays, vocab.vocab_size, vocab)
@@ -152,6 +156,9 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
   if reader:
     out["readout"] = readout
     suffix += "_readout"
+    if reader.ties != "canonical":
+      out["readout_ties"] = reader.ties
+      suffix += f"_{reader.ties}_ties"
   suffix += partial_suffix(max_examples)
   if max_examples is not None:
     out["max_examples"] = max_examples
@@ -319,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  help="with --num_decodes: marginal cut in (0, 1], or 'tune' on validation")
   p.add_argument("--readout", default="labels", choices=READOUTS,
                  help="rationale: score the run's rule on each decode's written rationale")
+  p.add_argument("--readout_ties", default="canonical", choices=("canonical", "stated"),
+                 help="with --readout rationale: equal written means rank in canonical genre "
+                 "order, or the genres the decode's labels state first")
   p.add_argument("--verbose", action="store_true")
   a = p.parse_args(rest)
   if a.num_decodes < 1:
@@ -330,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if a.decode_method == "sample" and a.num_decodes < 2:
     p.error("--decode_method sample scores label marginals over several samples: pass "
             "--num_decodes K with K >= 2")
+  if a.readout_ties != "canonical" and a.readout != "rationale":
+    p.error(f"--readout_ties {a.readout_ties} ranks the means a rationale states: pass "
+            "--readout rationale")
   gin_cli.setup_logging(a.verbose)
   partitioning.maybe_initialize_distributed()
   import gin  # pylint: disable=g-import-not-at-top
@@ -352,14 +365,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               decode_method=a.decode_method,
                                               temperature=a.temperature,
                                               decode_seed=a.decode_seed,
-                                              readout=a.readout)
+                                              readout=a.readout,
+                                              readout_ties=a.readout_ties)
   except (checkpointing.CheckpointMismatchError, errors.ConfigError) as e:
     raise SystemExit(f"error: {errors.one_line(e)}") from None
   line = {k: out[k] for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked", "split",
                                "step", "users", "max_examples", "num_decodes",
                                "decode_method", "temperature", "decode_seed", "threshold",
                                "validation_f1", "beam_top1", "sample_top1", "side_thresholds",
-                               "readout", "no_rationale", "stated", "consensus")
+                               "readout", "readout_ties", "no_rationale", "stated",
+                               "consensus")
           if k in out}
   if a.json:
     print(json.dumps(line), flush=True)
