@@ -110,6 +110,10 @@ def test_eval_thresholded_beam_marginals(trained, capsys):
   assert [d["user_id"] for d in decoded] == [r["user_id"] for r in rows]
   assert all(len(d["decodes"]) == 4 and d["target"] == r["target"] for d, r in zip(decoded, rows))
   assert "consensus" not in res  # a rationale readout only
+  val_decoded = [json.loads(l) for l in open(written["validation_decodes_file"])]  # tuned on
+  assert written["validation_decodes_file"].endswith("decodes_validation_step2_beam4.jsonl")
+  assert len(val_decoded) == written["validation_users"] and all(
+      len(d["decodes"]) == 4 for d in val_decoded)
   # A fixed threshold skips the validation pass; 1.0 keeps only classes every decode names.
   gin.clear_config(clear_constants=True)
   assert main_eval.main([f"--checkpoint={trained}", "--split=test", "--json", "--num_decodes=4",

@@ -45,7 +45,8 @@ labels the decode states (the rule ranks them by movie count, which a rationale 
 write); the JSON then says `readout_ties` and the suffix is `_readout_stated_ties`. A run
 without rationale targets is an error.
 With --num_decodes and --predictions, `decodes_<split>_step<step><suffix>.jsonl` also holds
-every decode: one `{"user_id", "target", "decodes": [K texts]}` line per user.
+every decode: one `{"user_id", "target", "decodes": [K texts]}` line per user (and
+`decodes_validation_...` those of the validation users, when they tune the cut).
 """
 
 from __future__ import annotations
@@ -169,10 +170,12 @@ def evaluate(*, experiment: Any, checkpoint: str, split: str = "test", partition
     out["predictions_file"] = write_inferences(
         os.path.join(where, f"inferences_{split}_step{step}{suffix}.jsonl"), predictions,
         data.targets, data.user_ids)
-    if num_decodes > 1:  # every decode, for inspection and other readouts
-      out["decodes_file"] = write_decodes(
-          os.path.join(where, f"decodes_{split}_step{step}{suffix}.jsonl"), decodes,
-          data.targets, data.user_ids)
+    for s, (texts, targets, user_ids) in (decodes if num_decodes > 1 else {}).items():
+      # every decode (of the validation users too, where they tuned the cut): for
+      # inspection and other readouts
+      key = "decodes_file" if s == split else f"{s}_decodes_file"
+      out[key] = write_decodes(os.path.join(where, f"decodes_{s}_step{step}{suffix}.jsonl"),
+                               texts, targets, user_ids)
   trainer_lib.write_json(os.path.join(where, f"eval_{split}_step{step}{suffix}.json"), out)
   return out
 
@@ -182,13 +185,14 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
                         max_examples: int | None, method: str = "beam",
                         temperature: float = 1.0, seed: int = 0,
                         reader: Any = None
-                        ) -> tuple[dict[str, Any], list[str], list[list[str]]]:
+                        ) -> tuple[dict[str, Any], list[str], dict[str, tuple]]:
   """Thresholded beam or sample marginals on `split` (threshold tuned on validation if
   'tune'). Sampling draws the validation split, then `split`, from one seeded stream.
   `reader` (a `persoma.metrics.readout.RationaleReadout`; None: the labels the decodes state)
   reads each decode, and its `consensus` of each user's decodes is scored beside
-  (`consensus`, per center). Returns the result, the thresholded labels as texts, and each
-  user's decodes."""
+  (`consensus`, per center). Returns the result, the thresholded labels as texts, and per
+  split decoded (`split`, and validation when tuning) `(each user's decodes, targets, user
+  ids)`."""
   from persoma.metrics.readout import CENTERS  # pylint: disable=g-import-not-at-top
   indicator_fn = reader.indicators if reader else None
   from persoma.train import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
@@ -198,12 +202,14 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
   beam_fn = marginal_eval.make_decode_fn(tr, num_decodes, method, temperature,
                                         seed)  # one compile for both splits
   extra: dict[str, Any] = {}
+  decodes: dict[str, tuple] = {}
   if threshold == "tune":
     val = task.load("validation", history_as_index=False)
     vm = marginal_eval.decode_marginals(tr, val.arrays, "validation", decode_fn, num_decodes,
                                         batch_size, max_examples, beam_fn=beam_fn,
                                         method=method, indicator_fn=indicator_fn)
     y_val = marginal_eval.truth(val.targets, len(vm["texts"]))
+    decodes["validation"] = (vm["texts"], val.targets, val.user_ids)
     if reader:
       val_consensus = {c: marginal_eval.score_indicators(
           reader.consensus_indicators(vm["texts"], c), y_val)["f1"] for c in CENTERS}
@@ -245,7 +251,8 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
       if threshold == "tune":
         out["consensus"][c]["validation_f1"] = val_consensus[c]
   predicted = marginals.threshold(m["marginals"], tau)
-  return out, marginal_eval.texts_of(predicted), m["texts"]
+  decodes[split] = (m["texts"], data.targets, data.user_ids)
+  return out, marginal_eval.texts_of(predicted), decodes
 
 
 def write_decodes(path: str, decodes: Sequence[Sequence[str]], targets: Sequence[str],
