@@ -1,0 +1,69 @@
+"""`benchmarks/decode_readouts.py`: every readout of one sampled decode, from its files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import decode_readouts  # noqa: E402
+from persoma.data import formats  # noqa: E402
+
+
+def _text(means, liked, disliked):
+  head = formats.format_rationale(list(means), list(means.values())) if means else ""
+  return f"{head} {formats.format_target(liked, disliked)}".strip()
+
+
+def _write(path, rows):
+  path.write_text("".join(json.dumps({"user_id": i, "target": t, "decodes": d}) + "\n"
+                          for i, (t, d) in enumerate(rows)))
+
+
+def test_readouts_of_noisy_samples(tmp_path, capsys):
+  # Default rule (3.5 / 3.0). Per user: the target, and 3 samples whose stated labels are
+  # wrong and whose written means scatter around the truth; the median reads them right.
+  truth = {"Drama": 4.0, "Horror": 2.5}
+  target = _text(truth, ["Drama"], ["Horror"])
+  samples = [_text({"Drama": 3.4, "Horror": 2.4}, ["Comedy"], []),
+             _text({"Drama": 4.1, "Horror": 3.2}, ["Comedy"], []),
+             _text({"Drama": 4.2, "Horror": 2.6}, ["Comedy"], [])]
+  rows = [(target, samples)] * 4
+  _write(tmp_path / "decodes_validation_step5_sample3_readout.jsonl", rows)
+  test = tmp_path / "decodes_test_step5_sample3_readout.jsonl"
+  _write(test, rows)
+  out = tmp_path / "r.json"
+  assert decode_readouts.main([str(test), "--json", str(out)]) == 0
+  got = json.loads(out.read_text())["readouts"]
+  assert got["consensus (median), canonical ties"]["test"]["f1"] == pytest.approx(1.0)
+  assert got["consensus (mean), stated ties"]["validation"]["f1"] == pytest.approx(1.0)
+  assert got["marginals, stated"]["test"]["f1"] == 0.0  # every sample states Comedy only
+  # read per sample: Drama in 2 of 3, Horror in 2 of 3; the cut tuned on validation finds it
+  read = got["marginals, read, canonical ties"]
+  assert read["test"]["f1"] == pytest.approx(1.0) and read["threshold"] <= 2 / 3
+  first = got["first sample, read, canonical ties"]["test"]  # Drama 3.4: no liked genre
+  assert first["recall"] == pytest.approx(0.5) and first["f1"] == pytest.approx(0.5)
+  printed = capsys.readouterr().out
+  assert "defaults (no config.gin above the file)" in printed
+  assert json.loads(printed.strip().splitlines()[-1])["readouts"] == got
+
+
+def test_bad_files_are_clear_errors(tmp_path, capsys):
+  beam = tmp_path / "decodes_test_step5_beam4.jsonl"
+  beam.write_text("")
+  with pytest.raises(SystemExit):
+    decode_readouts.main([str(beam)])
+  assert "not a beam marginal" in capsys.readouterr().err
+  test = tmp_path / "decodes_test_step5_sample2.jsonl"
+  test.write_text(json.dumps({"target": "x", "decodes": ["a", "b"]}) + "\n")
+  with pytest.raises(SystemExit, match=r"decodes_validation_step5_sample2.jsonl: No such"):
+    decode_readouts.main([str(test)])
+  bad = tmp_path / "decodes_validation_step5_sample2.jsonl"
+  bad.write_text(json.dumps({"target": "x", "decodes": ["a", "b"]}) + "\n{not json\n")
+  with pytest.raises(SystemExit, match=r"decodes_validation_step5_sample2.jsonl:2: not a "):
+    decode_readouts.main([str(test)])
