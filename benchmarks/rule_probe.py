@@ -124,17 +124,21 @@ def main(argv=None) -> int:
     # The readout's ceiling: the rule a rationale run is trained on (the gin bindings below),
     # applied to what its exact rationale states (two decimals, no counts) per row
     held = tuned_rule.TunedRule.from_label_config(cfg)
-    view = {"exact": _scores(stats["test"], tuned_rule.predict(stats["test"], held, rule))}
+    exact_pred = tuned_rule.predict(stats["test"], held, rule)
+    view = {"exact": _scores(stats["test"], exact_pred)}
     for name, kw in (("two_decimals", {"counts": True}), ("no_counts", {"rounded": False}),
                      ("as_written", {})):
       st = as_written(stats["test"], held, rule, **kw)
-      view[name] = _scores(st, tuned_rule.predict(st, held, rule))
+      pred = tuned_rule.predict(st, held, rule)
+      view[name] = _scores(st, pred)
     row["rationale_view_test_f1"] = {k: v["f1"] for k, v in view.items()}
+    row["rationale_view_test_users_changed"] = int((pred != exact_pred).any(axis=1).sum())
     print(f"  N={n}: the gin bindings' rule on the test users' exact statistics "
           f"{view['exact']['f1']:.4f}; as a rationale states them: means to two decimals "
           f"{view['two_decimals']['f1']:.4f}, no counts (canonical ties) "
           f"{view['no_counts']['f1']:.4f}, both (the rationale readout's ceiling) "
-          f"{view['as_written']['f1']:.4f}", flush=True)
+          f"{view['as_written']['f1']:.4f}, labels changed for "
+          f"{row['rationale_view_test_users_changed']} of {len(exact_pred)} users", flush=True)
     row["gin"] = {"SHOWN_LIKE_THRESHOLD": cfg.like_threshold,
                   "SHOWN_DISLIKE_THRESHOLD": cfg.dislike_threshold,
                   "SHOWN_MAX_LIKED": cfg.max_liked, "SHOWN_MAX_DISLIKED": cfg.max_disliked,

@@ -42,6 +42,11 @@ def test_probe_runs_on_synthetic_data_and_scores_the_rule_as_the_baseline(clean_
   assert row["tuned_test"]["f1"] == pytest.approx(tuned["f1"], abs=1e-4)
   assert row["fitted"] == tuned["fitted"]
   assert any(line.startswith("N=10 recency: test F1 rule") for line in out)
+  view = row["rationale_view_test_f1"]  # the bindings' rule, exact and as a rationale says
+  assert set(view) == {"exact", "two_decimals", "no_counts", "as_written"}
+  if "label_config_fit" not in row:  # the bindings hold the fit itself
+    assert view["exact"] == row["tuned_test"]["f1"]
+  assert 0 <= row["rationale_view_test_users_changed"] <= want["users"]
   # the gin bindings hold a rule a LabelConfig can: the fit's, or the best such rule beside it
   fit = row.get("label_config_fit", row)["fitted"]
   assert fit["liked"]["shrink"] == fit["disliked"]["shrink"] == 0
