@@ -8,7 +8,10 @@ the decoder gets right for about half of the users (`benchmarks/rationale_check.
 `RationaleReadout` takes that step exactly: the labels scored are the rule applied to the
 means the model wrote (`labels_from_means`). A rationale headed ``Whole:`` (a run with
 `PersomaDataConfig.whole_rationale`, on a row that shows the whole history) is read under
-`whole_rule`; a text with no rationale keeps the labels it states.
+`whole_rule`; a text with no rationale keeps the labels it states. A rationale does not write
+each genre's movie count, by which the rule ranks equal means: `ties='stated'` ranks them by the
+labels the decode states instead of canonical genre order. `RationaleReadout.consensus` reads K
+sampled decodes of one user as one rationale (the genres most write, at their median mean).
 
 Imports without jax or tensorflow.
 """
