@@ -11,7 +11,8 @@ means the model wrote (`labels_from_means`). A rationale headed ``Whole:`` (a ru
 `whole_rule`; a text with no rationale keeps the labels it states. A rationale does not write
 each genre's movie count, by which the rule ranks equal means: `ties='stated'` ranks them by the
 labels the decode states instead of canonical genre order. `RationaleReadout.consensus` reads K
-sampled decodes of one user as one rationale (the genres most write, at their median mean).
+sampled decodes of one user as one rationale (the genres at least half write, at their median
+or mean written mean).
 
 Imports without jax or tensorflow.
 """
