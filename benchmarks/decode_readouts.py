@@ -11,7 +11,8 @@ splits, without decoding again:
     `persoma.metrics.readout.TIES`);
   * the consensus rationale of each user's samples (`RationaleReadout.consensus`: the genres
     at least half of them write, at the median or mean of the written means), per tie order;
-  * the first sample alone, read both ways.
+  * the most likely sample alone (the last of each user's, as persoma-eval sorts them), read
+    each way.
 
 The rules are the run's, from the `config.gin` above the file (`benchmarks/rationale_check.py`
 reads them the same way). Which readout to report is the validation users' choice; the table
@@ -84,7 +85,8 @@ def score(splits: dict[str, tuple[list[list[str]], np.ndarray]],
     tau, _ = marginals.tune_threshold(marg["validation"], splits["validation"][1])
     out[f"marginals, {name}"] = {"threshold": tau, **{
         s: _f1(splits[s][1], marginals.threshold(marg[s], tau)) for s in splits}}
-    out[f"first sample, {name}"] = {s: _f1(splits[s][1], ind[s][:, 0, :]) for s in splits}
+    out[f"likeliest sample, {name}"] = {s: _f1(splits[s][1], ind[s][:, -1, :])
+                                        for s in splits}
   for t, r in readers.items():
     for c in readout.CENTERS:
       out[f"consensus ({c}), {t} ties"] = {
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
              "validation_file": rationale_check.file_key(val_file), "rule": source,
              "readouts": res,
              "command": "python benchmarks/decode_readouts.py " + " ".join(
-                 rationale_check.file_key(x) if os.path.exists(x) else x
+                 rationale_check.file_key(x) if os.path.isabs(os.path.expanduser(x)) else x
                  for x in (argv if argv is not None else sys.argv[1:]))}
   print(json.dumps(summary))
   if a.json:

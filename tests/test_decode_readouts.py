@@ -26,8 +26,9 @@ def _write(path, rows):
 
 
 def test_readouts_of_noisy_samples(tmp_path, capsys):
-  # Default rule (3.5 / 3.0). Per user: the target, and 3 samples whose stated labels are
-  # wrong and whose written means scatter around the truth; the median reads them right.
+  # Default rule (3.5 / 3.0). Per user: the target, and 3 samples (the likeliest last) whose
+  # stated labels are wrong and whose written means scatter around the truth; the first
+  # misses Drama, the median of the three reads both right.
   truth = {"Drama": 4.0, "Horror": 2.5}
   target = _text(truth, ["Drama"], ["Horror"])
   samples = [_text({"Drama": 3.4, "Horror": 2.4}, ["Comedy"], []),
@@ -46,8 +47,9 @@ def test_readouts_of_noisy_samples(tmp_path, capsys):
   # read per sample: Drama in 2 of 3, Horror in 2 of 3; the cut tuned on validation finds it
   read = got["marginals, read, canonical ties"]
   assert read["test"]["f1"] == pytest.approx(1.0) and read["threshold"] <= 2 / 3
-  first = got["first sample, read, canonical ties"]["test"]  # Drama 3.4: no liked genre
-  assert first["recall"] == pytest.approx(0.5) and first["f1"] == pytest.approx(0.5)
+  # the likeliest sample is the last: Drama 4.2, Horror 2.6, both right
+  assert got["likeliest sample, read, canonical ties"]["test"]["f1"] == pytest.approx(1.0)
+  assert got["likeliest sample, stated"]["test"]["f1"] == 0.0
   printed = capsys.readouterr().out
   assert "defaults (no config.gin above the file)" in printed
   assert json.loads(printed.strip().splitlines()[-1])["readouts"] == got

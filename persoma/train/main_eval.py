@@ -257,8 +257,8 @@ def _evaluate_marginals(tr: Any, task: Any, data: Any, split: str, vocab: Any,
 
 def write_decodes(path: str, decodes: Sequence[Sequence[str]], targets: Sequence[str],
                   user_ids: Sequence[int] | None) -> str:
-  """Writes one `{"user_id", "target", "decodes": [K texts]}` JSON line per example (beams
-  best last; samples in draw order), atomically by the lead process."""
+  """Writes one `{"user_id", "target", "decodes": [K texts]}` JSON line per example (the
+  most likely last, beams or samples), atomically by the lead process."""
   from persoma.train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   trainer_lib.write_shared(path, "".join(
       json.dumps({"user_id": int(user_ids[i]) if user_ids is not None else None,
