@@ -147,7 +147,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))
     written_rule.append(_rule(p_rat, p_cfg))
-    lab = readout.labels_from_means(p_rat, p_cfg, dict.fromkeys(p.liked + p.disliked, 1.0))
+    lab = readout.labels_from_means(p_rat, p_cfg, readout.stated_weights([pred]))
     stated_ties.append((lab.liked, lab.disliked))
     must_rank.append(sum(m > p_cfg.like_threshold for m in p_rat.values()) > p_cfg.max_liked)
     shown_rule.append(_rule(t_rat, t_cfg))

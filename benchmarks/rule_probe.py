@@ -124,15 +124,16 @@ def main(argv=None) -> int:
     # The readout's ceiling: the rule a rationale run is trained on (the gin bindings below),
     # applied to what its exact rationale states (two decimals, no counts) per row
     held = tuned_rule.TunedRule.from_label_config(cfg)
-    exact_pred = tuned_rule.predict(stats["test"], held, rule)
-    view = {"exact": _scores(stats["test"], exact_pred)}
+    views = {"exact": stats["test"]}
     for name, kw in (("two_decimals", {"counts": True}), ("no_counts", {"rounded": False}),
                      ("as_written", {})):
-      st = as_written(stats["test"], held, rule, **kw)
-      pred = tuned_rule.predict(st, held, rule)
-      view[name] = _scores(st, pred)
+      views[name] = as_written(stats["test"], held, rule, **kw)
+    preds = {k: tuned_rule.predict(st, held, rule) for k, st in views.items()}
+    view = {k: _scores(st, preds[k]) for k, st in views.items()}
     row["rationale_view_test_f1"] = {k: v["f1"] for k, v in view.items()}
-    row["rationale_view_test_users_changed"] = int((pred != exact_pred).any(axis=1).sum())
+    exact_pred = preds["exact"]
+    row["rationale_view_test_users_changed"] = int(
+        (preds["as_written"] != exact_pred).any(axis=1).sum())
     print(f"  N={n}: the gin bindings' rule on the test users' exact statistics "
           f"{view['exact']['f1']:.4f}; as a rationale states them: means to two decimals "
           f"{view['two_decimals']['f1']:.4f}, no counts (canonical ties) "

@@ -63,6 +63,17 @@ def labels_from_means(means: Mapping[str, float], rule: labels_lib.LabelConfig,
                                disliked=disliked[:rule.max_disliked])
 
 
+def stated_weights(texts: Sequence[str]) -> dict[str, float]:
+  """``{canonical genre: share of texts whose stated labels name it, on either side}``: the
+  'stated' tie weights of `labels_from_means`."""
+  named: dict[str, float] = {}
+  for t in texts:
+    v = verbalizer.parse(t)
+    for g in set(v.liked) | set(v.disliked):
+      named[g] = named.get(g, 0.0) + 1.0 / len(texts)
+  return named
+
+
 @dataclasses.dataclass(frozen=True)
 class RationaleReadout:
   """Reads a generated text's labels from its rationale.
@@ -86,15 +97,8 @@ class RationaleReadout:
       raise ValueError(f"readout ties {self.ties!r}; valid: {', '.join(TIES)}")
 
   def _prefer(self, texts: Sequence[str]) -> dict[str, float] | None:
-    """Tie weights under 'stated': the share of `texts` whose stated labels name each genre."""
-    if self.ties == "canonical":
-      return None
-    named: dict[str, float] = {}
-    for t in texts:
-      v = verbalizer.parse(t)
-      for g in set(v.liked) | set(v.disliked):
-        named[g] = named.get(g, 0.0) + 1.0 / len(texts)
-    return named
+    """`labels_from_means`' tie weights: `stated_weights(texts)` under 'stated', else None."""
+    return stated_weights(texts) if self.ties == "stated" else None
 
   def rule_for(self, text: str) -> labels_lib.LabelConfig:
     """The rule `text`'s rationale is read under, by its header."""
