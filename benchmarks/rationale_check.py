@@ -8,9 +8,12 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
   * the genres written: precision and recall against the target's rationale, and the share of
     users whose genre list is exactly right;
   * the mean absolute error of the written means on the genres both list, and the share of
-    those that fall on the other side of the like (3.5) or dislike (3.0) threshold;
+    those that fall on the other side of the like (3.5) or dislike (3.0) threshold; for a run
+    whose rationale writes each genre's movie count (`PersomaDataConfig.rationale_counts`),
+    the share of those genres whose count is right (`count_exact`; NaN without counts);
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
-    (`persoma.metrics.readout`, each written genre qualifying; `_stated_ties`: equal means
+    (`persoma.metrics.readout`, each written genre qualifying, equal means ranked by the
+    written counts where there are any; `_stated_ties`: equal means
     ranked by the labels the model states, `--readout_ties stated`), and of the rule on the
     target's rationale (the rule on the shown items), all against the target labels; and how
     often the model's labels equal the rule on its own rationale (as sets, order aside), in
@@ -97,11 +100,22 @@ def run_rules(path: str, rule: str = "run"
           whole)
 
 
-def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig
-          ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-  """The label rule on written means (`persoma.metrics.readout.labels_from_means`)."""
-  lab = readout.labels_from_means(rationale, cfg)
+def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig,
+          counts: dict[str, int] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+  """The label rule on written means and counts
+  (`persoma.metrics.readout.labels_from_means`)."""
+  lab = readout.labels_from_means(rationale, cfg, counts=counts)
   return lab.liked, lab.disliked
+
+
+def _parsed(text: str) -> tuple[dict[str, float], dict[str, int]] | None:
+  """``({genre: mean}, {genre: count})`` of a text's rationale (canonical names), None
+  without one."""
+  written = formats.parse_rationale_counts(text)
+  if written is None:
+    return None
+  return (readout.canonical_means({n: m for n, (m, _) in written.items()}),
+          readout.canonical_counts(written))
 
 
 def _as_sets(pair) -> tuple[frozenset[str], frozenset[str]]:
@@ -130,27 +144,27 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
   true_pairs, model_pairs, written_rule, shown_rule, must_rank = [], [], [], [], []
   stated_ties = []
   tp = n_written = n_true = exact = missing = whole_rows = 0
-  errs, flips = [], 0
+  errs, flips, count_ok = [], 0, []
   for target, pred in rows:
-    t_rat = formats.parse_rationale(target)
-    if t_rat is None:
+    t_parsed = _parsed(target)
+    if t_parsed is None:
       raise SystemExit(f"error: {path}: target {target[:80]!r} has no rationale; was the run "
                        "trained with PersomaDataConfig.target_rationale?")
-    t_rat = readout.canonical_means(t_rat)
+    t_rat, t_counts = t_parsed
     t_whole = is_whole(target)
     t_cfg, p_cfg = rule_of(t_whole), rule_of(is_whole(pred))
     whole_rows += t_whole
-    p_rat = formats.parse_rationale(pred)
-    missing += p_rat is None
-    p_rat = readout.canonical_means(p_rat or {})
+    p_parsed = _parsed(pred)
+    missing += p_parsed is None
+    p_rat, p_counts = p_parsed or ({}, {})
     t, p = verbalizer.parse(target), verbalizer.parse(pred)
     true_pairs.append((t.liked, t.disliked))
     model_pairs.append((p.liked, p.disliked))
-    written_rule.append(_rule(p_rat, p_cfg))
-    lab = readout.labels_from_means(p_rat, p_cfg, readout.stated_weights([pred]))
+    written_rule.append(_rule(p_rat, p_cfg, p_counts))
+    lab = readout.labels_from_means(p_rat, p_cfg, readout.stated_weights([pred]), p_counts)
     stated_ties.append((lab.liked, lab.disliked))
     must_rank.append(sum(m > p_cfg.like_threshold for m in p_rat.values()) > p_cfg.max_liked)
-    shown_rule.append(_rule(t_rat, t_cfg))
+    shown_rule.append(_rule(t_rat, t_cfg, t_counts))
     common = set(t_rat) & set(p_rat)
     tp += len(common)
     n_written += len(p_rat)
@@ -159,6 +173,8 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     for g in common:
       errs.append(abs(t_rat[g] - p_rat[g]))
       flips += _side(t_rat[g], t_cfg) != _side(p_rat[g], t_cfg)
+      if g in t_counts:
+        count_ok.append(p_counts.get(g) == t_counts[g])
   n = len(rows)
   liked_ok = np.array([set(m[0]) == set(w[0]) for m, w in zip(model_pairs, written_rule)])
   must_rank = np.array(must_rank, dtype=bool)
@@ -168,6 +184,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
       "genre_set_exact": exact / n,
       "mean_abs_error": float(np.mean(errs)) if errs else float("nan"),
       "threshold_side_flips": flips / max(len(errs), 1),
+      "count_exact": float(np.mean(count_ok)) if count_ok else float("nan"),
       "f1_model_labels": weighted.score_sets(true_pairs, model_pairs)["f1"],
       "f1_rule_on_written": weighted.score_sets(true_pairs, written_rule)["f1"],
       "f1_rule_on_written_stated_ties": weighted.score_sets(true_pairs, stated_ties)["f1"],

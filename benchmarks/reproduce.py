@@ -338,10 +338,13 @@ class Program:
 
   def _maybe_warm_start(self, run: plan_lib.Run) -> None:
     """Starts `run` from the last checkpoint of `run.warm_from` when that run is done and
-    trained to its last step (not stopped early) and `run` has no checkpoint of its own."""
+    trained to its last step (not stopped early) and `run` has no checkpoint of its own.
+    Otherwise a run of the same method trains from step 0; a run of another method (one that
+    continues the source on its own targets, group 10) cannot: RuntimeError saying why."""
     src = self.by_id.get(run.warm_from)
     if src is None or self.store.has_checkpoints(run.run_id):
       return
+    new_targets = src.method != run.method
     bound = dict(src.bindings)
     steps = int(bound.get("TRAIN_STEPS") or gin_default("TRAIN_STEPS"))
     every = int(bound.get("EVAL_EVERY_STEPS") or gin_default("EVAL_EVERY_STEPS"))
@@ -351,13 +354,19 @@ class Program:
            # an extra final evaluation would make its early-stopping state differ
            f"its {steps} steps are not a multiple of EVAL_EVERY_STEPS={every}"
            if every and steps % every else None)
+    if why and new_targets:
+      raise RuntimeError(f"{run.run_id} continues {src.run_id} on its own targets, so it "
+                         f"cannot start from step 0, and {src.run_id} is not ready: {why}")
     if why:
       print(f"  [{run.run_id}] training from step 0, not from {src.run_id}: {why}", flush=True)
       return
     rec = execute.warm_start(self.store.model_dir(src.run_id), self.store.model_dir(run.run_id),
-                             src.run_id, steps)
-    print(f"  [{run.run_id}] starting from step {rec['step']} of {src.run_id} (same "
-          f"configuration; the learning rate does not depend on TRAIN_STEPS)", flush=True)
+                             src.run_id, steps, new_targets=new_targets)
+    how = ("its own targets from here; best checkpoint chosen among its own validations"
+           if new_targets else
+           "same configuration; the learning rate does not depend on TRAIN_STEPS")
+    print(f"  [{run.run_id}] starting from step {rec['step']} of {src.run_id} ({how})",
+          flush=True)
 
   def run_cost(self, run: plan_lib.Run, fp: str) -> dict[str, Any]:
     return measure.run_cost(run, fp, self.settings, self.tokens, self.store, self.a.cost_steps)

@@ -173,6 +173,30 @@ def test_whole_rationale_follows_the_rule_of_each_rows_labels(tiny_data):
     build_examples(tiny_data, **dict(kw, rationale=False, whole_rationale=True))
 
 
+def test_rationale_counts_write_each_genres_shown_count_and_change_nothing_else(tiny_data):
+  tuned = LabelConfig(like_threshold=3.0, dislike_threshold=3.0, min_genre_count=2)
+  kw = dict(split="train", history_size=30, sampler="recency", seed=2, resamples=3,
+            resample_labels="shown", rationale=True, shown_label_config=tuned,
+            whole_rationale=True)
+  plain = build_examples(tiny_data, **kw)
+  exs = build_examples(tiny_data, rationale_counts=True, **kw)
+  assert len(exs) == len(plain) > 0
+  written = 0
+  for ex, ref in zip(exs, plain):
+    np.testing.assert_array_equal(ex.positions, ref.positions)
+    assert (ex.liked, ex.disliked) == (ref.liked, ref.disliked)
+    assert formats.parse_rationale(ex.targets) == formats.parse_rationale(ref.targets)
+    assert formats.rationale_header(ex.targets) == formats.rationale_header(ref.targets)
+    sums, counts = labels.genre_stats(tiny_data, ex.positions)
+    for name, (_, count) in formats.parse_rationale_counts(ex.targets).items():
+      assert count == counts[labels.genres_lib.GENRE_INDEX[name]]
+      written += 1
+  assert written > 0
+  with pytest.raises(ValueError, match="rationale_counts=True needs rationale=True"):
+    build_examples(tiny_data, **dict(kw, rationale=False, whole_rationale=False),
+                   rationale_counts=True)
+
+
 def test_rating_ordered_rationale_ranks_genres_so_the_labels_are_its_ends(tiny_data):
   """With ``rationale_order='rating'`` the rationale lists the same genres and means, highest
   mean first, so shown labels are its first genres over the like threshold and its last ones

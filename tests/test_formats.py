@@ -53,6 +53,22 @@ def test_format_rationale_and_the_parser_reads_past_it():
   assert (parsed.liked, parsed.disliked, parsed.unknown) == (("Comedy",), ("War",), ())
 
 
+def test_rationale_with_counts_writes_each_count_before_its_mean_and_parses_both():
+  from persoma.metrics import verbalizer
+  text = formats.format_rationale(("Action", "Film-Noir"), (3.754, 2.0), counts=(4, 12))
+  assert text == "Shown: Action 4 3.75, Film-Noir 12 2.00."
+  with pytest.raises(ValueError):
+    formats.format_rationale(("Action", "Drama"), (3.0, 4.0), counts=(4,))
+  assert formats.parse_rationale_counts(text) == {"Action": (3.75, 4), "Film-Noir": (2.0, 12)}
+  assert formats.parse_rationale(text) == {"Action": 3.75, "Film-Noir": 2.0}
+  # entries without a count, or with a count that is not a whole number, keep their mean
+  assert formats.parse_rationale_counts("Shown: Action 3.5, Drama 2.5 4.0, War x 3.0.") == {
+      "Action": (3.5, None), "Drama 2.5": (4.0, None), "War x": (3.0, None)}
+  assert formats.parse_rationale_counts("Liked Genres: War") is None
+  parsed = verbalizer.parse(f"{text} {formats.format_target(('Comedy',), ('War',))}")
+  assert (parsed.liked, parsed.disliked, parsed.unknown) == (("Comedy",), ("War",), ())
+
+
 def test_whole_rationale_header_is_written_and_parsed():
   from persoma.metrics import verbalizer
   text = formats.format_rationale(("Drama",), (4.0,), formats.WHOLE_RATIONALE_HEADER)

@@ -140,6 +140,13 @@ def test_experiment_files_mean_what_they_say():
   assert exp.model.probe_rule == exp.task.data_config.shown_label_config
   assert exp.model.adapter_fields["mlp"]["length_token"] and exp.model.probe_loss_weight == 1.0
   exp.model.validate()
+  assert not exp.task.data_config.rationale_counts
+  whole = exp
+  exp = _parse(["experiments/persoma_mlp_rationale_tuned_probe_whole_counts.gin"],
+               ["MODEL_DIR=None"])
+  assert exp.task.data_config == dataclasses.replace(whole.task.data_config,
+                                                     rationale_counts=True)
+  assert exp.task.targets_length == 160 and exp.model == whole.model
   exp = _parse(["experiments/persoma_genre_names_tuned_len.gin"], ["MODEL_DIR=None"])
   assert exp.task.data_config.shown_label_config.like_threshold == 3.65
   assert exp.model.adapter_fields["genre_stats"] == {"hidden_dim": 512, "length_features": True}

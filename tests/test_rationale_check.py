@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,3 +207,24 @@ def test_stated_ties_rank_equal_written_means_by_the_models_labels(tmp_path):
   got = rationale_check.check(str(path))
   assert got["f1_rule_on_written"] < 1.0  # canonical ties: Action, Comedy, Drama
   assert got["f1_rule_on_written_stated_ties"] == pytest.approx(1.0)
+
+
+def test_written_counts_rank_ties_and_are_scored_where_the_run_writes_them(tmp_path):
+  # as above, four genres at 4.0, but written with counts: War's 9 movies rank it first
+  genres, means = ["Action", "Comedy", "Drama", "War"], [4.0] * 4
+
+  def text(counts, lab):
+    return f"{formats.format_rationale(genres, means, counts=counts)} {formats.format_target(*lab)}"
+
+  labs = (("War", "Action", "Comedy"), ())
+  path = tmp_path / "p.jsonl"
+  path.write_text(json.dumps({"user_id": 1, "target": text([5, 5, 4, 9], labs),
+                              "prediction": text([5, 5, 4, 8], ((), ()))}) + "\n")
+  got = rationale_check.check(str(path))
+  assert got["f1_rule_on_shown"] == pytest.approx(1.0)  # counts break the target's tie
+  assert got["f1_rule_on_written"] == pytest.approx(1.0)  # War's written 8 still ranks first
+  assert got["count_exact"] == pytest.approx(3 / 4)
+  assert got["f1_model_labels"] < 1.0
+  plain = tmp_path / "plain.jsonl"
+  plain.write_text(_line(dict(zip(genres, means)), labs, dict(zip(genres, means)), labs) + "\n")
+  assert np.isnan(rationale_check.check(str(plain))["count_exact"])

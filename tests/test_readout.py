@@ -140,3 +140,31 @@ def test_stated_ties_rank_equal_means_by_the_labels_the_decode_states():
                                   ties="stated").ties == "stated"
   with pytest.raises(ValueError, match="readout ties 'counts'"):
     readout.RationaleReadout(ties="counts")
+
+
+def test_written_counts_make_the_readout_the_rule_itself_ties_included():
+  """On rationales written with counts the readout gives exactly the rule's labels on the
+  statistics, where canonical tie order (no counts) differs for some users."""
+  rng = np.random.default_rng(0)
+  r = readout.RationaleReadout(rule=TUNED)
+  genres = labels.genres_lib.GENRES
+  differ = 0
+  for _ in range(300):
+    # counts whose means are exact to two decimals, so equal means are the only ties
+    counts = rng.choice([0, 1, 2, 4, 5, 10, 20], size=len(genres))
+    sums = np.array([rng.integers(c, 5 * c + 1) if c else 0 for c in counts], dtype=float)
+    ok = [i for i in range(len(genres)) if counts[i] >= TUNED.min_genre_count]
+    names, means = [genres[i] for i in ok], [sums[i] / counts[i] for i in ok]
+    head = formats.format_rationale(names, means, counts=[int(counts[i]) for i in ok])
+    text = f"{head} {formats.format_target([], [])}"
+    want = labels.labels_from_stats(sums, counts, TUNED)
+    assert r.read(text)[0] == (want.liked, want.disliked)
+    assert r.consensus([text, text])[0] == (want.liked, want.disliked)
+    bare = f"{formats.format_rationale(names, means)} {formats.format_target([], [])}"
+    differ += r.read(bare)[0] != (want.liked, want.disliked)
+  assert differ > 0
+  # a written count under the rule's min_genre_count disqualifies the genre, as the rule does
+  text = _text({}, [], []).replace("Shown: None.", "Shown: Drama 1 4.50, War 3 4.00.")
+  assert r.read(text)[0] == (("War",), ())
+  assert readout.canonical_counts({"children's": (4.0, 3), "Dance": (5.0, 2),
+                                   "Children": (1.0, 9), "War": (2.0, None)}) == {"Children": 3}

@@ -3,6 +3,7 @@ fingerprints and gin files of every planned run, on synthetic settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -293,3 +294,25 @@ def test_tuned_label_runs_bind_the_rule_fitted_at_their_n(plan):
     assert {k: v for k, v in at_n.items() if k.startswith("SHOWN_")} == probe["sizes"][str(n)][
         "gin"], n
   assert at_n["TARGETS_LENGTH"] == plan_lib.RATIONALE_TARGETS_LENGTH[100]
+
+
+def test_group_10_continues_seed_2s_3x_run_on_its_own_and_on_counted_targets(plan):
+  by_id = {r.run_id: r for r in plan}
+  runs = [r for r in plan if "continued" in r.groups]
+  assert sorted(r.method for r in runs) == sorted(plan_lib.CONTINUED_BY)
+  base_steps = int(plan_lib.gin_default("TRAIN_STEPS"))
+  for r in runs:
+    src = by_id[r.warm_from]
+    assert src.method == plan_lib.CONTINUED_METHOD and src.groups == ("seeds",)
+    assert src.run_id.endswith(f"-steps_x{plan_lib.CONTINUED_FROM_FACTOR}-seed2")
+    assert r.run_id.endswith(f"-steps_x{plan_lib.CONTINUED_FACTOR}-seed2")
+    assert r.train_steps == plan_lib.CONTINUED_FACTOR * base_steps
+    assert {k: v for k, v in r.bindings if k != "TRAIN_STEPS"} == {
+        k: v for k, v in src.bindings if k != "TRAIN_STEPS"}
+    # continuing on other targets changes the numbers: part of the identity; the same
+    # method's continuation is the same trajectory as a run from step 0 (no identity)
+    assert r.identity == ((() if r.method == src.method else (("continues", src.run_id),)))
+  same, other = sorted(runs, key=lambda r: r.method != plan_lib.CONTINUED_METHOD)
+  assert other.fingerprint() != dataclasses.replace(other, identity=()).fingerprint()
+  assert "rationale_counts = True" in plan_lib.gin_closure_text(other.gin_file)
+  assert "rationale_counts" not in plan_lib.gin_closure_text(same.gin_file)

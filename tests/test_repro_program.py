@@ -251,6 +251,27 @@ def test_program_warm_starts_only_from_a_run_that_trained_to_its_end(program_env
   assert f"starting from step {steps} of {short.run_id}" in capsys.readouterr().out
 
 
+def test_a_run_continuing_another_on_new_targets_never_starts_from_step_0(program_env, capsys):
+  base, _, _, work, _ = program_env
+  prog = reproduce.Program(reproduce.parse_args(base))
+  run = next(r for r in prog.plan if r.warm_from and r.method != prog.by_id[r.warm_from].method)
+  src = prog.by_id[run.warm_from]
+  steps = int(dict(src.bindings)["TRAIN_STEPS"])
+  with pytest.raises(RuntimeError, match=f"continues {src.run_id} on its own targets.*not done"):
+    prog._maybe_warm_start(run)
+  assert not prog.store.has_checkpoints(run.run_id)
+  prog.store.write_result(src.run_id, make_result(src, prog.fp[src.run_id], 0.3))
+  for d in (f"checkpoints/{steps}", f"best/{steps}"):
+    meta = prog.store.model_dir(src.run_id) / d / "meta"
+    meta.mkdir(parents=True)
+    (meta / "metadata").write_text(json.dumps({"best_f1": 0.3, "best_step": steps,
+                                               "bad_evals": 0, "seed": 2, "step": steps}))
+  prog._maybe_warm_start(run)
+  assert prog.store.last_step(run.run_id) == steps
+  assert not (prog.store.model_dir(run.run_id) / "best").exists()
+  assert "its own targets from here" in capsys.readouterr().out
+
+
 def test_add_marginals_fills_finished_runs_and_the_page_shows_them(program_env, capsys):
   base, calls, _, work, tmp = program_env
   only = ["--only", "persoma_mlp-h5-recency-uem-full,persoma_mlp-h10-recency-uem-full"]

@@ -60,10 +60,12 @@ def test_plan_repeats_group_1_embedding_runs_and_the_best_addition_per_seed_offs
   # a program run with --seed 3 keeps its own seed in group 1 and offsets it in group 9
   shifted = plan_lib.build_plan(settings(seed=3), fake_tokens)
   assert {dict(r.bindings)["SEED"] for r in shifted if "seeds" in r.groups} == {4, 5}
+  # ... and in group 10, which continues a group-9 run
+  offset = [r for r in plan if set(r.groups) & {"seeds", "continued"}]
   assert {r.run_id for r in shifted} == {r.run_id for r in plan} - {
-      r.run_id for r in group9} | {r.run_id.replace("-seed1", "-seed4").replace("-seed2",
-                                                                              "-seed5")
-                                   for r in group9}
+      r.run_id for r in offset} | {r.run_id.replace("-seed1", "-seed4").replace("-seed2",
+                                                                               "-seed5")
+                                   for r in offset}
 
 
 def test_program_seed_id_drops_only_train_ids_seed_suffix():

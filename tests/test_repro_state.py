@@ -109,3 +109,29 @@ def test_warm_start_copies_the_last_checkpoint_and_never_overwrites(tmp_path):
     execute.warm_start(src, dst, "src-run", 8)
   with pytest.raises(FileNotFoundError, match="no checkpoint at step 12"):
     execute.warm_start(src, tmp_path / "other" / "model", "src-run", 12)
+
+
+def test_warm_start_on_new_targets_leaves_the_best_and_clears_the_selection(tmp_path):
+  from repro import execute  # pylint: disable=g-import-not-at-top
+  src = tmp_path / "src" / "model"
+  for d in ("checkpoints/8", "best/8"):
+    (src / d / "meta").mkdir(parents=True)
+    (src / d / "state").write_text(d)
+    (src / d / "meta" / "metadata").write_text(json.dumps(
+        {"best_f1": 0.52, "best_step": 8, "bad_evals": 1, "stopped_early": False, "seed": 2,
+         "step": 8}))
+  dst = tmp_path / "dst" / "model"
+  rec = execute.warm_start(src, dst, "src-run", 8, new_targets=True)
+  assert rec["new_targets"] is True and rec["step"] == 8
+  assert not (dst / "best").exists()
+  assert (dst / "checkpoints/8/state").read_text() == "checkpoints/8"
+  meta = json.loads((dst / "checkpoints/8/meta/metadata").read_text())
+  assert meta == {"best_f1": None, "best_step": None, "bad_evals": 0, "stopped_early": False,
+                  "seed": 2, "step": 8}
+  # the source is untouched
+  assert json.loads((src / "checkpoints/8/meta/metadata").read_text())["best_f1"] == 0.52
+  (src / "checkpoints/8/meta/metadata").unlink()
+  with pytest.raises(FileNotFoundError, match="no checkpoint meta to clear"):
+    execute.warm_start(src, tmp_path / "other" / "model", "src-run", 8, new_targets=True)
+  assert not (tmp_path / "other" / "model" / "checkpoints").exists()
+  assert not [p for p in (tmp_path / "other").iterdir() if p.name.startswith(".tmp")]

@@ -173,6 +173,13 @@ def test_target_rationale_setting_prefixes_every_split_and_keeps_the_labels(sett
   assert [e.targets for e in ranked] != [e.targets for e in exs]
   assert [formats.parse_rationale(e.targets) for e in ranked] == [
       formats.parse_rationale(e.targets) for e in exs]
+  config.configure(rationale_order="canonical", rationale_counts=True)  # not the cached list
+  counted = tasks.get_examples(tasks.parse_task_name(name), "validation")
+  assert [formats.parse_rationale(e.targets) for e in counted] == [
+      formats.parse_rationale(e.targets) for e in exs]
+  assert all(c is not None for e in counted
+             for _, c in formats.parse_rationale_counts(e.targets).values())
+  assert [e.targets for e in counted] != [e.targets for e in exs]
   with pytest.raises(errors.ConfigError, match="rationale_order='best'.*canonical, rating"):
     config.configure(rationale_order="best")
   with pytest.raises(errors.ConfigError, match="shown_label_config must be a persoma.data"):
@@ -192,6 +199,8 @@ def test_a_shown_label_config_nothing_reads_is_a_clear_error():
   with pytest.raises(errors.ConfigError, match="whole_rationale=True.*target_rationale is False"):
     config.PersomaDataConfig(whole_rationale=True)
   assert config.PersomaDataConfig(whole_rationale=True, target_rationale=True).whole_rationale
+  with pytest.raises(errors.ConfigError, match="rationale_counts=True.*target_rationale is False"):
+    config.PersomaDataConfig(rationale_counts=True)
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
   cfg = config.PersomaDataConfig()

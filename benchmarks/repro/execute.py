@@ -56,7 +56,7 @@ WARM_START_FILE = "warm_start.json"
 
 
 def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
-               step: int) -> dict[str, Any]:
+               step: int, new_targets: bool = False) -> dict[str, Any]:
   """Copies the checkpoints (`checkpoints/`, `best/`) of `source_run`, which trained to its
   last step `step`, and its record of where it ran (`environment.json`) into the empty
   `dst_model_dir`, and records that in `warm_start.json` beside it. Returns the record. Raises FileExistsError if `dst_model_dir` holds checkpoints
@@ -64,7 +64,11 @@ def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
 
   Only valid when the two runs differ in TRAIN_STEPS alone and the learning-rate schedule does
   not depend on it (`plan.BUDGET_FREE_SCHEDULES`): the runner's resume is exact, so the longer
-  run continues the very trajectory it would have followed from step 0.
+  run continues the very trajectory it would have followed from step 0. With `new_targets`
+  (a run that continues the source's params, optimiser state and data order on other targets,
+  group 10) the source's best checkpoints are not copied and the copied step's best-checkpoint
+  and early-stopping record is cleared (`persoma.train.checkpointing.clear_selection`): the
+  run picks its best step among its own validations.
   """
   src_ck = src_model_dir / "checkpoints" / str(step)
   if not src_ck.is_dir():
@@ -76,19 +80,27 @@ def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
   dst_model_dir.mkdir(parents=True, exist_ok=True)
   tmp = dst_model_dir.parent / f".tmp_warm_{os.getpid()}"
   shutil.rmtree(tmp, ignore_errors=True)
-  shutil.copytree(src_ck, tmp / "checkpoints" / str(step))
-  if (src_model_dir / "best").is_dir():
-    shutil.copytree(src_model_dir / "best", tmp / "best")
-  from persoma.train import environment  # pylint: disable=g-import-not-at-top
-  if (src_model_dir / environment.FILENAME).is_file():  # the trajectory's steps 0..step
-    shutil.copy2(src_model_dir / environment.FILENAME, tmp / environment.FILENAME)
-  record = {"from": source_run, "step": step, "copied_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-  state_lib.write_json(tmp / WARM_START_FILE, record)
-  for name in ("best", environment.FILENAME, WARM_START_FILE, "checkpoints"):
-    # checkpoints last: they mark it done
-    if (tmp / name).exists():
-      os.replace(tmp / name, dst_model_dir / name)
-  shutil.rmtree(tmp, ignore_errors=True)
+  try:
+    shutil.copytree(src_ck, tmp / "checkpoints" / str(step))
+    if new_targets:
+      from persoma.train import checkpointing  # pylint: disable=g-import-not-at-top
+      checkpointing.clear_selection(tmp / "checkpoints" / str(step))
+    elif (src_model_dir / "best").is_dir():
+      shutil.copytree(src_model_dir / "best", tmp / "best")
+    from persoma.train import environment  # pylint: disable=g-import-not-at-top
+    if (src_model_dir / environment.FILENAME).is_file():  # the trajectory's steps 0..step
+      shutil.copy2(src_model_dir / environment.FILENAME, tmp / environment.FILENAME)
+    record = {"from": source_run, "step": step,
+              "copied_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if new_targets:
+      record["new_targets"] = True
+    state_lib.write_json(tmp / WARM_START_FILE, record)
+    for name in ("best", environment.FILENAME, WARM_START_FILE, "checkpoints"):
+      # checkpoints last: they mark it done
+      if (tmp / name).exists():
+        os.replace(tmp / name, dst_model_dir / name)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
   return record
 
 

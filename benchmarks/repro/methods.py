@@ -21,6 +21,8 @@ GROUPS: dict[str, str] = {
     "pool": "8. A set-pooling adapter (a persoma addition; recency sampling, uem format)",
     "seeds": ("9. Seed spread (a persoma addition): group 1's embedding runs, and the best "
               "additions (at every N for the rank-feature adapter), with other seeds"),
+    "continued": ("10. Continued runs (a persoma addition): PERSOMA-MLP's best run of seed 2 "
+                  "for more steps, on its own targets and on rationale targets with counts"),
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -97,6 +99,8 @@ GIN_FILES: dict[str, str] = {
     "persoma_mlp_rationale_tuned_len": "persoma_mlp_rationale_tuned_len.gin",
     "persoma_mlp_rationale_tuned_probe": "persoma_mlp_rationale_tuned_probe.gin",
     "persoma_mlp_rationale_tuned_probe_whole": "persoma_mlp_rationale_tuned_probe_whole.gin",
+    "persoma_mlp_rationale_tuned_probe_whole_counts":
+        "persoma_mlp_rationale_tuned_probe_whole_counts.gin",
 }
 # Group 8: the set-pooling adapter at these N (program labels), and at POOL_SHOWN_N with `shown`
 # labels, the best label source of group 6; N=50 first, the size of the issue's target. The
@@ -116,7 +120,8 @@ RATIONALE_METHODS = ("persoma_mlp_rationale", "persoma_mlp_rationale_ranked",
                      "persoma_genre_names_tuned_len", "persoma_genre_names_tuned_rank",
                      "persoma_mlp_rationale_tuned", "persoma_mlp_rationale_tuned_len",
                      "persoma_mlp_rationale_tuned_probe",
-                     "persoma_mlp_rationale_tuned_probe_whole")
+                     "persoma_mlp_rationale_tuned_probe_whole",
+                     "persoma_mlp_rationale_tuned_probe_whole_counts")
 RATIONALE_TARGETS_LENGTH = {100: 160}
 # The tuned-rule label methods: their gin files hold the rule benchmarks/rule_probe.py fits at
 # N=50; at another N a run binds that N's fit (benchmarks/repro/rule_probe.json, recency, seed 0;
@@ -124,7 +129,8 @@ RATIONALE_TARGETS_LENGTH = {100: 160}
 TUNED_METHODS = ("persoma_genre_names_tuned", "persoma_genre_names_tuned_len",
                  "persoma_genre_names_tuned_rank", "persoma_mlp_rationale_tuned",
                  "persoma_mlp_rationale_tuned_len", "persoma_mlp_rationale_tuned_probe",
-                 "persoma_mlp_rationale_tuned_probe_whole")
+                 "persoma_mlp_rationale_tuned_probe_whole",
+                 "persoma_mlp_rationale_tuned_probe_whole_counts")
 TUNED_RULE_BINDINGS: dict[int, dict[str, float | int]] = {
     # N=5: the fit shrinks the disliked means; this is its best rule without (test F1 0.2531
     # against 0.2532; the probe's "label_config_fit")
@@ -145,11 +151,19 @@ ADDED_METHODS = POOL_METHODS + ("persoma_mlp_rationale_ranked",
                                 "persoma_mlp_rationale_tuned",
                                 "persoma_mlp_rationale_tuned_len",
                                 "persoma_mlp_rationale_tuned_probe",
-                                "persoma_mlp_rationale_tuned_probe_whole")
+                                "persoma_mlp_rationale_tuned_probe_whole",
+                                "persoma_mlp_rationale_tuned_probe_whole_counts")
 # Group 9: group 1's embedding-method runs again with the program's seed plus each of these
 # (SEED and DATA_SEED: initialisation, data order and the augmented train windows; the test
 # users and their recency-sampled histories do not depend on the seed).
 SEED_OFFSETS = (1, 2)
+# Group 10 (session 48): the run it continues (CONTINUED_METHOD at N=50, `shown` labels, 3x the
+# steps, seed offset CONTINUED_SEED_OFFSET; best at its last step), continued to
+# CONTINUED_FACTOR x the steps by each of CONTINUED_BY: its own method (the same trajectory), and
+# the same model with each genre's count written in the rationale (new targets from there on).
+CONTINUED_METHOD = "persoma_mlp_rationale_tuned_probe_whole"
+CONTINUED_BY = (CONTINUED_METHOD, "persoma_mlp_rationale_tuned_probe_whole_counts")
+CONTINUED_SEED_OFFSET, CONTINUED_FROM_FACTOR, CONTINUED_FACTOR = 2, 3, 4
 # ... and the best persoma addition at N=50 (group 7, test F1 0.5226 with the program's seed), at
 # each of its step budgets, to show how much of its lead over the other variants is the seed's;
 # and the same adapter at N=100 (group 8, 1x and 3x the steps), the best figure there too.

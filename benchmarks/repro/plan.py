@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from persoma import tuned_rule
 from repro.methods import (  # noqa: F401  (re-exported: plan.GIN_FILES, ...)
     ADDED_METHODS, BASELINES, BASE_FMT, BASE_N, BEST_ADDED, BEST_ADDED_BUDGETS, BEST_ADDED_LABELS,
-    BUDGET_FREE_SCHEDULES, COST_METHODS, DECODES_NOUN, EMBEDDING_METHODS, FORMATS, GIN_FILES,
+    BUDGET_FREE_SCHEDULES, CONTINUED_BY, CONTINUED_FACTOR, CONTINUED_FROM_FACTOR,
+    CONTINUED_METHOD, CONTINUED_SEED_OFFSET, COST_METHODS, DECODES_NOUN, EMBEDDING_METHODS,
+    FORMATS, GIN_FILES,
     GROUPS, HISTORY_SIZES, LABELS_MORE_RESAMPLES, LONG_TRAIN_FACTORS, LONG_TRAIN_LABELS,
     LONG_TRAIN_METHODS, LORA_RANK, POOL_HISTORY_SIZES, POOL_LONG_FACTOR, POOL_METHODS,
     POOL_SHOWN_N, RATIONALE_METHODS, RATIONALE_TARGETS_LENGTH, RESAMPLE_LABELS,
@@ -112,19 +114,27 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
             mode: str = "full", init_from: str | None = None,
             resample_labels: str = "history", train_resamples: int | None = None,
             steps_factor: int | None = None, warm_factor: int | None = None,
-            seed: int | None = None) -> None:
+            seed: int | None = None, warm_method: str | None = None) -> None:
     """Adds a train run; `warm_factor`: the step factor of the shorter run a longer one
-    continues (None: the program's budget); `seed`: SEED and DATA_SEED (None: the
+    continues (None: the program's budget); `warm_method`: that run's method (None: the
+    same; another method continues its params and optimiser state on its own targets,
+    which is part of the run's identity); `seed`: SEED and DATA_SEED (None: the
     program's)."""
     b = dict(common, HISTORY_SIZE=n, SAMPLER=sampler, FORMAT=fmt)
     if seed is not None:
       b["SEED"] = b["DATA_SEED"] = seed
     warm_from = train_steps = None
+    identity: tuple[tuple[str, Any], ...] = ()
     if steps_factor is not None:
       b["TRAIN_STEPS"] = train_steps = steps_factor * base_steps
       if gin_default("SCHEDULE") in BUDGET_FREE_SCHEDULES:
-        warm_from = train_id(method, n, sampler, fmt, mode, init_from, resample_labels,
-                             train_resamples, warm_factor, seed)
+        warm_from = train_id(warm_method or method, n, sampler, fmt, mode, init_from,
+                             resample_labels, train_resamples, warm_factor, seed)
+    if warm_method not in (None, method):
+      if warm_from is None:
+        raise ValueError(f"{method} continues {warm_method}, which needs steps_factor and a "
+                         "schedule in BUDGET_FREE_SCHEDULES")
+      identity = (("continues", warm_from),)
     if resample_labels != "history":
       b[RESAMPLE_LABELS_BINDING] = resample_labels
     if train_resamples is not None:
@@ -152,7 +162,7 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
                      steps_factor, seed),
             "train", method, (group,), n, sampler, fmt, mode, init_from, resample_labels,
             train_resamples, train_steps, warm_from, f"gin/experiments/{GIN_FILES[method]}",
-            tuple(sorted(b.items())), skip))
+            tuple(sorted(b.items())), skip, identity))
 
   def baseline(method: str, group: str, n: int, sampler: str = "recency") -> None:
     add(Run(f"{method}-h{n}-{sampler}", "baseline", method, (group,), n, sampler, "",
@@ -267,6 +277,11 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
         for factor in factors:
           train(method, "seeds", n, resample_labels=labels, steps_factor=factor,
                 seed=settings.seed + offset)
+  # 10. (session 48) continuations of seed 2's 3x run of PERSOMA-MLP's best family
+  for method in CONTINUED_BY:
+    train(method, "continued", POOL_SHOWN_N, resample_labels="shown",
+          steps_factor=CONTINUED_FACTOR, warm_factor=CONTINUED_FROM_FACTOR,
+          seed=settings.seed + CONTINUED_SEED_OFFSET, warm_method=CONTINUED_METHOD)
   # bases first so dependants can start in the same invocation
   order = {base: 0}
   return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),

@@ -111,6 +111,8 @@ def _budget_text(r: Mapping[str, Any], default_steps: int) -> str:
   warm = r.get("warm_start") or {}
   if warm.get("step"):
     text += f"; steps 1–{int(warm['step']):,} are `{warm['from']}`'s"
+    if warm.get("new_targets"):
+      text += ", on its targets"
   return text
 
 
@@ -380,6 +382,20 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
   L += [f"## {plan_lib.GROUPS['seeds']}", ""] + seeds.seeds_table(results) + [""]
   added_seeds = seeds.added_seeds_table(results)
   L += added_seeds + ([""] if added_seeds else [])
+  if by_group["continued"]:
+    L += [f"## {plan_lib.GROUPS['continued']}", "",
+          f"Seed {plan_lib.CONTINUED_SEED_OFFSET}'s run of "
+          f"`gin/experiments/{plan_lib.GIN_FILES[plan_lib.CONTINUED_METHOD]}` for "
+          f"{plan_lib.CONTINUED_FROM_FACTOR}x the steps had its best validation F1 at its "
+          "last step. Both rows continue it from that checkpoint (params, optimiser state, "
+          f"step and data order) to {plan_lib.CONTINUED_FACTOR}x the steps: on its own "
+          "targets, and with each rationale genre's shown movie count written before its "
+          "mean (`gin/experiments/persoma_mlp_rationale_tuned_probe_whole_counts.gin`, "
+          "`Shown: Action 4 3.75, ...`; a persoma addition), the counts by which the rule "
+          "ranks equal means, so the rationale readout applies the rule to everything it "
+          "uses. The second picks its best step among its own validations only.", ""]
+    L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
+                    for r in by_group["continued"]], "train_steps", "Labels, steps") + [""]
   L += marginals_table.marginals_section(results)
   L += readout_table.readout_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "

@@ -46,6 +46,9 @@ METHOD_LABELS: dict[str, str] = {
     "persoma_mlp_rationale_tuned_probe_whole":
         "PERSOMA-MLP, item heads, per-row-rule rationale and genre probe, length token "
         "(persoma)",
+    "persoma_mlp_rationale_tuned_probe_whole_counts":
+        "PERSOMA-MLP, item heads, per-row-rule rationale with counts and genre probe, length "
+        "token (persoma)",
     "persoma_genre_names_rationale":
         "PERSOMA-GenreStats, genre-name anchors, rationale targets (persoma)",
     "persoma_genre_names_tuned":

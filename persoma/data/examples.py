@@ -52,7 +52,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
                    resample_sampler: str | None = None, rationale: bool = False,
                    rationale_order: str = "canonical",
                    shown_label_config: labels_lib.LabelConfig | None = None,
-                   whole_rationale: bool = False) -> ExampleList:
+                   whole_rationale: bool = False,
+                   rationale_counts: bool = False) -> ExampleList:
   """Examples of every user in ``split`` ('train'|'validation'|'test'|'all'), user-index order.
 
   With ``resamples = K > 1`` each user gets K examples in a row: the sampler's history, then
@@ -87,6 +88,10 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
   the two cases apart before its labels. (An example showing a whole history of exactly N
   ratings cannot be told from a window and keeps ``Shown:``.)
 
+  ``rationale_counts`` (a persoma addition; with ``rationale``): each rationale genre's shown
+  movie count comes before its mean (``Shown: Action 4 3.75, Drama 10 4.10.``), so the text
+  holds everything the rule uses, including the counts by which it ranks equal means.
+
   Deterministic for fixed arguments. Labels come from the whole pruned history, or from the shown
   positions when ``label_config.source == 'shown'``. Users with no liked and no disliked genre are
   skipped (counted in ``.skipped_empty``) unless ``label_config.keep_empty``.
@@ -104,6 +109,9 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
                      f"{', '.join(labels_lib.RATIONALE_ORDERS)}")
   if whole_rationale and not rationale:
     raise ValueError("whole_rationale=True needs rationale=True: it picks the rationale's rule")
+  if rationale_counts and not rationale:
+    raise ValueError("rationale_counts=True needs rationale=True: it writes the rationale's "
+                     "counts")
   rationale_config = label_config if shown_label_config is None else shown_label_config
   users = split_lib.users_in_split(data.user_ids, split, fractions)
   if label_config.source == "history":
@@ -140,7 +148,8 @@ def build_examples(data: MovieLensData, *, split: str, history_size: int, sample
         whole = whole_rationale and len(pos) < history_size
         head = labels_lib.rationale(
             data, pos, label_config if whole else rationale_config, rationale_order,
-            formats.WHOLE_RATIONALE_HEADER if whole else formats.RATIONALE_HEADER)
+            formats.WHOLE_RATIONALE_HEADER if whole else formats.RATIONALE_HEADER,
+            with_counts=rationale_counts)
         target = f"{head} {target}"
       out.append(Example(user_id=int(data.user_ids[u]), user_index=u, positions=pos,
                          liked=copy_lab.liked, disliked=copy_lab.disliked, targets=target))

@@ -68,13 +68,19 @@ def format_target(liked: Sequence[str], disliked: Sequence[str]) -> str:
 
 
 def format_rationale(genres: Sequence[str], means: Sequence[float],
-                     header: str = RATIONALE_HEADER) -> str:
+                     header: str = RATIONALE_HEADER,
+                     counts: Sequence[int] | None = None) -> str:
   """``Shown: Action 3.75, Drama 4.10.`` (``Shown: None.`` for no genre): each genre's mean
   rating over the shown items, two decimals, in the order given, after ``header`` (one of
-  ``RATIONALE_HEADERS``)."""
+  ``RATIONALE_HEADERS``). With ``counts`` each genre's shown movie count comes before its
+  mean: ``Shown: Action 4 3.75, Drama 10 4.10.``"""
   if header not in RATIONALE_HEADERS:
     raise ValueError(f"rationale header {header!r}; valid: {', '.join(RATIONALE_HEADERS)}")
-  body = ", ".join(f"{g} {float(m):.2f}" for g, m in zip(genres, means, strict=True))
+  if counts is None:
+    body = ", ".join(f"{g} {float(m):.2f}" for g, m in zip(genres, means, strict=True))
+  else:
+    body = ", ".join(f"{g} {int(c)} {float(m):.2f}"
+                     for g, c, m in zip(genres, counts, means, strict=True))
   return f"{header} {body or EMPTY_SIDE}."
 
 
@@ -84,25 +90,38 @@ def rationale_header(text: str) -> str | None:
   return min(found)[1] if found else None
 
 
-def parse_rationale(text: str) -> dict[str, float] | None:
-  """``{genre: mean}`` of the rationale in a generated or target text (``{}`` for ``Shown:
-  None.``), after its first header (``Shown:`` or ``Whole:``); None when the text has no
-  rationale. Entries that are not ``<name> <number>`` are skipped; names are returned as
-  written (normalise with ``persoma.data.normalize_genre``)."""
+def parse_rationale_counts(text: str) -> dict[str, tuple[float, int | None]] | None:
+  """``{genre: (mean, count or None)}`` of the rationale in a generated or target text (``{}``
+  for ``Shown: None.``), after its first header (``Shown:`` or ``Whole:``); None when the text
+  has no rationale. An entry is ``<name> <mean>`` or, written with counts, ``<name> <count>
+  <mean>`` (a whole number before the mean is read as the count); other entries are skipped.
+  Names are returned as written (normalise with ``persoma.data.normalize_genre``)."""
   header = rationale_header(text)
   if header is None:
     return None
   body = text[text.find(header) + len(header):]
   end = body.find("Liked Genres:")
   body = (body[:end] if end >= 0 else body).strip().rstrip(".").strip()
-  out: dict[str, float] = {}
+  out: dict[str, tuple[float, int | None]] = {}
   for entry in body.split(","):
-    name, _, number = entry.strip().rpartition(" ")
+    words = entry.split()
     try:
-      out.setdefault(name.strip(), float(number))
+      mean = float(words[-1]) if len(words) >= 2 else None
     except ValueError:
+      mean = None
+    if mean is None:
       continue
+    count = int(words[-2]) if len(words) >= 3 and words[-2].isdigit() else None
+    name = " ".join(words[:-2] if count is not None else words[:-1])
+    out.setdefault(name, (mean, count))
   return out
+
+
+def parse_rationale(text: str) -> dict[str, float] | None:
+  """``{genre: mean}`` of the rationale in a generated or target text (``{}`` for ``Shown:
+  None.``), None when the text has no rationale: `parse_rationale_counts` without the counts."""
+  parsed = parse_rationale_counts(text)
+  return None if parsed is None else {g: m for g, (m, _) in parsed.items()}
 
 
 def history_line(fmt: str, title: str, genres: Sequence[str], description: str,

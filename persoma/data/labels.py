@@ -115,14 +115,16 @@ def labels_for_positions(data: MovieLensData, positions: Sequence[int] | np.ndar
 
 def rationale(data: MovieLensData, positions: Sequence[int] | np.ndarray,
               config: LabelConfig = LabelConfig(), order: str = "canonical",
-              header: str = formats.RATIONALE_HEADER) -> str:
+              header: str = formats.RATIONALE_HEADER, with_counts: bool = False) -> str:
   """The label rule's working on the shown items, as text written before the target: each
   genre that qualifies there (at least ``min_genre_count`` shown movies) with its mean rating
   (``persoma.data.formats.format_rationale``), in canonical genre order or (``order='rating'``)
   highest mean first, with ties broken as the rule breaks them, so the liked labels are the
   first genres over ``like_threshold`` in order and the disliked ones the last genres under
   ``dislike_threshold`` read backwards (ties: more movies first, then canonical order; under
-  ``dislike_threshold`` both reversed). ``header``: ``formats.RATIONALE_HEADERS``."""
+  ``dislike_threshold`` both reversed). ``header``: ``formats.RATIONALE_HEADERS``.
+  ``with_counts``: each genre's shown movie count before its mean (``Action 4 3.75``), so the
+  text holds all the rule uses."""
   if order not in RATIONALE_ORDERS:
     raise ValueError(f"rationale order {order!r}; valid: {', '.join(RATIONALE_ORDERS)}")
   sums, counts = genre_stats(data, positions)
@@ -132,7 +134,8 @@ def rationale(data: MovieLensData, positions: Sequence[int] | np.ndarray,
     low = means < config.dislike_threshold
     ok = ok[np.lexsort((np.where(low, -ok, ok), np.where(low, counts[ok], -counts[ok]), -means))]
   return formats.format_rationale([genres_lib.GENRES[i] for i in ok],
-                                  [sums[i] / counts[i] for i in ok], header)
+                                  [sums[i] / counts[i] for i in ok], header,
+                                  [int(counts[i]) for i in ok] if with_counts else None)
 
 
 def all_genre_stats(data: MovieLensData) -> tuple[np.ndarray, np.ndarray]:

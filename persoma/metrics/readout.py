@@ -8,9 +8,11 @@ the decoder gets right for about half of the users (`benchmarks/rationale_check.
 `RationaleReadout` takes that step exactly: the labels scored are the rule applied to the
 means the model wrote (`labels_from_means`). A rationale headed ``Whole:`` (a run with
 `PersomaDataConfig.whole_rationale`, on a row that shows the whole history) is read under
-`whole_rule`; a text with no rationale keeps the labels it states. A rationale does not write
-each genre's movie count, by which the rule ranks equal means: `ties='stated'` ranks them by the
-labels the decode states instead of canonical genre order. `RationaleReadout.consensus` reads K
+`whole_rule`; a text with no rationale keeps the labels it states. The rule ranks equal means
+by their movie count: a rationale written with counts (`PersomaDataConfig.rationale_counts`,
+``Shown: Action 4 3.75, ...``) gives them, and then the readout is the rule itself; otherwise
+`ties='stated'` ranks equal means by the labels the decode states instead of canonical genre
+order. `RationaleReadout.consensus` reads K
 sampled decodes of one user as one rationale (the genres at least half write, at their median
 or mean written mean).
 
@@ -44,18 +46,38 @@ def canonical_means(written: Mapping[str, float]) -> dict[str, float]:
   return out
 
 
+def canonical_counts(written: Mapping[str, tuple[float, int | None]]) -> dict[str, int]:
+  """``{canonical genre: count}`` of a rationale parsed with counts
+  (`formats.parse_rationale_counts`): the genres written with a count, names normalised,
+  unknown names and repeats after the first dropped."""
+  out: dict[str, int] = {}
+  seen: set[str] = set()
+  for name, (_, count) in written.items():
+    g = genres_lib.normalize_genre(name)
+    if g is None or g in seen:
+      continue
+    seen.add(g)
+    if count is not None:
+      out[g] = int(count)
+  return out
+
+
 def labels_from_means(means: Mapping[str, float], rule: labels_lib.LabelConfig,
-                      prefer: Mapping[str, float] | None = None) -> labels_lib.UserLabels:
+                      prefer: Mapping[str, float] | None = None,
+                      counts: Mapping[str, int] | None = None) -> labels_lib.UserLabels:
   """The label rule on written means (canonical genre names): every written genre qualifies
-  (the rationale lists only genres that do); over ``like_threshold`` best first, under
-  ``dislike_threshold`` worst first, at most ``max_liked`` / ``max_disliked``. Equal means
-  rank by ``prefer`` (higher first; None: all equal), then canonical genre order, as the rule
-  ranks equal means by their movie count (which a rationale does not write), then genre."""
-  prefer = prefer or {}
+  (the rationale lists only genres that do) unless its written count is under
+  ``min_genre_count``; over ``like_threshold`` best first, under ``dislike_threshold`` worst
+  first, at most ``max_liked`` / ``max_disliked``. Equal means rank as the rule ranks them, by
+  their movie count (more first; ``counts``, where the rationale writes them), then by
+  ``prefer`` (higher first; None: all equal), then canonical genre order."""
+  prefer, counts = prefer or {}, counts or {}
+  means = {g: m for g, m in means.items() if counts.get(g, rule.min_genre_count) >=
+           rule.min_genre_count}
 
   def ranked(names, sign):
-    return tuple(sorted(names, key=lambda g: (sign * means[g], -prefer.get(g, 0.0),
-                                              genres_lib.GENRE_INDEX[g])))
+    return tuple(sorted(names, key=lambda g: (sign * means[g], -counts.get(g, 0),
+                                              -prefer.get(g, 0.0), genres_lib.GENRE_INDEX[g])))
 
   liked = ranked([g for g, m in means.items() if m > rule.like_threshold], -1.0)
   disliked = ranked([g for g, m in means.items() if m < rule.dislike_threshold], 1.0)
@@ -108,26 +130,30 @@ class RationaleReadout:
   def read(self, text: str) -> tuple[Pair, bool]:
     """``((liked, disliked), from_rationale)``: the rule on the written means, or, for a text
     with no rationale, the labels it states (`from_rationale` False)."""
-    written = formats.parse_rationale(text)
+    written = formats.parse_rationale_counts(text)
     if written is None:
       v = verbalizer.parse(text)
       return (tuple(v.liked), tuple(v.disliked)), False
-    lab = labels_from_means(canonical_means(written), self.rule_for(text), self._prefer([text]))
+    lab = labels_from_means(canonical_means({n: m for n, (m, _) in written.items()}),
+                            self.rule_for(text), self._prefer([text]), canonical_counts(written))
     return (lab.liked, lab.disliked), True
 
   def consensus(self, texts: Sequence[str], center: str = "median") -> tuple[Pair, bool]:
     """``((liked, disliked), from_rationale)`` of K decodes of one user read as one rationale:
     the header most of them write (a tie: ``Shown:``), the genres at least half of the decodes
     with that header write, each at the `center` ('median' or 'mean') of the means written
-    for it, under that header's rule. Averaging K sampled rationales lowers the noise of the
+    for it (and, for ranking equal means, the median of the counts written for it), under
+    that header's rule. Averaging K sampled rationales lowers the noise of the
     written means before the rule's thresholds and ranking see them. With no rationale in any
     decode: the classes at least half of them state (`from_rationale` False)."""
     if center not in CENTERS:
       raise ValueError(f"consensus center {center!r}; valid: {', '.join(CENTERS)}")
     if not texts:
       raise ValueError("consensus of no decodes")
-    headed = [(formats.rationale_header(t), formats.parse_rationale(t), t) for t in texts]
-    headed = [(h, canonical_means(w), t) for h, w, t in headed if w is not None]
+    headed = [(formats.rationale_header(t), formats.parse_rationale_counts(t), t)
+              for t in texts]
+    headed = [(h, (canonical_means({n: m for n, (m, _) in w.items()}), canonical_counts(w)), t)
+              for h, w, t in headed if w is not None]
     if not headed:
       votes = verbalizer.indicator_matrix([self.read(t)[0] for t in texts]).mean(axis=0)
       k = genres_lib.NUM_GENRES
@@ -138,13 +164,16 @@ class RationaleReadout:
     header = whole if 2 * n_whole > len(headed) else formats.RATIONALE_HEADER
     kept = [(w, t) for h, w, t in headed if (h == whole) == (header == whole)]
     agg = np.median if center == "median" else np.mean
-    means = {}
+    means, counts = {}, {}
     for g in genres_lib.GENRES:  # canonical order, as labels_from_means breaks ties
-      vals = [w[g] for w, _ in kept if g in w]
+      vals = [w[g] for (w, _), _ in kept if g in w]
       if 2 * len(vals) >= len(kept):
         means[g] = float(agg(vals))
+        written = [c[g] for (_, c), _ in kept if g in c]
+        if written:
+          counts[g] = int(np.round(np.median(written)))
     rule = self.whole_rule if header == whole and self.whole_rule is not None else self.rule
-    lab = labels_from_means(means, rule, self._prefer([t for _, t in kept]))
+    lab = labels_from_means(means, rule, self._prefer([t for _, t in kept]), counts)
     return (lab.liked, lab.disliked), True
 
   def consensus_indicators(self, groups: Sequence[Sequence[str]], center: str = "median"

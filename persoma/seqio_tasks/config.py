@@ -93,6 +93,11 @@ class PersomaDataConfig:
       writes its rationale under label_config with the header ``Whole:``, the others under
       shown_label_config with ``Shown:`` (``build_examples(whole_rationale=True)``), so the
       rationale names the rule the labels follow. Set without target_rationale: ConfigError.
+    rationale_counts: with target_rationale, each rationale genre's shown movie count comes
+      before its mean (``Shown: Action 4 3.75, ...``; ``build_examples(rationale_counts=True)``):
+      the counts by which the rule ranks equal means, so the rationale readout
+      (``persoma.metrics.readout``) has all the rule uses. About one target token per genre
+      more (TARGETS_LENGTH 160 at N=50). Set without target_rationale: ConfigError.
   """
 
   data_dir: str | None = None
@@ -121,6 +126,7 @@ class PersomaDataConfig:
   rationale_order: str = "canonical"
   shown_label_config: Any = None
   whole_rationale: bool = False
+  rationale_counts: bool = False
 
   def __post_init__(self):
     if int(self.train_resamples) < 1:
@@ -151,6 +157,9 @@ class PersomaDataConfig:
     if self.whole_rationale and not self.target_rationale:
       raise errors.ConfigError("PersomaDataConfig.whole_rationale=True picks the rationale's rule "
                                "per row, but target_rationale is False: there is no rationale")
+    if self.rationale_counts and not self.target_rationale:
+      raise errors.ConfigError("PersomaDataConfig.rationale_counts=True writes counts in the "
+                               "rationale, but target_rationale is False: there is no rationale")
     if self.train_resample_sampler is not None:
       from persoma.data import samplers  # pylint: disable=g-import-not-at-top
       try:

@@ -185,7 +185,7 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
   key = (_data_key(spec.dataset_name, cfg), spec.history_size, spec.sampler, split, cfg.seed,
          label_config, tuple(cfg.split_fractions), resamples, resample_labels, resample_sampler,
          bool(cfg.target_rationale), cfg.rationale_order if cfg.target_rationale else None,
-         cfg.shown_label_config, bool(cfg.whole_rationale))
+         cfg.shown_label_config, bool(cfg.whole_rationale), bool(cfg.rationale_counts))
   with _LOCK:
     if key not in _EXAMPLES:
       _EXAMPLES[key] = data_lib.build_examples(
@@ -195,7 +195,8 @@ def get_examples(spec: TaskSpec, split: str) -> Any:
           resample_labels=resample_labels, resample_sampler=resample_sampler,
           rationale=bool(cfg.target_rationale), rationale_order=cfg.rationale_order,
           shown_label_config=cfg.shown_label_config,
-          whole_rationale=bool(cfg.whole_rationale))
+          whole_rationale=bool(cfg.whole_rationale),
+          rationale_counts=bool(cfg.rationale_counts))
     return _EXAMPLES[key]
 
 

@@ -131,6 +131,34 @@ def restore_with_fallback(manager: ocp.CheckpointManager, abstract_state: Any,
   return None
 
 
+SELECTION_KEYS = {"best_f1": None, "best_step": None, "bad_evals": 0, "stopped_early": False}
+
+
+def clear_selection(step_dir: str | os.PathLike) -> dict[str, Any]:
+  """Clears the best-checkpoint and early-stopping record (`SELECTION_KEYS`) in the `meta` of
+  the saved step `step_dir` (`MODEL_DIR/checkpoints/<step>`), keeping its params, optimiser
+  state and step. For a run that continues these on other targets: the validation F1 recorded
+  so far is of the old targets, so the run must pick its best checkpoint anew. Returns the new
+  meta. A step dir without a readable meta is a FileNotFoundError / ValueError naming it."""
+  import json  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.fspath(step_dir), "meta", "metadata")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no checkpoint meta to clear (is {step_dir} a step dir?)")
+  with open(path) as f:
+    try:
+      meta = json.load(f)
+    except ValueError as e:
+      raise ValueError(f"{path}: checkpoint meta is not JSON: {e}") from None
+  if not isinstance(meta, dict):
+    raise ValueError(f"{path}: checkpoint meta is {type(meta).__name__}, not a JSON object")
+  meta.update(SELECTION_KEYS)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(meta, f)
+  os.replace(tmp, path)
+  return meta
+
+
 def set_aside(manager: ocp.CheckpointManager, step: int) -> str:
   """Renames step dir `<step>` to `<step>.unreadable-<n>` (the first free n; nothing is
   deleted, orbax no longer lists it as a step) so that step can be saved again; returns the
