@@ -12,9 +12,8 @@ means the model wrote (`labels_from_means`). A rationale headed ``Whole:`` (a ru
 by their movie count: a rationale written with counts (`PersomaDataConfig.rationale_counts`,
 ``Shown: Action 4 3.75, ...``) gives them, and then the readout is the rule itself; otherwise
 `ties='stated'` ranks equal means by the labels the decode states instead of canonical genre
-order. `RationaleReadout.consensus` reads K
-sampled decodes of one user as one rationale (the genres at least half write, at their median
-or mean written mean).
+order. `RationaleReadout.consensus` reads K sampled decodes of one user as one rationale (the
+genres at least half write, at their median or mean written mean).
 
 Imports without jax or tensorflow.
 """
@@ -143,8 +142,8 @@ class RationaleReadout:
     the header most of them write (a tie: ``Shown:``), the genres at least half of the decodes
     with that header write, each at the `center` ('median' or 'mean') of the means written
     for it (and, for ranking equal means, the median of the counts written for it), under
-    that header's rule. Averaging K sampled rationales lowers the noise of the
-    written means before the rule's thresholds and ranking see them. With no rationale in any
+    that header's rule. Averaging K sampled rationales lowers the noise of the written means
+    before the rule's thresholds and ranking see them. With no rationale in any
     decode: the classes at least half of them state (`from_rationale` False)."""
     if center not in CENTERS:
       raise ValueError(f"consensus center {center!r}; valid: {', '.join(CENTERS)}")
