@@ -10,7 +10,8 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
   * the mean absolute error of the written means on the genres both list, and the share of
     those that fall on the other side of the like (3.5) or dislike (3.0) threshold; for a run
     whose rationale writes each genre's movie count (`PersomaDataConfig.rationale_counts`),
-    the share of those genres whose count is right (`count_exact`; NaN without counts);
+    the share of those genres whose count is right (`count_exact`) and the mean absolute
+    error of the written counts (`count_mean_abs_error`; both NaN without counts);
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
     (`persoma.metrics.readout`, each written genre qualifying, equal means ranked by the
     written counts where there are any; `_stated_ties`: equal means
@@ -144,7 +145,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
   true_pairs, model_pairs, written_rule, shown_rule, must_rank = [], [], [], [], []
   stated_ties = []
   tp = n_written = n_true = exact = missing = whole_rows = 0
-  errs, flips, count_ok = [], 0, []
+  errs, flips, count_err = [], 0, []
   for target, pred in rows:
     t_parsed = _parsed(target)
     if t_parsed is None:
@@ -173,8 +174,10 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     for g in common:
       errs.append(abs(t_rat[g] - p_rat[g]))
       flips += _side(t_rat[g], t_cfg) != _side(p_rat[g], t_cfg)
-      if g in t_counts:
-        count_ok.append(p_counts.get(g) == t_counts[g])
+      if g in t_counts and g in p_counts:
+        count_err.append(abs(p_counts[g] - t_counts[g]))
+      elif g in t_counts:  # written without its count
+        count_err.append(float("nan"))
   n = len(rows)
   liked_ok = np.array([set(m[0]) == set(w[0]) for m, w in zip(model_pairs, written_rule)])
   must_rank = np.array(must_rank, dtype=bool)
@@ -184,7 +187,9 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
       "genre_set_exact": exact / n,
       "mean_abs_error": float(np.mean(errs)) if errs else float("nan"),
       "threshold_side_flips": flips / max(len(errs), 1),
-      "count_exact": float(np.mean(count_ok)) if count_ok else float("nan"),
+      "count_exact": float(np.mean(np.array(count_err) == 0)) if count_err else float("nan"),
+      "count_mean_abs_error": (float(np.nanmean(count_err)) if any(not np.isnan(c) for c in
+                                                                  count_err) else float("nan")),
       "f1_model_labels": weighted.score_sets(true_pairs, model_pairs)["f1"],
       "f1_rule_on_written": weighted.score_sets(true_pairs, written_rule)["f1"],
       "f1_rule_on_written_stated_ties": weighted.score_sets(true_pairs, stated_ties)["f1"],

@@ -224,7 +224,9 @@ def test_written_counts_rank_ties_and_are_scored_where_the_run_writes_them(tmp_p
   assert got["f1_rule_on_shown"] == pytest.approx(1.0)  # counts break the target's tie
   assert got["f1_rule_on_written"] == pytest.approx(1.0)  # War's written 8 still ranks first
   assert got["count_exact"] == pytest.approx(3 / 4)
+  assert got["count_mean_abs_error"] == pytest.approx(1 / 4)
   assert got["f1_model_labels"] < 1.0
   plain = tmp_path / "plain.jsonl"
   plain.write_text(_line(dict(zip(genres, means)), labs, dict(zip(genres, means)), labs) + "\n")
-  assert np.isnan(rationale_check.check(str(plain))["count_exact"])
+  plain_got = rationale_check.check(str(plain))
+  assert np.isnan(plain_got["count_exact"]) and np.isnan(plain_got["count_mean_abs_error"])
