@@ -112,7 +112,7 @@ def _budget_text(r: Mapping[str, Any], default_steps: int) -> str:
   if warm.get("step"):
     text += f"; steps 1–{int(warm['step']):,} are `{warm['from']}`'s"
     if warm.get("new_targets"):
-      text += ", on its targets"
+      text += ", then its own targets"
   return text
 
 

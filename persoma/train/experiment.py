@@ -122,7 +122,8 @@ class TaskData:
         raise errors.ConfigError(
             f"{self.task_name}/{split}: {full} of {len(targets)} targets fill all {length} "
             f"tokens; with PersomaDataConfig.target_rationale the labels come after the "
-            f"rationale and may be cut off: raise {macro} (128 fits ml-1m at N=50, 160 at N=100)")
+            f"rationale and may be cut off: raise {macro} (128 fits ml-1m at N=50, 160 at N=100; "
+            f"with rationale_counts 160 at N=50)")
       if full:
         logging.warning(
             "%s/%s: %d of %d %s fill all %d tokens and may be truncated; raise %s.",
