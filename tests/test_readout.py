@@ -35,6 +35,12 @@ def test_canonical_means_normalise_names_and_drop_unknown_and_repeats():
   got = readout.canonical_means({"children's": 4.0, "Sci-Fi": 2.0, "Dance": 5.0,
                                  "Children": 1.0})
   assert got == {"Children": 4.0, "Sci-Fi": 2.0}
+  # a mean off the star scale is dropped, and the genre's later entries stay dropped with it
+  assert readout.canonical_means({"Drama": 1333.0, "drama": 4.0, "War": 0.2, "Comedy": 5.0,
+                                  "Horror": 0.5}) == {"Comedy": 5.0, "Horror": 0.5}
+  r = readout.RationaleReadout(rule=TUNED)
+  assert r.read("Shown: Children 1333, Drama 3 4.00. Liked Genres: Children. Not Liked Genres: "
+                "None")[0] == (("Drama",), ())
 
 
 def test_read_takes_the_rule_of_each_header_and_falls_back_to_stated_labels():

@@ -27,6 +27,9 @@ RATIONALE_HEADER = "Shown:"
 # the whole history from a window.
 WHOLE_RATIONALE_HEADER = "Whole:"
 RATIONALE_HEADERS = (RATIONALE_HEADER, WHOLE_RATIONALE_HEADER)
+# The star scale of every supported dataset (MovieLens: 1-5 stars, or 0.5-5 in half stars): a
+# mean rating outside it is no mean (`persoma.metrics.readout.canonical_means`).
+STAR_SCALE = (0.5, 5.0)
 
 
 def check_format(fmt: str) -> str:

@@ -35,12 +35,18 @@ TIES = ("canonical", "stated")
 
 
 def canonical_means(written: Mapping[str, float]) -> dict[str, float]:
-  """``{canonical genre: mean}`` of a parsed rationale: names normalised, unknown names and
-  repeats after the first dropped."""
+  """``{canonical genre: mean}`` of a parsed rationale: names normalised, unknown names,
+  repeats after the first and means outside ``formats.STAR_SCALE`` dropped (a sampled decode
+  can write ``Children 1333``, a count run into its mean, which is no mean)."""
   out: dict[str, float] = {}
+  lo, hi = formats.STAR_SCALE
+  seen: set[str] = set()
   for name, mean in written.items():
     g = genres_lib.normalize_genre(name)
-    if g is not None and g not in out:
+    if g is None or g in seen:
+      continue
+    seen.add(g)
+    if lo <= float(mean) <= hi:
       out[g] = float(mean)
   return out
 
