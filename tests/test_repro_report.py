@@ -153,6 +153,14 @@ def test_render_and_plot(tmp_path):
   assert ("| shown, 15,000 steps (best 6,000; stopped early at 9,000); steps 1–7,500 are "
           "`mlp-shown-x3`'s | 0.5000 |") in md
   assert "| shown, 7,500 steps (best 6,000); steps 1–2,500" in md  # trained to its budget
+  assert "## 10." not in md  # no continued runs: no section
+  counted = dict(longer, run_id="mlp-counts-x4", groups=["continued"], train_steps=10000,
+                 best_step=8500, warm_start={"from": "mlp-shown-x3", "step": 7500,
+                                             "new_targets": True})
+  md = report.render(res + [counted], meta={"dataset": "movielens_1m", "train_steps": 2500},
+                     missing=[], plot_file=None)
+  assert ("| shown, 10,000 steps (best 8,500); steps 1–7,500 are `mlp-shown-x3`'s, then its "
+          "own targets | 0.5000 |") in md.split(f"## {plan_lib.GROUPS['continued']}")[1]
   pool = dict(short, run_id="pool-shown", method="persoma_pool", groups=["pool"], f1=0.6,
               label=plan_lib.METHOD_LABELS["persoma_pool"])
   md = report.render(res + [pool, dict(short, groups=["pool"]),

@@ -98,6 +98,12 @@ def _steps_cell(r: Mapping[str, Any], default_steps: int) -> str:
   return f"{r.get('resample_labels') or 'history'}, {_budget_text(r, default_steps)}"
 
 
+def _steps_rows(rows: Iterable[Mapping[str, Any]], default_steps: int) -> list[str]:
+  """Groups 7 and 10's table: label source, step budget and best step per row."""
+  return _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps)) for r in rows],
+                   "train_steps", "Labels, steps")
+
+
 def _budget_text(r: Mapping[str, Any], default_steps: int) -> str:
   """'7,500 steps (best 6,000); steps 1–2,500 are `<shorter run>`'s' of a train result, with
   'stopped early at 4,500' in the brackets where early stopping ended it before its budget."""
@@ -337,8 +343,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
         "addition) a row showing fewer than N items, a whole history, writes `Whole:` and the "
         "label rule's working instead, its probe targets follow the label rule too, and the "
         "length token says whether fewer than N items are shown.", ""]
-  L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
-                  for r in by_group["steps"]], "train_steps", "Labels, steps") + [""]
+  L += _steps_rows(by_group["steps"], default_steps) + [""]
   L += [f"## {plan_lib.GROUPS['pool']}", "",
         "PERSOMA-Pool is not in the papers: `persoma.models.set_pool.SetPoolAdapter` applies a "
         "2-layer MLP to each item, averages the results over the history (plus the item "
@@ -394,8 +399,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
           "`Shown: Action 4 3.75, ...`; a persoma addition), the counts by which the rule "
           "ranks equal means, so the rationale readout applies the rule to everything it "
           "uses. The second picks its best step among its own validations only.", ""]
-    L += _prf_rows([dict(r, train_steps=_steps_cell(r, default_steps))
-                    for r in by_group["continued"]], "train_steps", "Labels, steps") + [""]
+    L += _steps_rows(by_group["continued"], default_steps) + [""]
   L += marginals_table.marginals_section(results)
   L += readout_table.readout_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
