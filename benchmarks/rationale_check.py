@@ -14,8 +14,8 @@ label rule's working on the shown items) before `Liked Genres: ...`. For each pr
     error of the written counts (`count_mean_abs_error`; both NaN without counts);
   * the weighted F1 of the model's own labels, of the label rule applied to what it wrote
     (`persoma.metrics.readout`, each written genre qualifying, equal means ranked by the
-    written counts where there are any; `_stated_ties`: equal means
-    ranked by the labels the model states, `--readout_ties stated`), and of the rule on the
+    written counts where there are any; `_stated_ties`: equal means ranked by the labels the
+    model states, `--readout_ties stated`), and of the rule on the
     target's rationale (the rule on the shown items), all against the target labels; and how
     often the model's labels equal the rule on its own rationale (as sets, order aside), in
     all, per side, and for the liked side where the rule must rank (more than 3 written
@@ -179,6 +179,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
       elif g in t_counts:  # written without its count
         count_err.append(float("nan"))
   n = len(rows)
+  written_counts = [c for c in count_err if not np.isnan(c)]
   liked_ok = np.array([set(m[0]) == set(w[0]) for m, w in zip(model_pairs, written_rule)])
   must_rank = np.array(must_rank, dtype=bool)
   return {
@@ -188,8 +189,8 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
       "mean_abs_error": float(np.mean(errs)) if errs else float("nan"),
       "threshold_side_flips": flips / max(len(errs), 1),
       "count_exact": float(np.mean(np.array(count_err) == 0)) if count_err else float("nan"),
-      "count_mean_abs_error": (float(np.nanmean(count_err)) if any(not np.isnan(c) for c in
-                                                                  count_err) else float("nan")),
+      "count_mean_abs_error": (float(np.mean(written_counts)) if written_counts
+                               else float("nan")),
       "f1_model_labels": weighted.score_sets(true_pairs, model_pairs)["f1"],
       "f1_rule_on_written": weighted.score_sets(true_pairs, written_rule)["f1"],
       "f1_rule_on_written_stated_ties": weighted.score_sets(true_pairs, stated_ties)["f1"],

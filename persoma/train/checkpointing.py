@@ -31,6 +31,7 @@ import jax
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
+from persoma import atomic_io
 from persoma import errors
 from persoma import fileio
 from persoma.train import checkpoint_shapes as shapes
@@ -131,6 +132,7 @@ def restore_with_fallback(manager: ocp.CheckpointManager, abstract_state: Any,
   return None
 
 
+# The checkpoint meta's best-checkpoint and early-stopping record, as a run starts it.
 SELECTION_KEYS = {"best_f1": None, "best_step": None, "bad_evals": 0, "stopped_early": False}
 
 
@@ -152,10 +154,7 @@ def clear_selection(step_dir: str | os.PathLike) -> dict[str, Any]:
   if not isinstance(meta, dict):
     raise ValueError(f"{path}: checkpoint meta is {type(meta).__name__}, not a JSON object")
   meta.update(SELECTION_KEYS)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(meta, f)
-  os.replace(tmp, path)
+  atomic_io.write_text(path, json.dumps(meta))
   return meta
 
 

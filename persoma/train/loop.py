@@ -39,8 +39,7 @@ def fit(trainer: trainer_lib.Trainer, train: trainer_lib.SplitData,
   """
   cfg = trainer.config
   ckpt = ckpt_lib.Checkpointer(trainer.model_dir, checkpoint_config)
-  meta: dict[str, Any] = {"best_f1": None, "best_step": None, "bad_evals": 0,
-                          "stopped_early": False, "seed": cfg.seed}
+  meta: dict[str, Any] = dict(ckpt_lib.SELECTION_KEYS, seed=cfg.seed)
   restored = ckpt.restore_latest(trainer.abstract_state())
   if restored is not None:
     trainer.state, meta, step0 = restored
