@@ -109,16 +109,6 @@ def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig,
   return lab.liked, lab.disliked
 
 
-def _parsed(text: str) -> tuple[dict[str, float], dict[str, int]] | None:
-  """``({genre: mean}, {genre: count})`` of a text's rationale (canonical names), None
-  without one."""
-  written = formats.parse_rationale_counts(text)
-  if written is None:
-    return None
-  return (readout.canonical_means({n: m for n, (m, _) in written.items()}),
-          readout.canonical_counts(written))
-
-
 def _as_sets(pair) -> tuple[frozenset[str], frozenset[str]]:
   return frozenset(pair[0]), frozenset(pair[1])
 
@@ -147,7 +137,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
   tp = n_written = n_true = exact = missing = whole_rows = 0
   errs, flips, count_err = [], 0, []
   for target, pred in rows:
-    t_parsed = _parsed(target)
+    t_parsed = readout.parse_canonical(target)
     if t_parsed is None:
       raise SystemExit(f"error: {path}: target {target[:80]!r} has no rationale; was the run "
                        "trained with PersomaDataConfig.target_rationale?")
@@ -155,7 +145,7 @@ def check(path: str, cfg: labels_lib.LabelConfig = labels_lib.LabelConfig(),
     t_whole = is_whole(target)
     t_cfg, p_cfg = rule_of(t_whole), rule_of(is_whole(pred))
     whole_rows += t_whole
-    p_parsed = _parsed(pred)
+    p_parsed = readout.parse_canonical(pred)
     missing += p_parsed is None
     p_rat, p_counts = p_parsed or ({}, {})
     t, p = verbalizer.parse(target), verbalizer.parse(pred)

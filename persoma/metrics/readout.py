@@ -67,6 +67,15 @@ def canonical_counts(written: Mapping[str, tuple[float, int | None]]) -> dict[st
   return out
 
 
+def parse_canonical(text: str) -> tuple[dict[str, float], dict[str, int]] | None:
+  """``(canonical_means, canonical_counts)`` of the rationale in ``text``
+  (`formats.parse_rationale_counts`); None when it has none."""
+  written = formats.parse_rationale_counts(text)
+  if written is None:
+    return None
+  return canonical_means({n: m for n, (m, _) in written.items()}), canonical_counts(written)
+
+
 def labels_from_means(means: Mapping[str, float], rule: labels_lib.LabelConfig,
                       prefer: Mapping[str, float] | None = None,
                       counts: Mapping[str, int] | None = None) -> labels_lib.UserLabels:
@@ -135,12 +144,12 @@ class RationaleReadout:
   def read(self, text: str) -> tuple[Pair, bool]:
     """``((liked, disliked), from_rationale)``: the rule on the written means, or, for a text
     with no rationale, the labels it states (`from_rationale` False)."""
-    written = formats.parse_rationale_counts(text)
+    written = parse_canonical(text)
     if written is None:
       v = verbalizer.parse(text)
       return (tuple(v.liked), tuple(v.disliked)), False
-    lab = labels_from_means(canonical_means({n: m for n, (m, _) in written.items()}),
-                            self.rule_for(text), self._prefer([text]), canonical_counts(written))
+    means, counts = written
+    lab = labels_from_means(means, self.rule_for(text), self._prefer([text]), counts)
     return (lab.liked, lab.disliked), True
 
   def consensus(self, texts: Sequence[str], center: str = "median") -> tuple[Pair, bool]:
@@ -155,10 +164,8 @@ class RationaleReadout:
       raise ValueError(f"consensus center {center!r}; valid: {', '.join(CENTERS)}")
     if not texts:
       raise ValueError("consensus of no decodes")
-    headed = [(formats.rationale_header(t), formats.parse_rationale_counts(t), t)
-              for t in texts]
-    headed = [(h, (canonical_means({n: m for n, (m, _) in w.items()}), canonical_counts(w)), t)
-              for h, w, t in headed if w is not None]
+    headed = [(formats.rationale_header(t), parse_canonical(t), t) for t in texts]
+    headed = [(h, w, t) for h, w, t in headed if w is not None]
     if not headed:
       votes = verbalizer.indicator_matrix([self.read(t)[0] for t in texts]).mean(axis=0)
       k = genres_lib.NUM_GENRES
