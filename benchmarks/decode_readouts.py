@@ -16,7 +16,8 @@ splits, without decoding again:
 
 The rules are the run's, from the `config.gin` above the file (`benchmarks/rationale_check.py`
 reads them the same way). Which readout to report is the validation users' choice; the table
-gives both splits.
+gives both splits. `--json` keeps one entry per test file (its absolute path, the home
+directory as ~), beside the entries of other files already in it.
 
   python benchmarks/decode_readouts.py \
       <model dir>/best/decodes_test_step7500_sample64_readout.jsonl [--validation FILE] \
@@ -101,8 +102,14 @@ def main(argv: list[str] | None = None) -> int:
   ap.add_argument("--validation", default=None,
                   help="the validation users' decodes (default: the decodes_validation_ file "
                   "beside test_file)")
-  ap.add_argument("--json", default=None, help="also write the figures here")
+  ap.add_argument("--json", default=None,
+                  help="also write the figures here, keyed by test file (added to the file's "
+                  "other entries, which are kept)")
   a = ap.parse_args(argv)
+  try:
+    kept = atomic_io.read_json_to_extend(a.json, dict) if a.json else {}
+  except ValueError as e:
+    raise SystemExit(f"error: --json {e}") from None
   name = os.path.basename(a.test_file)
   if not name.startswith("decodes_test_") or "_beam" in name:
     ap.error(f"{a.test_file}: expected a decodes_test_*_sample<K>*.jsonl file (the share of "
@@ -133,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                  for x in (argv if argv is not None else sys.argv[1:]))}
   print(json.dumps(summary))
   if a.json:
-    atomic_io.write_text(a.json, json.dumps(summary, indent=1) + "\n")
+    atomic_io.write_text(a.json, json.dumps({**kept, summary["test_file"]: summary}, indent=1,
+                                            sort_keys=True) + "\n")
   return 0
 
 

@@ -40,7 +40,7 @@ def test_readouts_of_noisy_samples(tmp_path, capsys):
   _write(test, rows)
   out = tmp_path / "r.json"
   assert decode_readouts.main([str(test), "--json", str(out)]) == 0
-  got = json.loads(out.read_text())["readouts"]
+  got = json.loads(out.read_text())[str(test)]["readouts"]  # keyed by the test file
   assert got["consensus (median), canonical ties"]["test"]["f1"] == pytest.approx(1.0)
   assert got["consensus (mean), stated ties"]["validation"]["f1"] == pytest.approx(1.0)
   assert got["marginals, stated"]["test"]["f1"] == 0.0  # every sample states Comedy only
@@ -69,3 +69,26 @@ def test_bad_files_are_clear_errors(tmp_path, capsys):
   bad.write_text(json.dumps({"target": "x", "decodes": ["a", "b"]}) + "\n{not json\n")
   with pytest.raises(SystemExit, match=r"decodes_validation_step5_sample2.jsonl:2: not a "):
     decode_readouts.main([str(test)])
+
+
+def test_json_keeps_the_entries_of_other_files_and_refuses_what_it_cannot_extend(tmp_path):
+  rows = [(_text({"Drama": 4.0}, ["Drama"], []), [_text({"Drama": 4.2}, [], [])] * 2)] * 3
+  tests = []
+  for run in ("a", "b"):
+    (tmp_path / run).mkdir()
+    _write(tmp_path / run / "decodes_validation_step5_sample2_readout.jsonl", rows)
+    tests.append(tmp_path / run / "decodes_test_step5_sample2_readout.jsonl")
+    _write(tests[-1], rows)
+  out = tmp_path / "r.json"
+  out.write_text(json.dumps({"kept": {"readouts": {}}}))
+  for t in tests:
+    assert decode_readouts.main([str(t), "--json", str(out)]) == 0
+  got = json.loads(out.read_text())
+  assert sorted(got) == sorted(["kept", *map(str, tests)])
+  assert got[str(tests[1])]["test_file"] == str(tests[1])
+  assert got[str(tests[0])]["readouts"]["consensus (median), canonical ties"]["test"]["f1"] == (
+      pytest.approx(1.0))
+  out.write_text("[1, 2]")
+  with pytest.raises(SystemExit, match=r"r\.json: holds a JSON list, not a dict"):
+    decode_readouts.main([str(tests[0]), "--json", str(out)])
+  assert out.read_text() == "[1, 2]"
