@@ -1,7 +1,8 @@
 """Vote ensemble of several trained runs (seeds of one configuration) on their greedy answers.
 
   python benchmarks/seed_ensemble.py --work_dir ~/persoma_repro --name NAME \
-      --run RUN_ID --run RUN_ID2 --run RUN_ID3 [--out benchmarks/repro/seed_ensemble.json]
+      --run RUN_ID --run RUN_ID2 --run RUN_ID3 [--readout {stated,rationale}] \
+      [--out benchmarks/repro/seed_ensemble.json]
 
 Each member's best checkpoint greedily decodes the validation and the test users
 (`persoma-eval --split S --predictions`; its `inferences_<split>_step<step>.jsonl` beside the
@@ -12,9 +13,16 @@ cut means "any", "a majority" or "all" of them) and the test users are scored at
 members' own test scores, read back from their predictions, are printed beside the ensemble's;
 an ensemble of M members costs M trainings.
 
-The members must have decoded the same users with the same targets in the same order (the same
-data seed and split); otherwise the error names the two files that differ. The figures, metrics
-only, replace the row of the same --name in --out.
+With `--readout rationale` (runs trained with `PersomaDataConfig.target_rationale`) each
+member's labels are read from the rationale it wrote (`persoma.metrics.readout`, under the rule
+of the members' config.gin, which must be one rule) before the vote, and the row also scores
+the consensus rationale (`RationaleReadout.consensus`: per user, the genres at least half of
+the members write, each at the median of their written means, read by the rule once).
+
+A member is a run id under --work_dir or the path of a model dir (another work dir, e.g. a
+retrained seed). The members must have decoded the same users with the same targets in the
+same order (the same data seed and split); otherwise the error names the two files that
+differ. The figures, metrics only, replace the row of the same --name in --out.
 """
 
 from __future__ import annotations
@@ -29,13 +37,17 @@ from typing import Sequence
 
 import numpy as np
 
-from persoma import atomic_io
-from persoma.metrics import marginals, verbalizer
-from persoma.train import main_eval, marginal_eval
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import rationale_check  # noqa: E402  (the run's rules from its config.gin)
+from persoma import atomic_io  # noqa: E402
+from persoma.metrics import marginals, readout, verbalizer  # noqa: E402
+from persoma.train import main_eval, marginal_eval  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("validation", "test")
 KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
+READOUTS = ("stated", "rationale")
 
 
 def vote_shares(members: Sequence[np.ndarray]) -> np.ndarray:
@@ -49,12 +61,15 @@ def vote_shares(members: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
-             test: Sequence[tuple[Path, list, list[str], list[str]]]) -> dict:
+             test: Sequence[tuple[Path, list, list[str], list[str]]],
+             reader: readout.RationaleReadout | None = None) -> dict:
   """Tunes the vote cut on `val` and scores `test`; each element is one member's
   `(file, user ids, targets, predictions)`. Returns the ensemble's scores at the tuned cut
   (`threshold`, `validation_f1`, the test `KEYS`), at the majority cut (`majority`) and each
-  member's own test scores (`members`)."""
-  ys, answers = [], []
+  member's own test scores (`members`). With `reader`, each member's labels are read from its
+  rationale, and `consensus` scores the members' rationales read as one per user (test `KEYS`
+  and `validation_f1`)."""
+  ys, answers, texts = [], [], []
   for split in (val, test):
     ref_path, ref_ids, ref_targets, _ = split[0]
     for path, ids, targets, _ in split[1:]:
@@ -62,14 +77,22 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
         raise ValueError(f"{path} and {ref_path} hold different users or targets (members must "
                          "share the data seed and split)")
     ys.append(marginal_eval.truth(ref_targets, len(ref_targets)))
-    answers.append([verbalizer.parse_many(p)[0] for _, _, _, p in split])  # per member [U, C]
+    read = reader.indicators if reader is not None else (
+        lambda p: verbalizer.parse_many(p)[0])
+    answers.append([read(p) for _, _, _, p in split])  # per member [U, C]
+    texts.append([list(per_user) for per_user in zip(*(p for _, _, _, p in split))])
   votes = [vote_shares(a) for a in answers]
   tau, curve = marginals.tune_threshold(votes[0], ys[0])
   majority = 0.5 + 1e-9 if len(val) % 2 == 0 else 0.5
-  return {"threshold": tau, "validation_f1": curve[tau],
-          **_scores(marginal_eval.score(votes[1], ys[1], tau)),
-          "majority": _scores(marginal_eval.score(votes[1], ys[1], majority)),
-          "members": [_scores(marginal_eval.score_indicators(a, ys[1])) for a in answers[1]]}
+  out = {"threshold": tau, "validation_f1": curve[tau],
+         **_scores(marginal_eval.score(votes[1], ys[1], tau)),
+         "majority": _scores(marginal_eval.score(votes[1], ys[1], majority)),
+         "members": [_scores(marginal_eval.score_indicators(a, ys[1])) for a in answers[1]]}
+  if reader is not None:
+    val_f1, test_scores = (marginal_eval.score_indicators(reader.consensus_indicators(t), y)
+                           for t, y in zip(texts, ys))
+    out["consensus"] = {**_scores(test_scores), "validation_f1": float(val_f1["f1"])}
+  return out
 
 
 def _scores(s: dict) -> dict:
@@ -88,14 +111,26 @@ def best_step(model: Path) -> int:
   return steps[0]
 
 
-def run_models(work_dir: str, run_ids: Sequence[str]) -> list[Path]:
-  """The model dirs of `run_ids` in a reproduce.py work dir; one without a best checkpoint is an
-  error naming it."""
-  models = [Path(work_dir).expanduser() / "runs" / r / "model" for r in run_ids]
+def run_models(work_dir: str, runs: Sequence[str]) -> list[Path]:
+  """The model dirs of `runs`: run ids in a reproduce.py work dir, or model dir paths (any
+  with a `/`). One without a best checkpoint is an error naming it."""
+  models = [Path(r).expanduser() if "/" in r else Path(work_dir).expanduser() / "runs" / r /
+            "model" for r in runs]
   for m in models:
     if not (m / "best").is_dir():
       raise SystemExit(f"error: {m}/best does not exist (unknown run id or pruned checkpoint)")
   return models
+
+
+def members_reader(files: Sequence[Path]) -> readout.RationaleReadout:
+  """The rationale readout of the members whose inference `files` these are: the rule of
+  their config.gin (`rationale_check.run_rules`), which must be the same for all."""
+  rules = [rationale_check.run_rules(str(f)) for f in files]
+  for f, (cfg, source, whole) in zip(files[1:], rules[1:]):
+    if (cfg, whole) != (rules[0][0], rules[0][2]):
+      raise SystemExit(f"error: {f} reads under {cfg} ({source}), but {files[0]} under "
+                       f"{rules[0][0]} ({rules[0][1]}): members must share one rule")
+  return readout.RationaleReadout(rules[0][0], rules[0][2])
 
 
 def member_inferences(model: Path, split: str) -> Path:
@@ -117,7 +152,11 @@ def member_inferences(model: Path, split: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--work_dir", required=True, help="the reproduce.py work dir")
-  p.add_argument("--run", action="append", required=True, help="member run id (repeatable)")
+  p.add_argument("--run", action="append", required=True,
+                 help="member run id, or a model dir path (repeatable)")
+  p.add_argument("--readout", choices=READOUTS, default="stated",
+                 help="vote on the labels each member states (default) or reads from its "
+                 "rationale")
   p.add_argument("--name", required=True, help="the ensemble's row name in --out")
   p.add_argument("--out", default=str(REPO / "benchmarks" / "repro" / "seed_ensemble.json"))
   a = p.parse_args(argv)
@@ -132,10 +171,14 @@ def main(argv: list[str] | None = None) -> int:
   try:
     per_split = {s: [(f, *main_eval.read_inferences(str(f)))
                      for f in (member_inferences(m, s) for m in models)] for s in SPLITS}
-    res = ensemble(per_split["validation"], per_split["test"])
+    reader = (members_reader([f for f, *_ in per_split["test"]])
+              if a.readout == "rationale" else None)
+    res = ensemble(per_split["validation"], per_split["test"], reader)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
-  row = {"name": a.name, "runs": a.run, "steps": [best_step(m) for m in models],
+  row = {"name": a.name, "runs": [rationale_check.file_key(r) if "/" in r else r
+                                   for r in a.run],
+         "readout": a.readout, "steps": [best_step(m) for m in models],
          "users": {s: len(per_split[s][0][1]) for s in SPLITS}, **res}
   rows = [r for r in rows if r.get("name") != a.name] + [row]
   atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
@@ -146,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
   print(f"| vote, majority | | {_prf(res['majority'])} |")
   print(f"| vote, cut {res['threshold']:.2f} tuned on validation (val F1 "
         f"{res['validation_f1']:.4f}) | | {_prf(res)} |")
+  if "consensus" in res:
+    print(f"| consensus rationale (val F1 {res['consensus']['validation_f1']:.4f}) | | "
+          f"{_prf(res['consensus'])} |")
   print(f"wrote {a.out} ({time.time() - t0:.0f} s)", file=sys.stderr)
   return 0
 

@@ -10,9 +10,11 @@ import pytest
 
 from repro_support import REPO  # first: puts benchmarks/ on sys.path  # noqa: F401
 import seed_ensemble
+from persoma.data import formats
 from persoma.train import main_eval, marginal_eval
 
 C = 38
+SPLITS = seed_ensemble.SPLITS
 
 
 def _consistent(y: np.ndarray) -> np.ndarray:
@@ -120,3 +122,72 @@ def test_main_refuses_bad_arguments_before_writing(tmp_path):
     seed_ensemble.main(["--work_dir", str(work), "--name", "e", "--out", str(out),
                         "--run", "run0", "--run", "run1"])
   assert out.read_text() == "{not json"
+
+
+def _text(means: dict, liked, disliked) -> str:
+  head = formats.format_rationale(list(means), list(means.values()))
+  return f"{head} {formats.format_target(list(liked), list(disliked))}"
+
+
+def _rationale_members(tmp_path, configs: list) -> list:
+  """Three members over 8 users per split. The truth is the default rule on Drama 4.0 and
+  Horror 2.5; member k writes one genre's mean on the wrong side of its threshold for users
+  k, k+3 (never two members on one user), and every member states `Comedy` as its labels."""
+  truth = {"Drama": 4.0, "Horror": 2.5}
+  target = formats.format_target(["Drama"], ["Horror"])
+  dirs = []
+  for k, config in enumerate(configs):
+    model = tmp_path / "other" / f"m{k}" / "model"
+    (model / "best" / "900").mkdir(parents=True)
+    if config:
+      (model / "config.gin").write_text(config)
+    for split in SPLITS:
+      rows = []
+      for u in range(8):
+        means = dict(truth)
+        if u in (k, k + 3):
+          means["Drama" if u % 2 else "Horror"] = 3.2  # Drama unliked or Horror undisliked
+        rows.append(json.dumps({"user_id": u, "target": target,
+                                "prediction": _text(means, ["Comedy"], [])}))
+      (model / "best" / f"inferences_{split}_step900.jsonl").write_text("\n".join(rows) + "\n")
+    dirs.append(str(model))
+  return dirs
+
+
+def test_rationale_readout_votes_on_what_members_read_and_scores_their_consensus(tmp_path):
+  models = _rationale_members(tmp_path, [None, None, None])
+  out = tmp_path / "ens.json"
+  base = ["--work_dir", str(tmp_path / "work"), "--out", str(out)]
+  for m in models:  # model dir paths, not run ids in --work_dir
+    base += ["--run", m]
+  assert seed_ensemble.main(base + ["--name", "read", "--readout", "rationale"]) == 0
+  assert seed_ensemble.main(base + ["--name", "stated"]) == 0
+  read, stated = json.loads(out.read_text())
+  assert read["readout"] == "rationale" and stated["readout"] == "stated"
+  assert stated["f1"] == 0.0 and "consensus" not in stated  # every member states Comedy
+  for own in read["members"]:  # each member misreads one genre of 2 of the 8 test users
+    assert 0.8 < own["f1"] < 1.0
+  assert read["majority"]["f1"] == pytest.approx(1.0)
+  assert read["consensus"]["f1"] == pytest.approx(1.0)
+  assert read["consensus"]["validation_f1"] == pytest.approx(1.0)
+  assert read["runs"][0].endswith("other/m0/model")
+
+
+def test_rationale_members_must_share_one_rule(tmp_path):
+  config = ("from __gin__ import dynamic_registration\n"
+            "from persoma.data import labels\n"
+            "from persoma.seqio_tasks import config as data_config\n\n"
+            "data_config.PersomaDataConfig.target_rationale = True\n"
+            "data_config.PersomaDataConfig.shown_label_config = @shown/labels.LabelConfig()\n"
+            "shown/labels.LabelConfig.like_threshold = 3.65\n")
+  models = _rationale_members(tmp_path, [config, config, None])
+  out = tmp_path / "ens.json"
+  argv = ["--work_dir", str(tmp_path), "--out", str(out), "--name", "e",
+          "--readout", "rationale"]
+  with pytest.raises(SystemExit, match=r"m2/model/best/inferences_test_step900.jsonl reads "
+                     r"under .*members must share one rule"):
+    seed_ensemble.main(argv + [x for m in models for x in ("--run", m)])
+  assert not out.exists()
+  # the two members of one rule are an ensemble
+  assert seed_ensemble.main(argv + [x for m in models[:2] for x in ("--run", m)]) == 0
+  assert json.loads(out.read_text())[0]["runs"][1].endswith("m1/model")
