@@ -20,9 +20,9 @@ the consensus rationale (`RationaleReadout.consensus`: per user, the genres at l
 the members write, each at the median of their written means, read by the rule once).
 
 A member is a run id under --work_dir or the path of a model dir (another work dir, e.g. a
-retrained seed). The members must have decoded the same users with the same targets in the
-same order (the same data seed and split); otherwise the error names the two files that
-differ. The figures, metrics only, replace the row of the same --name in --out.
+retrained seed). The members must have decoded the same users with the same target labels in
+the same order (the same data seed and split; their target rationales may differ, e.g. with
+and without counts); otherwise the error names the two files that differ. The figures, metrics only, replace the row of the same --name in --out.
 """
 
 from __future__ import annotations
@@ -72,11 +72,12 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   ys, answers, texts = [], [], []
   for split in (val, test):
     ref_path, ref_ids, ref_targets, _ = split[0]
-    for path, ids, targets, _ in split[1:]:
-      if ids != ref_ids or targets != ref_targets:
-        raise ValueError(f"{path} and {ref_path} hold different users or targets (members must "
-                         "share the data seed and split)")
     ys.append(marginal_eval.truth(ref_targets, len(ref_targets)))
+    for path, ids, targets, _ in split[1:]:  # the labels, not the texts: rationales may differ
+      if ids != ref_ids or not np.array_equal(marginal_eval.truth(targets, len(targets)),
+                                              ys[-1]):
+        raise ValueError(f"{path} and {ref_path} hold different users or target labels "
+                         "(members must share the data seed and split)")
     read = reader.indicators if reader is not None else (
         lambda p: verbalizer.parse_many(p)[0])
     answers.append([read(p) for _, _, _, p in split])  # per member [U, C]

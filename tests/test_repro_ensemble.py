@@ -76,8 +76,11 @@ def test_members_of_other_users_or_targets_are_refused_naming_both_files(tmp_pat
   y2 = y.copy()
   y2[0, 1] = 1 - y2[0, 1]
   c = _member(tmp_path, "c", y2, y2)
-  with pytest.raises(ValueError, match="different users or targets"):
+  with pytest.raises(ValueError, match="different users or target labels"):
     seed_ensemble.ensemble([a, a], [a, c])
+  # the same labels behind another target text (a rationale before them) are the same targets
+  d = (tmp_path / "d.jsonl", a[1], ["Shown: Drama 4.10. " + t for t in a[2]], a[3])
+  assert seed_ensemble.ensemble([a, d], [d, a])["f1"] == pytest.approx(1.0)
 
 
 def _work_dir(tmp_path, rng, runs: int) -> tuple:
