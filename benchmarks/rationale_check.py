@@ -101,6 +101,18 @@ def run_rules(path: str, rule: str = "run"
           whole)
 
 
+def shared_rules(paths: list[str]
+                 ) -> tuple[labels_lib.LabelConfig, str, labels_lib.LabelConfig | None]:
+  """`run_rules` of the first of `paths`, the files of several runs read as one (an ensemble):
+  a run whose rules differ from the first's is a SystemExit naming both files."""
+  rules = [run_rules(p) for p in paths]
+  for p, (cfg, source, whole) in zip(paths[1:], rules[1:]):
+    if (cfg, whole) != (rules[0][0], rules[0][2]):
+      raise SystemExit(f"error: {p} reads under {cfg} ({source}), but {paths[0]} under "
+                       f"{rules[0][0]} ({rules[0][1]}): the runs must share one rule")
+  return rules[0]
+
+
 def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig,
           counts: dict[str, int] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """The label rule on written means and counts

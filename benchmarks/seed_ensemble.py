@@ -125,13 +125,9 @@ def run_models(work_dir: str, runs: Sequence[str]) -> list[Path]:
 
 def members_reader(files: Sequence[Path]) -> readout.RationaleReadout:
   """The rationale readout of the members whose inference `files` these are: the rule of
-  their config.gin (`rationale_check.run_rules`), which must be the same for all."""
-  rules = [rationale_check.run_rules(str(f)) for f in files]
-  for f, (cfg, source, whole) in zip(files[1:], rules[1:]):
-    if (cfg, whole) != (rules[0][0], rules[0][2]):
-      raise SystemExit(f"error: {f} reads under {cfg} ({source}), but {files[0]} under "
-                       f"{rules[0][0]} ({rules[0][1]}): members must share one rule")
-  return readout.RationaleReadout(rules[0][0], rules[0][2])
+  their config.gin, which must be one (`rationale_check.shared_rules`)."""
+  cfg, _, whole = rationale_check.shared_rules([str(f) for f in files])
+  return readout.RationaleReadout(cfg, whole)
 
 
 def member_inferences(model: Path, split: str) -> Path:

@@ -92,3 +92,47 @@ def test_json_keeps_the_entries_of_other_files_and_refuses_what_it_cannot_extend
   with pytest.raises(SystemExit, match=r"r\.json: holds a JSON list, not a dict"):
     decode_readouts.main([str(tests[0]), "--json", str(out)])
   assert out.read_text() == "[1, 2]"
+
+
+def _run(tmp_path, name: str, rows) -> Path:
+  (tmp_path / name).mkdir()
+  _write(tmp_path / name / "decodes_validation_step5_sample2_readout.jsonl", rows)
+  _write(tmp_path / name / "decodes_test_step5_sample2_readout.jsonl", rows)
+  return tmp_path / name / "decodes_test_step5_sample2_readout.jsonl"
+
+
+def test_several_runs_pool_each_users_decodes(tmp_path, capsys):
+  # Default rule. Run a writes Drama 3.4 in both samples (not liked), run b 4.2 and 4.3: alone,
+  # a's consensus misses Drama; pooled, the median of 3.4, 3.4, 4.2, 4.3 is 3.8, liked.
+  target = _text({"Drama": 4.0}, ["Drama"], [])
+  a = _run(tmp_path, "a", [(target, [_text({"Drama": 3.4}, [], [])] * 2)] * 3)
+  b = _run(tmp_path, "b", [(target, [_text({"Drama": 4.2}, [], []),
+                                     _text({"Drama": 4.3}, [], [])])] * 3)
+  out = tmp_path / "r.json"
+  assert decode_readouts.main([str(a), "--json", str(out)]) == 0
+  assert decode_readouts.main([str(a), str(b), "--json", str(out)]) == 0
+  got = json.loads(out.read_text())
+  alone, pooled = got[str(a)]["readouts"], got[f"{a} + {b}"]["readouts"]
+  assert alone["consensus (median), canonical ties"]["test"]["f1"] == 0.0
+  assert pooled["consensus (median), canonical ties"]["test"]["f1"] == pytest.approx(1.0)
+  assert not any(k.startswith("likeliest") for k in pooled)  # no one likeliest in a pool
+  assert any(k.startswith("likeliest") for k in alone)
+  assert "4 decodes each" in capsys.readouterr().out
+  # runs of other users, or of another rule, are refused before anything is written
+  before = out.read_text()
+  c = _run(tmp_path, "c", [(target, [_text({"Drama": 4.2}, [], [])] * 2)] * 2)
+  with pytest.raises(SystemExit, match=r"c/decodes_validation_.* and .*a/decodes_validation_"
+                     r".* hold different users"):
+    decode_readouts.main([str(a), str(c), "--json", str(out)])
+  (tmp_path / "b" / "config.gin").write_text(
+      "from __gin__ import dynamic_registration\nfrom persoma.data import labels\n"
+      "from persoma.seqio_tasks import config as data_config"
+      "\n\ndata_config.PersomaDataConfig.label_config = @labels.LabelConfig()\n"
+      "labels.LabelConfig.like_threshold = 3.9\n")
+  with pytest.raises(SystemExit, match=r"b/decodes_test_.*the runs must share one rule"):
+    decode_readouts.main([str(a), str(b), "--json", str(out)])
+  assert out.read_text() == before
+  with pytest.raises(SystemExit):
+    decode_readouts.main([str(a), str(b), "--validation", str(a)])
+  assert "--validation names the validation decodes of one test_file" in (
+      capsys.readouterr().err)

@@ -188,7 +188,7 @@ def test_rationale_members_must_share_one_rule(tmp_path):
   argv = ["--work_dir", str(tmp_path), "--out", str(out), "--name", "e",
           "--readout", "rationale"]
   with pytest.raises(SystemExit, match=r"m2/model/best/inferences_test_step900.jsonl reads "
-                     r"under .*members must share one rule"):
+                     r"under .*the runs must share one rule"):
     seed_ensemble.main(argv + [x for m in models for x in ("--run", m)])
   assert not out.exists()
   # the two members of one rule are an ensemble
