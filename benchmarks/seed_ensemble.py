@@ -22,7 +22,8 @@ the members write, each at the median of their written means, read by the rule o
 A member is a run id under --work_dir or the path of a model dir (another work dir, e.g. a
 retrained seed). The members must have decoded the same users with the same target labels in
 the same order (the same data seed and split; their target rationales may differ, e.g. with
-and without counts); otherwise the error names the two files that differ. The figures, metrics only, replace the row of the same --name in --out.
+and without counts); otherwise the error names the two files that differ. The figures,
+metrics only, replace the row of the same --name in --out.
 """
 
 from __future__ import annotations
