@@ -66,10 +66,10 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
              reader: readout.RationaleReadout | None = None) -> dict:
   """Tunes the vote cut on `val` and scores `test`; each element is one member's
   `(file, user ids, targets, predictions)`. Returns the ensemble's scores at the tuned cut
-  (`threshold`, `validation_f1`, the test `KEYS`), at the majority cut (`majority`) and each
-  member's own test scores (`members`). With `reader`, each member's labels are read from its
-  rationale, and `consensus` scores the members' rationales read as one per user (test `KEYS`
-  and `validation_f1`)."""
+  (`threshold`, `validation_f1`, the test `KEYS`), at the majority cut (`majority`, with its
+  `validation_f1`) and each member's own test scores (`members`). With `reader`, each member's
+  labels are read from its rationale, and `consensus` scores the members' rationales read as
+  one per user (test `KEYS` and `validation_f1`)."""
   ys, answers, texts = [], [], []
   for split in (val, test):
     ref_path, ref_ids, ref_targets, _ = split[0]
@@ -88,7 +88,9 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   majority = 0.5 + 1e-9 if len(val) % 2 == 0 else 0.5
   out = {"threshold": tau, "validation_f1": curve[tau],
          **_scores(marginal_eval.score(votes[1], ys[1], tau)),
-         "majority": _scores(marginal_eval.score(votes[1], ys[1], majority)),
+         "majority": {**_scores(marginal_eval.score(votes[1], ys[1], majority)),
+                      "validation_f1": float(marginal_eval.score(votes[0], ys[0],
+                                                                 majority)["f1"])},
          "members": [_scores(marginal_eval.score_indicators(a, ys[1])) for a in answers[1]]}
   if reader is not None:
     val_f1, test_scores = (marginal_eval.score_indicators(reader.consensus_indicators(t), y)
@@ -181,10 +183,11 @@ def main(argv: list[str] | None = None) -> int:
   rows = [r for r in rows if r.get("name") != a.name] + [row]
   atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
   print("| member | best step | test F1 (P / R) |\n|---|---|---|")
-  for run, step, s in zip(a.run, row["steps"], res["members"]):
+  for run, step, s in zip(row["runs"], row["steps"], res["members"]):
     print(f"| `{run}` | {step} | {_prf(s)} |")
   print(f"| members' mean | | {np.mean([s['f1'] for s in res['members']]):.4f} |")
-  print(f"| vote, majority | | {_prf(res['majority'])} |")
+  print(f"| vote, majority (val F1 {res['majority']['validation_f1']:.4f}) | | "
+        f"{_prf(res['majority'])} |")
   print(f"| vote, cut {res['threshold']:.2f} tuned on validation (val F1 "
         f"{res['validation_f1']:.4f}) | | {_prf(res)} |")
   if "consensus" in res:

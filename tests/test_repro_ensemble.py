@@ -171,6 +171,8 @@ def test_rationale_readout_votes_on_what_members_read_and_scores_their_consensus
   for own in read["members"]:  # each member misreads one genre of 2 of the 8 test users
     assert 0.8 < own["f1"] < 1.0
   assert read["majority"]["f1"] == pytest.approx(1.0)
+  assert read["majority"]["validation_f1"] == pytest.approx(1.0)
+  assert stated["majority"]["validation_f1"] == 0.0
   assert read["consensus"]["f1"] == pytest.approx(1.0)
   assert read["consensus"]["validation_f1"] == pytest.approx(1.0)
   assert read["runs"][0].endswith("other/m0/model")
