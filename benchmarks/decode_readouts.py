@@ -75,9 +75,7 @@ def pool(parts: list[tuple[str, tuple[list[list[str]], np.ndarray, list]]]
   ref, (first, truth, ids) = parts[0]
   groups = [list(g) for g in first]
   for path, (more, other_truth, other_ids) in parts[1:]:
-    if other_ids != ids or not np.array_equal(other_truth, truth):
-      raise ValueError(f"{path} and {ref} hold different users or target labels (the runs "
-                       "must share the data seed and split)")
+    rationale_check.check_same_users(path, other_ids, other_truth, ref, ids, truth)
     for mine, theirs in zip(groups, more):
       mine.extend(theirs)
   return groups, truth

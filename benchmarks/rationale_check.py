@@ -113,6 +113,16 @@ def shared_rules(paths: list[str]
   return rules[0]
 
 
+def check_same_users(path, ids: list, truth: np.ndarray, ref_path, ref_ids: list,
+                     ref_truth: np.ndarray) -> None:
+  """A ValueError naming both files unless `path` holds `ref_path`'s users (`ids`) with its
+  target labels (`[n, 38]` `truth`) in the same order: runs read as one must share the data
+  seed and split. Their target texts may differ (rationales with and without counts)."""
+  if list(ids) != list(ref_ids) or not np.array_equal(truth, ref_truth):
+    raise ValueError(f"{path} and {ref_path} hold different users or target labels (the runs "
+                     "must share the data seed and split)")
+
+
 def _rule(rationale: dict[str, float], cfg: labels_lib.LabelConfig,
           counts: dict[str, int] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
   """The label rule on written means and counts

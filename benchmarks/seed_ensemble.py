@@ -70,17 +70,14 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   `validation_f1`) and each member's own test scores (`members`). With `reader`, each member's
   labels are read from its rationale, and `consensus` scores the members' rationales read as
   one per user (test `KEYS` and `validation_f1`)."""
+  read = reader.indicators if reader is not None else (lambda p: verbalizer.parse_many(p)[0])
   ys, answers, texts = [], [], []
   for split in (val, test):
     ref_path, ref_ids, ref_targets, _ = split[0]
     ys.append(marginal_eval.truth(ref_targets, len(ref_targets)))
     for path, ids, targets, _ in split[1:]:  # the labels, not the texts: rationales may differ
-      if ids != ref_ids or not np.array_equal(marginal_eval.truth(targets, len(targets)),
-                                              ys[-1]):
-        raise ValueError(f"{path} and {ref_path} hold different users or target labels "
-                         "(members must share the data seed and split)")
-    read = reader.indicators if reader is not None else (
-        lambda p: verbalizer.parse_many(p)[0])
+      rationale_check.check_same_users(path, ids, marginal_eval.truth(targets, len(targets)),
+                                       ref_path, ref_ids, ys[-1])
     answers.append([read(p) for _, _, _, p in split])  # per member [U, C]
     texts.append([list(per_user) for per_user in zip(*(p for _, _, _, p in split))])
   votes = [vote_shares(a) for a in answers]
