@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from repro import budget as budget_lib  # noqa: E402
 from repro import cli  # noqa: E402
-from repro import base_export, execute, measure, plot, readout, report  # noqa: E402
+from repro import base_export, ensembles, execute, measure, plot, readout, report  # noqa: E402
 from repro import lock as lock_lib  # noqa: E402
 from repro import plan as plan_lib  # noqa: E402
 from repro import state as state_lib  # noqa: E402
@@ -81,14 +81,12 @@ class Program:
                                     self.tokens.instruction_tokens())
     self.by_id = {r.run_id: r for r in self.plan}
     self.fp: dict[str, str] = {}
-    for r in self.plan:  # bases come first in the plan
-      self.fp[r.run_id] = r.fingerprint(self.fp.get(r.init_from) if r.init_from else None)
+    for r in self.plan:  # bases come first in the plan, and members before their ensembles
+      self.fp[r.run_id] = r.fingerprint("+".join(self.fp[s] for s in r.sources) or None)
     self.selected = plan_lib.select(self.plan, a.only)
 
   def status(self, run: plan_lib.Run) -> tuple[str, str]:
-    base_done = True
-    if run.init_from:
-      base_done = self.status(self.by_id[run.init_from])[0] == "done"
+    base_done = all(self.status(self.by_id[s])[0] == "done" for s in run.sources)
     return self.store.status(run, self.fp[run.run_id], base_done)
 
   # ---- publishing -----------------------------------------------------------------------
@@ -181,12 +179,11 @@ class Program:
     return 1 if failed or stopped or busy else 0
 
   def _chain_depth(self, run: plan_lib.Run) -> int:
-    """How many planned runs `run` waits for: 0 for a run from scratch, 1 + its source's
-    depth for a run initialised from a base or warm-started from a shorter run."""
-    depth = 0
-    while (src := self.by_id.get(run.init_from or run.warm_from or "")) is not None:
-      depth, run = depth + 1, src
-    return depth
+    """How deep `run` waits for planned runs: 0 for a run from scratch, 1 + its sources'
+    deepest for a run initialised from a base or warm-started from a shorter run, or for an
+    ensemble of members."""
+    srcs = [self.by_id[s] for s in run.sources or (run.warm_from,) if s in self.by_id]
+    return 1 + max(map(self._chain_depth, srcs)) if srcs else 0
 
   def run_one(self, i: int, total: int, run: plan_lib.Run, cpu: int | None = None) -> str:
     """Runs (or skips) one planned run; returns "ok", "failed" (also: blocked),
@@ -212,17 +209,18 @@ class Program:
       print(f"{head}: running in another process, leaving it: {det} "
             f"({lock_lib.hint(self.store.lock_path(run.run_id))})", flush=True)
       return "busy"
-    src = self.by_id.get(run.init_from or run.warm_from or "")
-    if src is not None and (src_st := self.status(src))[0] == "running":
-      print(f"{head}: waits for {src.run_id}, running in another process: {src_st[1]}",
-            flush=True)
-      return "busy"
+    for src in [self.by_id[s] for s in run.sources or (run.warm_from,) if s in self.by_id]:
+      if (src_st := self.status(src))[0] == "running":
+        print(f"{head}: waits for {src.run_id}, running in another process: {src_st[1]}",
+              flush=True)
+        return "busy"
     if st == "skipped":
       print(f"{head}: not runnable here: {det}", flush=True)
       return "ok"
     if st == "blocked":
-      print(f"{head}: " + (f"would run once {run.init_from} has a result" if self.a.dry_run
-                           else f"blocked: {run.init_from} has no result"), flush=True)
+      waits = " and ".join(s for s in run.sources if self.status(self.by_id[s])[0] != "done")
+      print(f"{head}: " + (f"would run once {waits} has a result" if self.a.dry_run
+                           else f"blocked: {waits} has no result"), flush=True)
       return "ok" if self.a.dry_run else "failed"
     if self.a.dry_run:
       cmd = (" ".join(execute.train_command(run, self.store.model_dir(run.run_id)))
@@ -271,6 +269,8 @@ class Program:
       return execute.run_baseline(run, self.store, fp, self.settings)
     if run.kind == "cost":
       return self.run_cost(run, fp)
+    if run.kind == "ensemble":
+      return ensembles.run_ensemble(run, self.store, fp)
     init = None
     if run.init_from:
       init = str(base_export.export_base(self.store.model_dir(run.init_from),

@@ -56,6 +56,19 @@ def make_result(run, fp, f1=0.5, **kw):
           "precision": f1, "recall": f1, "users": 10, "wall_secs": 3.0, "attempts": 1, **kw}
 
 
+def make_ensemble_result(run, fp, f1=0.5):
+  """An ensemble's result as repro.ensembles writes it: members at `f1` - 0.02, the majority
+  vote picked (best validation F1) at `f1`."""
+  scores = {k: f1 for k in ("f1", "precision", "recall", "f1_liked", "f1_disliked")}
+  readouts = {"majority": dict(scores, validation_f1=0.5),
+              "tuned": dict(scores, f1=f1 - 0.01, validation_f1=0.49, threshold=0.33),
+              "consensus": dict(scores, f1=f1 + 0.01, validation_f1=0.48)}
+  return make_result(run, fp, f1, members=list(run.members), readout="rationale",
+                     member_scores=[dict(scores, f1=f1 - 0.02)] * len(run.members),
+                     readouts=readouts, pick="majority", validation_f1=0.5,
+                     steps=[700] * len(run.members))
+
+
 def program_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
   """reproduce.Program on synthetic settings with fake token counts and a fake executor (the
   `program_env` fixture). Returns (base argv, executed run ids, run ids made to fail, work dir,
@@ -78,6 +91,8 @@ def program_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
               "label": run.label, "history_size": run.history_size, "encoder_tokens": 30.0,
               "step_secs": 0.1}
     f1 = 0.2 + run.history_size / 500 + (0.1 if run.method.startswith("persoma") else 0)
+    if run.kind == "ensemble":
+      return make_ensemble_result(run, fp, f1)
     return make_result(run, fp, f1, synthetic=True)
 
   monkeypatch.setattr(reproduce.Program, "execute", fake_execute)

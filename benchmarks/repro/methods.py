@@ -23,6 +23,8 @@ GROUPS: dict[str, str] = {
               "additions (at every N for the rank-feature adapter), with other seeds"),
     "continued": ("10. Continued runs (a persoma addition): PERSOMA-MLP's best run of seed 2 "
                   "for more steps, on its own targets and on rationale targets with counts"),
+    "ensembles": ("11. Runs read as one (a persoma addition): PERSOMA-MLP's best family at "
+                  "N = 50, several trained runs voting per user"),
 }
 HISTORY_SIZES = (5, 10, 50, 100)
 TEXT_HISTORY_SIZES = (5, 10, 50)
@@ -193,3 +195,17 @@ SEEDED_ADDITIONS: tuple[tuple[str, str, dict[int, tuple[int | None, ...]]], ...]
     # session 46: PERSOMA-MLP's best run since session 45 (rationale and probe following each
     # row's own rule; test F1 0.5298 at 3x the steps with the program's seed)
     ("persoma_mlp_rationale_tuned_probe_whole", "shown", {POOL_SHOWN_N: (None, 3)}))
+# Group 11 (session 50): ensembles of trained runs of PERSOMA-MLP's best family (groups 7, 9 and
+# 10 train them), read as one per user by benchmarks/seed_ensemble.py (repro.ensembles). Tag ->
+# members, each (method, step factor, seed offset; None: the program's seed), all at
+# ENSEMBLE_N with `shown` labels: the three seeds of the 3x run (independent trainings); and
+# session 49's pick, seeds 0 and 2 with seed 2's counted continuation (two of seed 2's lineage),
+# and all four.
+ENSEMBLE_N, ENSEMBLE_LABELS = POOL_SHOWN_N, "shown"
+_SEEDS_3X = tuple((CONTINUED_METHOD, CONTINUED_FROM_FACTOR, off) for off in (None,) + SEED_OFFSETS)
+_COUNTED = (CONTINUED_BY[1], CONTINUED_FACTOR, CONTINUED_SEED_OFFSET)
+ENSEMBLES: dict[str, tuple[tuple[str, int, int | None], ...]] = {
+    "seeds_0_1_2": _SEEDS_3X,
+    "seeds_0_2_counted_2": (_SEEDS_3X[0], _SEEDS_3X[2], _COUNTED),
+    "seeds_0_1_2_counted_2": _SEEDS_3X + (_COUNTED,),
+}

@@ -6,7 +6,8 @@ A run is one of
   * ``baseline``: a `persoma.baselines` evaluation (counting / rule) on the same test users and
     sampled histories;
   * ``cost``: the input-cost measurement of the paper's Table 2 (encoder tokens per example and
-    the train-step time of one method at one N).
+    the train-step time of one method at one N);
+  * ``ensemble``: several finished train runs read as one per user (repro.ensembles).
 
 Run ids are derived from what a run is (method, N, sampler, format, mode, base), never from its
 position in the plan, so a run shared by several groups (e.g. PERSOMA-MLP at N=50, recency, uem)
@@ -27,7 +28,7 @@ from repro.methods import (  # noqa: F401  (re-exported: plan.GIN_FILES, ...)
     ADDED_METHODS, BASELINES, BASE_FMT, BASE_N, BEST_ADDED, BEST_ADDED_BUDGETS, BEST_ADDED_LABELS,
     BUDGET_FREE_SCHEDULES, CONTINUED_BY, CONTINUED_FACTOR, CONTINUED_FROM_FACTOR,
     CONTINUED_METHOD, CONTINUED_SEED_OFFSET, COST_METHODS, DECODES_NOUN, EMBEDDING_METHODS,
-    FORMATS, GIN_FILES,
+    ENSEMBLES, ENSEMBLE_LABELS, ENSEMBLE_N, FORMATS, GIN_FILES,
     GROUPS, HISTORY_SIZES, LABELS_MORE_RESAMPLES, LONG_TRAIN_FACTORS, LONG_TRAIN_LABELS,
     LONG_TRAIN_METHODS, LORA_RANK, POOL_HISTORY_SIZES, POOL_LONG_FACTOR, POOL_METHODS,
     POOL_SHOWN_N, RATIONALE_METHODS, RATIONALE_TARGETS_LENGTH, RESAMPLE_LABELS,
@@ -84,7 +85,7 @@ TextTokens = Callable[[int, str], int]
 
 def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, str], int],
                instruction_tokens: int | None = None) -> list[Run]:
-  """Every run of the nine groups, deduplicated by run id (groups merged), in run order.
+  """Every run of the eleven groups, deduplicated by run id (groups merged), in run order.
 
   Args:
     settings: the program settings.
@@ -282,17 +283,35 @@ def build_plan(settings: Settings, text_tokens: TextTokens | Mapping[tuple[int, 
     train(method, "continued", POOL_SHOWN_N, resample_labels="shown",
           steps_factor=CONTINUED_FACTOR, warm_factor=CONTINUED_FROM_FACTOR,
           seed=settings.seed + CONTINUED_SEED_OFFSET, warm_method=CONTINUED_METHOD)
-  # bases first so dependants can start in the same invocation
+  # 11. (session 50) ensembles of those runs, read as one
+  for tag, members in ENSEMBLES.items():
+    ids = tuple(train_id(m, ENSEMBLE_N, "recency", "uem", resample_labels=ENSEMBLE_LABELS,
+                         steps_factor=f, seed=None if off is None else settings.seed + off)
+                for m, f, off in members)
+    if unplanned := [i for i in ids if i not in runs]:
+      raise ValueError(f"ensemble {tag}: members {unplanned} are not planned runs")
+    method = members[0][0]
+    readout = ("rationale" if all(m in RATIONALE_METHODS for m, _, _ in members)
+               else "stated")
+    add(Run(ensemble_id(method, ENSEMBLE_N, tag), "ensemble", method, ("ensembles",),
+            ENSEMBLE_N, resample_labels=ENSEMBLE_LABELS, members=ids,
+            identity=(("members", ids), ("readout", readout))))
+  # bases first so dependants can start in the same invocation; ensembles after their members
   order = {base: 0}
-  return sorted(runs.values(), key=lambda r: (order.get(r.run_id, 1),
-                                              {"baseline": 0, "train": 1, "cost": 2}[r.kind]))
+  return sorted(runs.values(), key=lambda r: (
+      order.get(r.run_id, 1), {"baseline": 0, "train": 1, "cost": 2, "ensemble": 3}[r.kind]))
+
+
+def ensemble_id(method: str, n: int, tag: str) -> str:
+  """`ensemble-<method>-h<n>-<tag>`: a group-11 ensemble (its members are in the run)."""
+  return f"ensemble-{method}-h{n}-{tag}"
 
 
 def select(runs: Sequence[Run], only: Iterable[str] | None) -> list[Run]:
   """Runs matching any of `only` (group names, run ids or fnmatch patterns of run ids).
 
-  A selected run that depends on a base pulls the base in too. Raises ValueError naming an
-  entry that matches nothing.
+  A selected run that depends on a base pulls the base in too; an ensemble, its members.
+  Raises ValueError naming an entry that matches nothing.
   """
   if not only:
     return list(runs)
@@ -305,8 +324,6 @@ def select(runs: Sequence[Run], only: Iterable[str] | None) -> list[Run]:
       raise ValueError(f"--only {item!r} matches no group or run id; groups: "
                        f"{', '.join(GROUPS)}; see --list for run ids")
     chosen |= hit
-  for rid in list(chosen):
-    base = by_id[rid].init_from
-    if base:
-      chosen.add(base)
+  for rid in list(chosen):  # (a member's own base, if it had one, is not pulled in)
+    chosen.update(by_id[rid].sources)
   return [r for r in runs if r.run_id in chosen]

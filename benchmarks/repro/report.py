@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from repro import marginals_table, readout_table
+from repro import ensembles, marginals_table, readout_table
 from repro import plan as plan_lib
 from repro import seeds
 from repro import targets
@@ -400,6 +400,7 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
           "ranks equal means, so the rationale readout applies the rule to everything it "
           "uses. The second picks its best step among its own validations only.", ""]
     L += _steps_rows(by_group["continued"], default_steps) + [""]
+  L += ensembles.ensembles_section(results)
   L += marginals_table.marginals_section(results)
   L += readout_table.readout_section(results)
   L += ["## Runs", "", "| Run id | Model | Params (trainable / total) | Steps trained | "
@@ -409,8 +410,9 @@ def render(results: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any],
       continue
     pt, pa = r.get("params_trainable"), r.get("params_total")
     params = f"{pt:,} / {pa:,}" if isinstance(pt, int) and isinstance(pa, int) else "–"
-    model = (r.get("model_size") or meta.get("model_size")) if r["kind"] == "train" \
-        else "none (baseline)"
+    model = ((r.get("model_size") or meta.get("model_size")) if r["kind"] == "train" else
+             f"none (reads {len(r['members'])} runs)" if r["kind"] == "ensemble"
+             else "none (baseline)")
     L.append(f"| `{r['run_id']}` | {model} | {params} | {r.get('steps_trained') or '–'} | "
              f"{r.get('best_step') or '–'} | {_secs(r.get('wall_secs'))} | "
              f"{r.get('attempts', '–')}{' ‡' if r.get('recovered_from') else ''} |")

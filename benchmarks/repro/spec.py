@@ -132,7 +132,7 @@ class Run:
 
   Attributes:
     run_id: stable id (`persoma_mlp-h50-recency-uem-full`, `rule-h5-recency`, `cost-...`).
-    kind: `train` | `baseline` | `cost`.
+    kind: `train` | `baseline` | `cost` | `ensemble`.
     method: key of METHOD_LABELS.
     groups: the plan groups (keys of GROUPS) that report this run.
     history_size, sampler, fmt: the task.
@@ -154,6 +154,8 @@ class Run:
     skip_reason: why the run cannot run here (e.g. the rendered history does not fit).
     identity: extra (key, value) pairs that change the numbers but are not gin bindings
       (e.g. the batch of a cost measurement); part of the fingerprint.
+    members: run ids an ensemble reads as one (group 11; they run first, and their
+      fingerprints are its base fingerprint); () for every other kind.
   """
 
   run_id: str
@@ -173,10 +175,16 @@ class Run:
   bindings: tuple[tuple[str, Any], ...] = ()
   skip_reason: str | None = None
   identity: tuple[tuple[str, Any], ...] = ()
+  members: tuple[str, ...] = ()
 
   @property
   def label(self) -> str:
     return METHOD_LABELS.get(self.method, self.method)
+
+  @property
+  def sources(self) -> tuple[str, ...]:
+    """The runs whose results this run needs before it can run: its base, or its members."""
+    return (self.init_from,) if self.init_from else self.members
 
   def gin_args(self) -> list[str]:
     """`--gin_file=...` and `--gin.MACRO=VALUE` flags (without MODEL_DIR)."""

@@ -315,7 +315,7 @@ class Store:
     prog = self.progress(run.run_id)
     same = prog.get("fingerprint") == fingerprint
     if not base_done:
-      return "blocked", f"waits for {run.init_from}"
+      return "blocked", f"waits for {' and '.join(run.sources)}"
     # progress files written before preemptions were recorded as such say "preempted ..."
     if same and prog.get("last_error") and not str(prog["last_error"]).startswith("preempted"):
       return "failed", f"attempt {prog.get('attempts')}: {prog['last_error']}"

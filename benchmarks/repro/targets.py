@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from repro import plan as plan_lib
-from repro import readout_table, seeds
+from repro import ensembles, readout_table, seeds
 
 
 TUNED_RULE = "tuned rule baseline (the label rule fitted on the train users, a persoma addition)"
@@ -55,6 +55,11 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   if read is not None and mlp50 is not None:
     best_note += (f"; best read from the rationale (where validation picks it): F1 "
                   f"{read['readout']['f1']:.4f}, `{read['run_id']}`")
+  ens = ensembles.best_ensemble(results, 50)
+  if ens is not None and mlp50 is not None:
+    best_note += (f"; best ensemble of {len(ens['members'])} runs (group 11, the readout "
+                  f"validation picks): F1 {ens['f1']:.4f} (its members' mean "
+                  f"{ensembles.members_mean(ens):.4f}), `{ens['run_id']}`")
   tuned50 = f1.get(("rule_tuned", 50))
   if tuned50 is not None and mlp50 is not None:  # how far 50 shown items can take a predictor
     best_note += f"; {TUNED_RULE} {tuned50:.4f}"
