@@ -59,8 +59,9 @@ def warm_start(src_model_dir: Path, dst_model_dir: Path, source_run: str,
                step: int, new_targets: bool = False) -> dict[str, Any]:
   """Copies the checkpoints (`checkpoints/`, `best/`) of `source_run`, which trained to its
   last step `step`, and its record of where it ran (`environment.json`) into the empty
-  `dst_model_dir`, and records that in `warm_start.json` beside it. Returns the record. Raises FileExistsError if `dst_model_dir` holds checkpoints
-  and FileNotFoundError if the source has no checkpoint at `step`.
+  `dst_model_dir`, and records that in `warm_start.json` beside it. Returns the record.
+  Raises FileExistsError if `dst_model_dir` holds checkpoints and FileNotFoundError if the
+  source has no checkpoint at `step`.
 
   Only valid when the two runs differ in TRAIN_STEPS alone and the learning-rate schedule does
   not depend on it (`plan.BUDGET_FREE_SCHEDULES`): the runner's resume is exact, so the longer
