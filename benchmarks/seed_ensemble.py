@@ -42,13 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rationale_check  # noqa: E402  (the run's rules from its config.gin)
 from persoma import atomic_io  # noqa: E402
-from persoma.metrics import marginals, readout, verbalizer  # noqa: E402
+from persoma.metrics import bootstrap, marginals, readout, verbalizer  # noqa: E402
 from persoma.train import main_eval, marginal_eval  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("validation", "test")
 KEYS = ("f1", "precision", "recall", "f1_liked", "f1_disliked")
 READOUTS = ("stated", "rationale")
+RESAMPLES = 2000  # bootstrap redraws of the test users (--resamples)
 
 
 def vote_shares(members: Sequence[np.ndarray]) -> np.ndarray:
@@ -63,13 +64,16 @@ def vote_shares(members: Sequence[np.ndarray]) -> np.ndarray:
 
 def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
              test: Sequence[tuple[Path, list, list[str], list[str]]],
-             reader: readout.RationaleReadout | None = None) -> dict:
+             reader: readout.RationaleReadout | None = None, resamples: int = 0) -> dict:
   """Tunes the vote cut on `val` and scores `test`; each element is one member's
   `(file, user ids, targets, predictions)`. Returns the ensemble's scores at the tuned cut
   (`threshold`, `validation_f1`, the test `KEYS`), at the majority cut (`majority`, with its
   `validation_f1`) and each member's own test scores (`members`). With `reader`, each member's
   labels are read from its rationale, and `consensus` scores the members' rationales read as
-  one per user (test `KEYS` and `validation_f1`)."""
+  one per user (test `KEYS` and `validation_f1`). With `resamples`, `bootstrap` holds, per
+  readout (`tuned`, `majority`, `consensus`), its test F1's 95% interval over that many
+  redraws of the test users and its gain over the members' mean F1 on the same redraws
+  (`persoma.metrics.bootstrap.paired_gain`; seed 0, so reruns agree)."""
   read = reader.indicators if reader is not None else (lambda p: verbalizer.parse_many(p)[0])
   ys, answers, texts = [], [], []
   for split in (val, test):
@@ -89,10 +93,17 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
                       "validation_f1": float(marginal_eval.score(votes[0], ys[0],
                                                                  majority)["f1"])},
          "members": [_scores(marginal_eval.score_indicators(a, ys[1])) for a in answers[1]]}
+  preds = {"tuned": marginals.threshold(votes[1], tau),
+           "majority": marginals.threshold(votes[1], majority)}
   if reader is not None:
     val_f1, test_scores = (marginal_eval.score_indicators(reader.consensus_indicators(t), y)
                            for t, y in zip(texts, ys))
     out["consensus"] = {**_scores(test_scores), "validation_f1": float(val_f1["f1"])}
+    preds["consensus"] = reader.consensus_indicators(texts[1])
+  if resamples:
+    weights = bootstrap.resample_weights(len(ys[1]), resamples)
+    out["bootstrap"] = {"resamples": resamples, **{
+        k: bootstrap.paired_gain(ys[1], pred, answers[1], weights) for k, pred in preds.items()}}
   return out
 
 
@@ -155,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                  help="vote on the labels each member states (default) or reads from its "
                  "rationale")
   p.add_argument("--name", required=True, help="the ensemble's row name in --out")
+  p.add_argument("--resamples", type=int, default=RESAMPLES,
+                 help="redraws of the test users for each readout's 95%% interval and its "
+                 "gain over the members' mean (0: none)")
   p.add_argument("--out", default=str(REPO / "benchmarks" / "repro" / "seed_ensemble.json"))
   a = p.parse_args(argv)
   if len(a.run) < 2 or len(set(a.run)) != len(a.run):
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                      for f in (member_inferences(m, s) for m in models)] for s in SPLITS}
     reader = (members_reader([f for f, *_ in per_split["test"]])
               if a.readout == "rationale" else None)
-    res = ensemble(per_split["validation"], per_split["test"], reader)
+    res = ensemble(per_split["validation"], per_split["test"], reader, a.resamples)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   row = {"name": a.name, "runs": [rationale_check.file_key(r) if "/" in r else r

@@ -109,6 +109,13 @@ def test_main_writes_the_row_and_replaces_a_row_of_the_same_name(tmp_path, capsy
   assert row["steps"] == [700, 700, 700] and row["users"] == {"validation": 60, "test": 50}
   assert len(row["members"]) == 3 and 0 < row["f1"] <= 1
   assert "vote, cut" in capsys.readouterr().out
+  boot = row["bootstrap"]  # the default: 2000 redraws of the test users per readout
+  assert boot["resamples"] == 2000 and set(boot) == {"resamples", "tuned", "majority"}
+  assert boot["tuned"]["f1_ci"][0] < row["f1"] < boot["tuned"]["f1_ci"][1]
+  assert boot["majority"]["gain"] == pytest.approx(
+      row["majority"]["f1"] - np.mean([m["f1"] for m in row["members"]]))
+  assert seed_ensemble.main(argv + ["--resamples", "0"]) == 0
+  assert "bootstrap" not in json.loads(out.read_text())[-1]
 
 
 def test_main_refuses_bad_arguments_before_writing(tmp_path):

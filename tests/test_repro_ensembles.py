@@ -118,6 +118,10 @@ def test_run_ensemble_scores_the_readout_validation_picks(tmp_path):
   assert (r["f1"], r["precision"], r["validation_f1"]) == (
       picked["f1"], picked["precision"], picked["validation_f1"])
   assert r["readouts"]["majority"]["f1"] > ensembles.members_mean(r)  # independent errors
+  for ro in r["readouts"].values():  # 95% intervals over redraws of the 30 test users
+    assert ro["f1_ci"][0] < ro["f1"] < ro["f1_ci"][1]
+    assert ro["gain_ci"][0] < ro["gain"] < ro["gain_ci"][1]
+  assert r["resamples"] == 2000 and "[" in ensembles.gain_text(r)
   assert state_lib.result_problem(r, "ensemble-x", "fp1") is None
   assert store.progress("ensemble-x")["attempts"] == 1
 
@@ -156,8 +160,8 @@ def test_the_page_lists_ensembles_and_the_target_names_the_best(plan):
   best = ens[-1]
   note = [t for t in targets.check_targets(results) if "N=50 reaches" in t][0]
   assert (f"best ensemble of {len(best.members)} runs (group 11, the readout validation "
-          f"picks): F1 {0.5 + 0.01 * (len(ens) - 1):.4f} (its members' mean "
-          f"{0.48 + 0.01 * (len(ens) - 1):.4f}), `{best.run_id}`") in note
+          f"picks): F1 {0.5 + 0.01 * (len(ens) - 1):.4f}, its members' mean "
+          f"{0.48 + 0.01 * (len(ens) - 1):.4f}, `{best.run_id}`") in note
   page = report.render(results, meta={}, missing=[], plot_file=None)
   assert f"| `{best.run_id}` | none (reads {len(best.members)} runs) |" in page
   assert ensembles.ensembles_section(fake_results()) == []

@@ -32,12 +32,16 @@ KEYS = execute.MARGINAL_KEYS  # f1, precision, recall, f1_liked, f1_disliked (se
 
 def readouts_of(res: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
   """`seed_ensemble.ensemble`'s output as readout name -> its test KEYS and validation_f1
-  (the tuned vote also its `threshold`); `consensus` only for rationale runs."""
+  (the tuned vote also its `threshold`), with its bootstrap entries where it has them (`f1_ci`,
+  `gain`, `gain_ci`, `gain_above_0`); `consensus` only for rationale runs."""
   out = {"majority": dict(res["majority"]),
          "tuned": {**{k: res[k] for k in KEYS}, "validation_f1": res["validation_f1"],
                    "threshold": res["threshold"]}}
   if "consensus" in res:
     out["consensus"] = dict(res["consensus"])
+  for name, boot in (res.get("bootstrap") or {}).items():
+    if name in out:
+      out[name].update(boot)
   return out
 
 
@@ -84,7 +88,8 @@ def _run(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, t0: float
                  for s in seed_ensemble.SPLITS}
     reader = (seed_ensemble.members_reader([f for f, *_ in per_split["test"]])
               if readout == "rationale" else None)
-    res = seed_ensemble.ensemble(per_split["validation"], per_split["test"], reader)
+    res = seed_ensemble.ensemble(per_split["validation"], per_split["test"], reader,
+                                 seed_ensemble.RESAMPLES)
   except SystemExit as e:  # the script's errors; here they fail this run, not the program
     raise RuntimeError(str(e).removeprefix("error: ")) from None
   readouts = readouts_of(res)
@@ -99,6 +104,7 @@ def _run(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, t0: float
       "users": len(per_split["test"][0][1]),
       "validation_users": len(per_split["validation"][0][1]),
       "member_scores": res["members"], "readouts": readouts, "pick": chosen,
+      "resamples": seed_ensemble.RESAMPLES,
       **{k: readouts[chosen][k] for k in KEYS},
       "validation_f1": readouts[chosen]["validation_f1"],
       "wall_secs": prog["wall_secs"], "attempts": prog["attempts"],
@@ -134,10 +140,15 @@ def ensembles_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
        "rationale, per user the genres at least half the members write, each at the median "
        "of their written means, read by the rule. Picks: the readout of the best validation "
        "F1, whose test figures are the row's F1 / precision / recall. Cells: test F1 "
-       "(validation F1). An ensemble of M runs costs M trainings and M decodes per user.", "",
+       "(validation F1). In brackets after the picked F1 and its gain over the members' "
+       "mean: 95% intervals over redraws of the test users with replacement "
+       "(`persoma.metrics.bootstrap`; the gain on the same redraws, with the share of "
+       "redraws where it is positive). They measure the users drawn, not the seeds. An "
+       "ensemble of M runs costs M trainings and M decodes per user.", "",
        "| Ensemble | Members (own test F1) | Members' mean | Majority vote | Vote at the "
-       "tuned cut | Consensus rationale | Picks | F1 | Precision | Recall |",
-       "|---|---|---|---|---|---|---|---|---|---|"]
+       "tuned cut | Consensus rationale | Picks | F1 | Gain over the members' mean | "
+       "Precision | Recall |",
+       "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     members = "<br>".join(f"`{m}` {fmt(s['f1'])}"
                           for m, s in zip(r["members"], r["member_scores"]))
@@ -146,5 +157,22 @@ def ensembles_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
     L.append(f"| `{r['run_id']}` | {members} | {fmt(members_mean(r))} | "
              f"{_cell(ro['majority'])} | {_cell(tuned)}, cut {tuned['threshold']:.2f} | "
              f"{_cell(ro.get('consensus'))} | {READOUT_NAMES[r['pick']]} | "
-             f"**{fmt(r['f1'])}** | {fmt(r['precision'])} | {fmt(r['recall'])} |")
+             f"**{fmt(r['f1'])}**{_ci(ro[r['pick']].get('f1_ci'))} | {gain_text(r)} | "
+             f"{fmt(r['precision'])} | {fmt(r['recall'])} |")
   return L + [""]
+
+
+def _ci(ci: Sequence[float] | None, signed: bool = False) -> str:
+  """' [lo, hi]' of a bootstrap interval (3 decimals); '' without one."""
+  return "" if not ci else (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if signed
+                            else f" [{ci[0]:.3f}, {ci[1]:.3f}]")
+
+
+def gain_text(r: Mapping[str, Any]) -> str:
+  """'+0.0149 [+0.003, +0.027], 99% of redraws' of the picked readout's gain over the
+  members' mean (without a bootstrap: the plain difference)."""
+  ro = r["readouts"][r["pick"]]
+  if "gain" not in ro:
+    return f"{r['f1'] - members_mean(r):+.4f}"
+  return (f"{ro['gain']:+.4f}{_ci(ro['gain_ci'], signed=True)}, "
+          f"{100 * ro['gain_above_0']:.0f}% of redraws")

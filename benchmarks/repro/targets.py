@@ -57,9 +57,13 @@ def check_targets(results: Sequence[Mapping[str, Any]],
                   f"{read['readout']['f1']:.4f}, `{read['run_id']}`")
   ens = ensembles.best_ensemble(results, 50)
   if ens is not None and mlp50 is not None:
+    ci = ens["readouts"][ens["pick"]].get("f1_ci")
     best_note += (f"; best ensemble of {len(ens['members'])} runs (group 11, the readout "
-                  f"validation picks): F1 {ens['f1']:.4f} (its members' mean "
-                  f"{ensembles.members_mean(ens):.4f}), `{ens['run_id']}`")
+                  f"validation picks): F1 {ens['f1']:.4f}"
+                  + (f" (95% over redraws of the test users {ci[0]:.3f} to {ci[1]:.3f})"
+                     if ci else "")
+                  + f", its members' mean {ensembles.members_mean(ens):.4f}, "
+                  f"`{ens['run_id']}`")
   tuned50 = f1.get(("rule_tuned", 50))
   if tuned50 is not None and mlp50 is not None:  # how far 50 shown items can take a predictor
     best_note += f"; {TUNED_RULE} {tuned50:.4f}"
