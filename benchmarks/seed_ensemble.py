@@ -73,7 +73,8 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   one per user (test `KEYS` and `validation_f1`). With `resamples`, `bootstrap` holds, per
   readout (`tuned`, `majority`, `consensus`), its test F1's 95% interval over that many
   redraws of the test users and its gain over the members' mean F1 on the same redraws
-  (`persoma.metrics.bootstrap.paired_gain`; seed 0, so reruns agree)."""
+  (`persoma.metrics.bootstrap.paired_gain`; seed 0, so reruns agree), and `members` each
+  member's test F1 interval on the same redraws."""
   read = reader.indicators if reader is not None else (lambda p: verbalizer.parse_many(p)[0])
   ys, answers, texts = [], [], []
   for split in (val, test):
@@ -103,7 +104,9 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   if resamples:
     weights = bootstrap.resample_weights(len(ys[1]), resamples)
     out["bootstrap"] = {"resamples": resamples, **{
-        k: bootstrap.paired_gain(ys[1], pred, answers[1], weights) for k, pred in preds.items()}}
+        k: bootstrap.paired_gain(ys[1], pred, answers[1], weights) for k, pred in preds.items()},
+        "members": [bootstrap.interval(bootstrap.weighted_f1(ys[1], a, weights))
+                    for a in answers[1]]}
   return out
 
 

@@ -110,7 +110,7 @@ def test_main_writes_the_row_and_replaces_a_row_of_the_same_name(tmp_path, capsy
   assert len(row["members"]) == 3 and 0 < row["f1"] <= 1
   assert "vote, cut" in capsys.readouterr().out
   boot = row["bootstrap"]  # the default: 2000 redraws of the test users per readout
-  assert boot["resamples"] == 2000 and set(boot) == {"resamples", "tuned", "majority"}
+  assert boot["resamples"] == 2000 and set(boot) == {"resamples", "tuned", "majority", "members"}
   assert boot["tuned"]["f1_ci"][0] < row["f1"] < boot["tuned"]["f1_ci"][1]
   assert boot["majority"]["gain"] == pytest.approx(
       row["majority"]["f1"] - np.mean([m["f1"] for m in row["members"]]))

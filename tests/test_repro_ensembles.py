@@ -122,6 +122,8 @@ def test_run_ensemble_scores_the_readout_validation_picks(tmp_path):
     assert ro["f1_ci"][0] < ro["f1"] < ro["f1_ci"][1]
     assert ro["gain_ci"][0] < ro["gain"] < ro["gain_ci"][1]
   assert r["resamples"] == 2000 and "[" in ensembles.gain_text(r)
+  for own in r["member_scores"]:
+    assert own["f1_ci"][0] < own["f1"] < own["f1_ci"][1]
   assert state_lib.result_problem(r, "ensemble-x", "fp1") is None
   assert store.progress("ensemble-x")["attempts"] == 1
 

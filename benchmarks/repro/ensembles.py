@@ -45,6 +45,12 @@ def readouts_of(res: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
   return out
 
 
+def member_scores(res: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """Each member's own test scores, with its F1's bootstrap `f1_ci` where there is one."""
+  cis = (res.get("bootstrap") or {}).get("members") or [None] * len(res["members"])
+  return [dict(s, **({"f1_ci": ci} if ci else {})) for s, ci in zip(res["members"], cis)]
+
+
 def pick(readouts: Mapping[str, Mapping[str, Any]]) -> str:
   """The readout of the highest validation F1 (ties: the earlier in READOUTS)."""
   have = [r for r in READOUTS if r in readouts]
@@ -103,7 +109,7 @@ def _run(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, t0: float
       "readout": readout, "steps": [seed_ensemble.best_step(m) for m in models],
       "users": len(per_split["test"][0][1]),
       "validation_users": len(per_split["validation"][0][1]),
-      "member_scores": res["members"], "readouts": readouts, "pick": chosen,
+      "member_scores": member_scores(res), "readouts": readouts, "pick": chosen,
       "resamples": seed_ensemble.RESAMPLES,
       **{k: readouts[chosen][k] for k in KEYS},
       "validation_f1": readouts[chosen]["validation_f1"],
@@ -132,6 +138,7 @@ def ensembles_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
   rows = [r for r in results if r["kind"] == "ensemble"]
   if not rows:
     return []
+  resamples = " or ".join(sorted({f"{r.get('resamples') or 0:,}" for r in rows}))
   L = [f"## {plan_lib.GROUPS['ensembles']}", "",
        "Each row reads finished runs of the tables above as one per user, once they are all "
        "done (`repro/ensembles.py`, `benchmarks/seed_ensemble.py`'s readouts): each member's "
@@ -140,17 +147,17 @@ def ensembles_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
        "rationale, per user the genres at least half the members write, each at the median "
        "of their written means, read by the rule. Picks: the readout of the best validation "
        "F1, whose test figures are the row's F1 / precision / recall. Cells: test F1 "
-       "(validation F1). In brackets after the picked F1 and its gain over the members' "
-       "mean: 95% intervals over redraws of the test users with replacement "
-       "(`persoma.metrics.bootstrap`; the gain on the same redraws, with the share of "
-       "redraws where it is positive). They measure the users drawn, not the seeds. An "
-       "ensemble of M runs costs M trainings and M decodes per user.", "",
+       "(validation F1). In brackets after the members' and the picked F1 and the gain "
+       f"over the members' mean: 95% intervals over {resamples} redraws of the test users "
+       "with replacement (`persoma.metrics.bootstrap`; the gain on the same redraws, with "
+       "the share of redraws where it is positive). They measure the users drawn, not the "
+       "seeds. An ensemble of M runs costs M trainings and M decodes per user.", "",
        "| Ensemble | Members (own test F1) | Members' mean | Majority vote | Vote at the "
        "tuned cut | Consensus rationale | Picks | F1 | Gain over the members' mean | "
        "Precision | Recall |",
        "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
-    members = "<br>".join(f"`{m}` {fmt(s['f1'])}"
+    members = "<br>".join(f"`{m}` {fmt(s['f1'])}{_ci(s.get('f1_ci'))}"
                           for m, s in zip(r["members"], r["member_scores"]))
     ro = r["readouts"]
     tuned = ro["tuned"]
