@@ -2,7 +2,7 @@
 
   python benchmarks/seed_ensemble.py --work_dir ~/persoma_repro --name NAME \
       --run RUN_ID --run RUN_ID2 --run RUN_ID3 [--readout {stated,rationale}] \
-      [--out benchmarks/repro/seed_ensemble.json]
+      [--resamples 2000] [--out benchmarks/repro/seed_ensemble.json]
 
 Each member's best checkpoint greedily decodes the validation and the test users
 (`persoma-eval --split S --predictions`; its `inferences_<split>_step<step>.jsonl` beside the
@@ -18,6 +18,11 @@ member's labels are read from the rationale it wrote (`persoma.metrics.readout`,
 of the members' config.gin, which must be one rule) before the vote, and the row also scores
 the consensus rationale (`RationaleReadout.consensus`: per user, the genres at least half of
 the members write, each at the median of their written means, read by the rule once).
+
+Each readout and each member also gets a 95% interval of its test F1 over `--resamples` redraws
+of the test users with replacement, and each readout its gain over the members' mean F1 on the
+same redraws (`persoma.metrics.bootstrap`): how much of a difference the 280 users drawn could
+make, not the spread over seeds. `benchmarks/reproduce.py` runs this for its group-11 ensembles.
 
 A member is a run id under --work_dir or the path of a model dir (another work dir, e.g. a
 retrained seed). The members must have decoded the same users with the same target labels in
@@ -207,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
   if "consensus" in res:
     print(f"| consensus rationale (val F1 {res['consensus']['validation_f1']:.4f}) | | "
           f"{_prf(res['consensus'])} |")
+  boot = res.get("bootstrap")
+  if boot:
+    print(f"95% intervals over {boot['resamples']} redraws of the test users: " + "; ".join(
+        f"{k} F1 [{b['f1_ci'][0]:.4f}, {b['f1_ci'][1]:.4f}], gain over the members' mean "
+        f"{b['gain']:+.4f} [{b['gain_ci'][0]:+.4f}, {b['gain_ci'][1]:+.4f}]"
+        for k, b in boot.items() if isinstance(b, dict)))
   print(f"wrote {a.out} ({time.time() - t0:.0f} s)", file=sys.stderr)
   return 0
 

@@ -108,7 +108,8 @@ def test_main_writes_the_row_and_replaces_a_row_of_the_same_name(tmp_path, capsy
   row = rows[1]
   assert row["steps"] == [700, 700, 700] and row["users"] == {"validation": 60, "test": 50}
   assert len(row["members"]) == 3 and 0 < row["f1"] <= 1
-  assert "vote, cut" in capsys.readouterr().out
+  printed = capsys.readouterr().out
+  assert "vote, cut" in printed and "95% intervals over 2000 redraws" in printed
   boot = row["bootstrap"]  # the default: 2000 redraws of the test users per readout
   assert boot["resamples"] == 2000 and set(boot) == {"resamples", "tuned", "majority", "members"}
   assert boot["tuned"]["f1_ci"][0] < row["f1"] < boot["tuned"]["f1_ci"][1]
