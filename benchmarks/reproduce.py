@@ -182,8 +182,13 @@ class Program:
     """How deep `run` waits for planned runs: 0 for a run from scratch, 1 + its sources'
     deepest for a run initialised from a base or warm-started from a shorter run, or for an
     ensemble of members."""
-    srcs = [self.by_id[s] for s in run.sources or (run.warm_from,) if s in self.by_id]
+    srcs = self._waits_on(run)
     return 1 + max(map(self._chain_depth, srcs)) if srcs else 0
+
+  def _waits_on(self, run: plan_lib.Run) -> list[plan_lib.Run]:
+    """The planned runs `run` starts from: its base or its members, else the shorter run
+    it continues (if any)."""
+    return [self.by_id[s] for s in run.sources or (run.warm_from,) if s in self.by_id]
 
   def run_one(self, i: int, total: int, run: plan_lib.Run, cpu: int | None = None) -> str:
     """Runs (or skips) one planned run; returns "ok", "failed" (also: blocked),
@@ -209,7 +214,7 @@ class Program:
       print(f"{head}: running in another process, leaving it: {det} "
             f"({lock_lib.hint(self.store.lock_path(run.run_id))})", flush=True)
       return "busy"
-    for src in [self.by_id[s] for s in run.sources or (run.warm_from,) if s in self.by_id]:
+    for src in self._waits_on(run):
       if (src_st := self.status(src))[0] == "running":
         print(f"{head}: waits for {src.run_id}, running in another process: {src_st[1]}",
               flush=True)
