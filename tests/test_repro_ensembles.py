@@ -163,7 +163,8 @@ def test_the_page_lists_ensembles_and_the_target_names_the_best(plan):
   note = [t for t in targets.check_targets(results) if "N=50 reaches" in t][0]
   assert (f"best ensemble of {len(best.members)} runs (group 11, the readout validation "
           f"picks): F1 {0.5 + 0.01 * (len(ens) - 1):.4f}, its members' mean "
-          f"{0.48 + 0.01 * (len(ens) - 1):.4f}, `{best.run_id}`") in note
+          f"{0.48 + 0.01 * (len(ens) - 1):.4f}, `{best.run_id}`; lowest ensemble: F1 "
+          f"0.5000, `{ens[0].run_id}`") in note
   page = report.render(results, meta={}, missing=[], plot_file=None)
   assert f"| `{best.run_id}` | none (reads {len(best.members)} runs) |" in page
   assert ensembles.ensembles_section(fake_results()) == []

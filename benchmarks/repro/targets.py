@@ -64,6 +64,10 @@ def check_targets(results: Sequence[Mapping[str, Any]],
                      if ci else "")
                   + f", its members' mean {ensembles.members_mean(ens):.4f}, "
                   f"`{ens['run_id']}`")
+    low = min((r for r in results if r["kind"] == "ensemble" and r["history_size"] == 50),
+              key=lambda r: r["f1"])
+    if low is not ens:
+      best_note += f"; lowest ensemble: F1 {low['f1']:.4f}, `{low['run_id']}`"
   tuned50 = f1.get(("rule_tuned", 50))
   if tuned50 is not None and mlp50 is not None:  # how far 50 shown items can take a predictor
     best_note += f"; {TUNED_RULE} {tuned50:.4f}"
