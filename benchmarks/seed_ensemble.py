@@ -93,19 +93,19 @@ def ensemble(val: Sequence[tuple[Path, list, list[str], list[str]]],
   votes = [vote_shares(a) for a in answers]
   tau, curve = marginals.tune_threshold(votes[0], ys[0])
   majority = 0.5 + 1e-9 if len(val) % 2 == 0 else 0.5
+  preds = {"tuned": marginals.threshold(votes[1], tau),  # test [U, C] per readout
+           "majority": marginals.threshold(votes[1], majority)}
   out = {"threshold": tau, "validation_f1": curve[tau],
-         **_scores(marginal_eval.score(votes[1], ys[1], tau)),
-         "majority": {**_scores(marginal_eval.score(votes[1], ys[1], majority)),
+         **_scores(marginal_eval.score_indicators(preds["tuned"], ys[1])),
+         "majority": {**_scores(marginal_eval.score_indicators(preds["majority"], ys[1])),
                       "validation_f1": float(marginal_eval.score(votes[0], ys[0],
                                                                  majority)["f1"])},
          "members": [_scores(marginal_eval.score_indicators(a, ys[1])) for a in answers[1]]}
-  preds = {"tuned": marginals.threshold(votes[1], tau),
-           "majority": marginals.threshold(votes[1], majority)}
   if reader is not None:
-    val_f1, test_scores = (marginal_eval.score_indicators(reader.consensus_indicators(t), y)
-                           for t, y in zip(texts, ys))
-    out["consensus"] = {**_scores(test_scores), "validation_f1": float(val_f1["f1"])}
-    preds["consensus"] = reader.consensus_indicators(texts[1])
+    val_pred, preds["consensus"] = (reader.consensus_indicators(t) for t in texts)
+    out["consensus"] = {
+        **_scores(marginal_eval.score_indicators(preds["consensus"], ys[1])),
+        "validation_f1": float(marginal_eval.score_indicators(val_pred, ys[0])["f1"])}
   if resamples:
     weights = bootstrap.resample_weights(len(ys[1]), resamples)
     out["bootstrap"] = {"resamples": resamples, **{

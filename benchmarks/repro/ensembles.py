@@ -127,10 +127,10 @@ def members_mean(r: Mapping[str, Any]) -> float:
   return sum(s["f1"] for s in r["member_scores"]) / len(r["member_scores"])
 
 
-def best_ensemble(results: Sequence[Mapping[str, Any]], n: int) -> Mapping[str, Any] | None:
-  """The ensemble result at history size `n` with the highest (picked) test F1."""
-  return max((r for r in results if r["kind"] == "ensemble" and r["history_size"] == n),
-             key=lambda r: r["f1"], default=None)
+def ensembles_at(results: Sequence[Mapping[str, Any]], n: int) -> list[Mapping[str, Any]]:
+  """The ensemble results at history size `n`, lowest (picked) test F1 first."""
+  return sorted((r for r in results if r["kind"] == "ensemble" and r["history_size"] == n),
+                key=lambda r: r["f1"])
 
 
 def ensembles_section(results: Sequence[Mapping[str, Any]]) -> list[str]:

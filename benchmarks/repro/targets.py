@@ -55,8 +55,9 @@ def check_targets(results: Sequence[Mapping[str, Any]],
   if read is not None and mlp50 is not None:
     best_note += (f"; best read from the rationale (where validation picks it): F1 "
                   f"{read['readout']['f1']:.4f}, `{read['run_id']}`")
-  ens = ensembles.best_ensemble(results, 50)
-  if ens is not None and mlp50 is not None:
+  at50 = ensembles.ensembles_at(results, 50)
+  if at50 and mlp50 is not None:
+    ens, low = at50[-1], at50[0]
     ci = ens["readouts"][ens["pick"]].get("f1_ci")
     best_note += (f"; best ensemble of {len(ens['members'])} runs (group 11, the readout "
                   f"validation picks): F1 {ens['f1']:.4f}"
@@ -64,8 +65,6 @@ def check_targets(results: Sequence[Mapping[str, Any]],
                      if ci else "")
                   + f", its members' mean {ensembles.members_mean(ens):.4f}, "
                   f"`{ens['run_id']}`")
-    low = min((r for r in results if r["kind"] == "ensemble" and r["history_size"] == 50),
-              key=lambda r: r["f1"])
     if low is not ens:
       best_note += f"; lowest ensemble: F1 {low['f1']:.4f}, `{low['run_id']}`"
   tuned50 = f1.get(("rule_tuned", 50))
