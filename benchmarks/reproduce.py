@@ -16,7 +16,9 @@ kept in the run's result beside the greedy figures; `--add_marginals` does the s
 finished runs whose best checkpoint is still in the work dir and whose marginals are missing or
 of another decoding (they are replaced). A run with rationale targets is also scored with its
 labels read from the rationale it writes (repro.readout; validation and test users, greedy),
-kept as the result's `readout`; `--add_readout` adds it to finished runs that lack it.
+kept as the result's `readout`; `--add_readout` adds it to finished runs that lack it. An
+ensemble run (group 11, repro.ensembles) waits for its member runs and reads their best
+checkpoints' greedy decodes as one; their checkpoints must be in the work dir.
 
 Each run is a gin file under `gin/experiments/` plus `--gin.` bindings, with a stable run id
 (`--list` prints them). Finished runs (a valid result JSON for the same configuration) are
