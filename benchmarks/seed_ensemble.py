@@ -165,6 +165,19 @@ def member_inferences(model: Path, split: str) -> Path:
   return path
 
 
+def read_members(models: Sequence[Path], how: str, resamples: int
+                 ) -> tuple[dict[str, int], dict]:
+  """`ensemble` of the members whose model dirs these are (their greedy decodes of both
+  splits, decoded first where missing), each read as `how` (one of READOUTS), with the users
+  per split. Raises ValueError (members of other users or labels) or SystemExit (a failed
+  decoding, members of different rules), naming the files."""
+  per_split = {s: [(f, *main_eval.read_inferences(str(f)))
+                   for f in (member_inferences(m, s) for m in models)] for s in SPLITS}
+  reader = members_reader([f for f, *_ in per_split["test"]]) if how == "rationale" else None
+  return ({s: len(per_split[s][0][1]) for s in SPLITS},
+          ensemble(per_split["validation"], per_split["test"], reader, resamples))
+
+
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--work_dir", required=True, help="the reproduce.py work dir")
@@ -188,17 +201,12 @@ def main(argv: list[str] | None = None) -> int:
   models = run_models(a.work_dir, a.run)
   t0 = time.time()
   try:
-    per_split = {s: [(f, *main_eval.read_inferences(str(f)))
-                     for f in (member_inferences(m, s) for m in models)] for s in SPLITS}
-    reader = (members_reader([f for f, *_ in per_split["test"]])
-              if a.readout == "rationale" else None)
-    res = ensemble(per_split["validation"], per_split["test"], reader, a.resamples)
+    users, res = read_members(models, a.readout, a.resamples)
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
   row = {"name": a.name, "runs": [rationale_check.file_key(r) if "/" in r else r
                                    for r in a.run],
-         "readout": a.readout, "steps": [best_step(m) for m in models],
-         "users": {s: len(per_split[s][0][1]) for s in SPLITS}, **res}
+         "readout": a.readout, "steps": [best_step(m) for m in models], "users": users, **res}
   rows = [r for r in rows if r.get("name") != a.name] + [row]
   atomic_io.write_text(a.out, json.dumps(rows, indent=1) + "\n")
   print("| member | best step | test F1 (P / R) |\n|---|---|---|")

@@ -76,7 +76,6 @@ def _run(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, t0: float
   # benchmarks/ is on sys.path (reproduce.py, tests/repro_support.py); imported here, as
   # persoma-eval's reader loads JAX, which the page and --list do not need
   import seed_ensemble  # pylint: disable=g-import-not-at-top
-  from persoma.train import main_eval  # pylint: disable=g-import-not-at-top
   models = []
   for m in run.members:
     model = store.model_dir(m)
@@ -89,13 +88,7 @@ def _run(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, t0: float
     models.append(model)
   readout = dict(run.identity).get("readout", "stated")
   try:
-    per_split = {s: [(f, *main_eval.read_inferences(str(f)))
-                     for f in (seed_ensemble.member_inferences(m, s) for m in models)]
-                 for s in seed_ensemble.SPLITS}
-    reader = (seed_ensemble.members_reader([f for f, *_ in per_split["test"]])
-              if readout == "rationale" else None)
-    res = seed_ensemble.ensemble(per_split["validation"], per_split["test"], reader,
-                                 seed_ensemble.RESAMPLES)
+    users, res = seed_ensemble.read_members(models, readout, seed_ensemble.RESAMPLES)
   except SystemExit as e:  # the script's errors; here they fail this run, not the program
     raise RuntimeError(str(e).removeprefix("error: ")) from None
   readouts = readouts_of(res)
@@ -107,8 +100,7 @@ def _run(run: plan_lib.Run, store: state_lib.Store, fingerprint: str, t0: float
       "sampler": run.sampler, "fmt": run.fmt, "mode": "",
       "resample_labels": run.resample_labels, "members": list(run.members),
       "readout": readout, "steps": [seed_ensemble.best_step(m) for m in models],
-      "users": len(per_split["test"][0][1]),
-      "validation_users": len(per_split["validation"][0][1]),
+      "users": users["test"], "validation_users": users["validation"],
       "member_scores": member_scores(res), "readouts": readouts, "pick": chosen,
       "resamples": seed_ensemble.RESAMPLES,
       **{k: readouts[chosen][k] for k in KEYS},
